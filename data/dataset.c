@@ -47,8 +47,10 @@ static int open_int_1d(kd_dataset *d, const char *name, hid_t *out, uint64_t *le
     H5Tclose(t);
     H5Sclose(s);
     if (cls != H5T_INTEGER)
-        return kd_fail(err, KD_EINPUT, "%s: %s has a non-integer dtype (HDF5 class %d), expected "
-                       "an unsigned integer dtype", d->path, name, (int)cls);
+        return kd_fail(err, KD_EINPUT, "%s: %s has a %s dtype, expected an integer dtype "
+                       "(uint32 for tokens)", d->path, name,
+                       cls == H5T_FLOAT ? "floating-point" : cls == H5T_STRING ? "string"
+                                                                              : "non-integer");
     if (rank != 1)
         return kd_fail(err, KD_EINPUT, "%s: %s has rank %d, expected a 1-D dataset", d->path,
                        name, rank);

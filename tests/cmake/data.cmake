@@ -2,3 +2,18 @@
 # the `kdtrain data` tools through a tests-only driver (test_data_tool).
 add_executable(test_data_tool ${CMAKE_SOURCE_DIR}/tests/unit/test_data_tool.c)
 target_link_libraries(test_data_tool PRIVATE kdcore)
+
+kd_unit_test(data_roundtrip ${CMAKE_SOURCE_DIR}/tests/unit/test_data_roundtrip.c)
+kd_unit_test(data_validate ${CMAKE_SOURCE_DIR}/tests/unit/test_data_validate.c)
+kd_unit_test(data_sampler ${CMAKE_SOURCE_DIR}/tests/unit/test_data_sampler.c)
+
+# The same unit tests under valgrind: no invalid access and no definite/indirect leaks
+# (HDF5 keeps some global state until exit; that "still reachable" memory is not an error).
+find_program(KD_VALGRIND valgrind)
+if(KD_VALGRIND)
+  foreach(t data_roundtrip data_validate data_sampler)
+    add_test(NAME ${t}_valgrind COMMAND ${KD_VALGRIND} --quiet --leak-check=full
+      --errors-for-leak-kinds=definite,indirect --error-exitcode=99 $<TARGET_FILE:${t}>)
+    set_tests_properties(${t}_valgrind PROPERTIES LABELS "unit;valgrind" TIMEOUT 300)
+  endforeach()
+endif()
