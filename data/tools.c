@@ -124,7 +124,7 @@ static const char *HELP_SYNTH =
     "  and copying, byte-tokenized. Same seed (default 1234) -> identical files.\n";
 
 static int usage_error(const char *cmd, kd_error *err, const char *what, const char *arg) {
-    return kd_fail(err, KD_EINPUT, "kdtrain data %s: %s%s%s (see kdtrain data %s --help)", cmd,
+    return kd_fail(err, KD_EINPUT, "data %s: %s%s%s (see kdtrain data %s --help)", cmd,
                    what, arg ? " " : "", arg ? arg : "", cmd);
 }
 
@@ -221,16 +221,21 @@ static int cmd_synth(int argc, char **argv, kd_error *err) {
 
 int kd_data_main(int argc, char **argv) {
     kd_error err = {0};
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(HELP_DATA, argc < 2 ? stderr : stdout);
-        return argc < 2 ? KD_EINPUT : KD_OK;
+    if (argc < 2) {
+        fprintf(stderr, "kdtrain data: expected a subcommand pack|inspect|synth (see kdtrain "
+                        "data --help)\n");
+        return KD_EINPUT;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(HELP_DATA, stdout);
+        return KD_OK;
     }
     const char *cmd = argv[1];
     int rc;
     if (!strcmp(cmd, "pack")) rc = cmd_pack(argc - 1, argv + 1, &err);
     else if (!strcmp(cmd, "inspect")) rc = cmd_inspect(argc - 1, argv + 1, &err);
     else if (!strcmp(cmd, "synth")) rc = cmd_synth(argc - 1, argv + 1, &err);
-    else rc = kd_fail(&err, KD_EINPUT, "kdtrain data: unknown subcommand '%s', expected "
+    else rc = kd_fail(&err, KD_EINPUT, "data: unknown subcommand '%s', expected "
                       "pack|inspect|synth", cmd);
     if (rc == -1) return KD_OK;  // --help was printed
     if (rc != KD_OK) {

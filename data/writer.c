@@ -111,6 +111,18 @@ int kd_dataset_writer_open(kd_dataset_writer **out, const char *path, const char
         return kd_fail(err, KD_EINPUT, "%s: tokenizer name '%s', expected 1..31 characters",
                        path, tokenizer);
 
+    // a missing or read-only output directory is the user's mistake, not a runtime failure
+    char *parent = kd_strdup(path), *slash = strrchr(parent, '/');
+    if (slash) *slash = '\0';
+    const char *pdir = !slash ? "." : slash == parent ? "/" : parent;
+    if (access(pdir, W_OK | X_OK) != 0) {
+        kd_fail(err, KD_EINPUT, "%s: cannot write into directory '%s': %s", path, pdir,
+                strerror(errno));
+        free(parent);
+        return KD_EINPUT;
+    }
+    free(parent);
+
     kd_dataset_writer *w = kd_calloc(1, sizeof *w);
     w->file = w->tokens = w->mask = -1;
     w->vocab_size = vocab_size;

@@ -17,3 +17,10 @@ if(KD_VALGRIND)
     set_tests_properties(${t}_valgrind PROPERTIES LABELS "unit;valgrind" TIMEOUT 300)
   endforeach()
 endif()
+
+# Script tests call `$KD_DATA_TOOL data ...`; point KD_DATA_TOOL at the real kdtrain
+# binary once runtime/main.c dispatches `data` to kd_data_main.
+kd_script_test(data_cli data_cli.sh)
+set_property(TEST data_cli APPEND PROPERTY ENVIRONMENT "KD_DATA_TOOL=$<TARGET_FILE:test_data_tool>")
+kd_script_test(data_h5py data_h5py.sh)
+set_property(TEST data_h5py APPEND PROPERTY ENVIRONMENT "KD_DATA_TOOL=$<TARGET_FILE:test_data_tool>")
