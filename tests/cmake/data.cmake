@@ -26,3 +26,13 @@ kd_script_test(data_h5py data_h5py.sh)
 set_property(TEST data_h5py APPEND PROPERTY ENVIRONMENT "KD_DATA_TOOL=$<TARGET_FILE:test_data_tool>")
 kd_script_test(data_synth_learnable data_synth_learnable.sh)
 set_property(TEST data_synth_learnable APPEND PROPERTY ENVIRONMENT "KD_DATA_TOOL=$<TARGET_FILE:test_data_tool>")
+
+# Independent per-rank opens and rank slices under a real mpirun (2 and 3 ranks).
+add_executable(data_mpi ${CMAKE_SOURCE_DIR}/tests/unit/test_data_mpi.c)
+target_link_libraries(data_mpi PRIVATE kdcore)
+foreach(np 2 3)
+  add_test(NAME data_mpi_np${np} COMMAND timeout -k 10 120 ${KD_MPIRUN} ${KD_MPIRUN_FLAGS}
+    -np ${np} $<TARGET_FILE:data_mpi>)
+  set_tests_properties(data_mpi_np${np} PROPERTIES LABELS "mpi" TIMEOUT 150
+    ENVIRONMENT "OMP_NUM_THREADS=1")
+endforeach()
