@@ -43,7 +43,7 @@ int main(int argc, char **argv) {
 
     kd_dataset *d = NULL;
     long read = 0;
-    char *seen = calloc(BATCHES * G, 1);  // which global positions this rank read
+    char *seen = calloc(BATCHES * G, 1); // which global positions this rank read
     if (kd_dataset_open(&d, path, &err)) {
         fprintf(stderr, "FAIL rank %d: open: %s\n", rank, err.msg);
         bad++;

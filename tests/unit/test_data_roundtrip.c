@@ -15,14 +15,14 @@
 #include "data/writer.h"
 
 static int failures = 0;
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            failures++;                                                       \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);   \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fprintf(stderr, "\n");                                            \
-        }                                                                     \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+        }                                                                                          \
     } while (0)
 
 static char dir[64];
@@ -66,7 +66,8 @@ static void roundtrip(int with_mask) {
     }
     size_t at = 0;
     for (int i = 0; i < N_DOCS; i++) {
-        rc = kd_dataset_writer_add(w, stream + at, with_mask ? mstream + at : NULL, DOC_LEN[i], &err);
+        rc = kd_dataset_writer_add(w, stream + at, with_mask ? mstream + at : NULL, DOC_LEN[i],
+                                   &err);
         CHECK(rc == KD_OK, "add doc %d rc=%d %s", i, rc, err.msg);
         at += DOC_LEN[i];
     }
@@ -224,7 +225,9 @@ int main(void) {
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
-    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-    else printf("test_data_roundtrip: all checks passed\n");
+    if (failures)
+        fprintf(stderr, "%d check(s) failed\n", failures);
+    else
+        printf("test_data_roundtrip: all checks passed\n");
     return failures ? 1 : 0;
 }

@@ -12,14 +12,14 @@
 #include "data/sampler.h"
 
 static int failures = 0;
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            failures++;                                                       \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);   \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fprintf(stderr, "\n");                                            \
-        }                                                                     \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+        }                                                                                          \
     } while (0)
 
 static void permutation_per_epoch(void) {
@@ -32,8 +32,10 @@ static void permutation_per_epoch(void) {
             uint64_t dup = 0, out = 0;
             for (uint64_t i = 0; i < n; i++) {
                 uint64_t w = kd_sampler_window(42, n, e * n + i);
-                if (w >= n) out++;
-                else if (seen[w]++) dup++;
+                if (w >= n)
+                    out++;
+                else if (seen[w]++)
+                    dup++;
             }
             CHECK(dup == 0 && out == 0, "n=%llu epoch %llu: %llu duplicates, %llu out of range",
                   (unsigned long long)n, (unsigned long long)e, (unsigned long long)dup,
@@ -79,18 +81,18 @@ static void first_position_uniform(void) {
 }
 
 static void rank_slices(void) {
-    const uint64_t n = 53, G = 12, seed = 99;  // G not divisible by 5 or 7: uneven shares
+    const uint64_t n = 53, G = 12, seed = 99; // G not divisible by 5 or 7: uneven shares
     uint64_t global[5 * 12];
     for (uint64_t p = 0; p < 5 * G; p++) global[p] = kd_sampler_window(seed, n, p);
     for (int W = 1; W <= 7; W++) {
-        uint64_t got[5 * 12];
+        uint64_t got[5 * 12] = {0};
         int filled = 0, shape_ok = 1;
         for (uint64_t g = 0; g < 5; g++) {
             uint64_t next = 0, minc = G, maxc = 0;
             for (int r = 0; r < W; r++) {
                 uint64_t first, count;
                 kd_sampler_rank_slice(G, W, r, &first, &count);
-                if (first != next) shape_ok = 0;  // contiguous and disjoint
+                if (first != next) shape_ok = 0; // contiguous and disjoint
                 next = first + count;
                 minc = count < minc ? count : minc;
                 maxc = count > maxc ? count : maxc;
@@ -112,8 +114,8 @@ static void pinned(void) {
     const uint64_t want[6] = {814, 199, 494, 166, 109, 671};
     for (int i = 0; i < 6; i++) {
         uint64_t got = kd_sampler_window(1234, 1000, pos[i]);
-        CHECK(got == want[i], "position %llu: window %llu, pinned %llu",
-              (unsigned long long)pos[i], (unsigned long long)got, (unsigned long long)want[i]);
+        CHECK(got == want[i], "position %llu: window %llu, pinned %llu", (unsigned long long)pos[i],
+              (unsigned long long)got, (unsigned long long)want[i]);
     }
 }
 
@@ -123,7 +125,9 @@ int main(void) {
     first_position_uniform();
     rank_slices();
     pinned();
-    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-    else printf("test_data_sampler: all checks passed\n");
+    if (failures)
+        fprintf(stderr, "%d check(s) failed\n", failures);
+    else
+        printf("test_data_sampler: all checks passed\n");
     return failures ? 1 : 0;
 }

@@ -13,37 +13,38 @@
 #include "data/dataset.h"
 
 static int failures = 0;
-#define CHECK(cond, ...)                                                      \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            failures++;                                                       \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);   \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fprintf(stderr, "\n");                                            \
-        }                                                                     \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            failures++;                                                                            \
+            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+        }                                                                                          \
     } while (0)
 
 static char dir[64];
 
 // What to put in a test file; base() is a valid 8-token, 2-document dataset.
 typedef struct {
-    int tokens, offsets;    // include the dataset?
-    hid_t ttype;            // file type of /tokens
-    int trank;              // 1 or 2
+    int tokens, offsets; // include the dataset?
+    hid_t ttype;         // file type of /tokens
+    int trank;           // 1 or 2
     long long tok[8];
-    size_t n;               // number of tokens (<= 8 unless big_bad_at is set)
+    size_t n; // number of tokens (<= 8 unless big_bad_at is set)
     long long off[3];
     size_t m;
-    int mask_len;           // -1: no /loss_mask
-    int mask_val;           // value stored in every mask entry
-    const char *kind;       // NULL: attribute missing
-    int vocab;              // < 0: attribute missing
-    size_t big_bad_at;      // > 0: n = 1.2 Mi tokens of id 1, with id 300 at this index
+    int mask_len;      // -1: no /loss_mask
+    int mask_val;      // value stored in every mask entry
+    const char *kind;  // NULL: attribute missing
+    int vocab;         // < 0: attribute missing
+    size_t big_bad_at; // > 0: n = 1.2 Mi tokens of id 1, with id 300 at this index
 } spec;
 
 static spec base(void) {
-    spec s = {1, 1, H5T_STD_U32LE, 1, {256, 10, 20, 257, 256, 30, 40, 257}, 8, {0, 4, 8}, 3,
-              -1, 1, "tokens", 259, 0};
+    spec s = {
+        1, 1,        H5T_STD_U32LE, 1, {256, 10, 20, 257, 256, 30, 40, 257}, 8, {0, 4, 8}, 3, -1,
+        1, "tokens", 259,           0};
     return s;
 }
 
@@ -57,7 +58,7 @@ static void put_i64(hid_t f, const char *name, long long v) {
 
 static void put_str(hid_t f, const char *name, const char *v) {
     hid_t s = H5Screate(H5S_SCALAR), t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, strlen(v));  // fixed length (the writer uses variable length)
+    H5Tset_size(t, strlen(v)); // fixed length (the writer uses variable length)
     hid_t a = H5Acreate2(f, name, t, s, H5P_DEFAULT, H5P_DEFAULT);
     H5Awrite(a, t, v);
     H5Aclose(a);
@@ -65,8 +66,8 @@ static void put_str(hid_t f, const char *name, const char *v) {
     H5Sclose(s);
 }
 
-static void put_1d(hid_t f, const char *name, hid_t ftype, hid_t mtype, const void *buf,
-                   hsize_t n, int rank) {
+static void put_1d(hid_t f, const char *name, hid_t ftype, hid_t mtype, const void *buf, hsize_t n,
+                   int rank) {
     hsize_t dims[2] = {rank == 2 ? n / 2 : n, 2};
     hid_t s = H5Screate_simple(rank, dims, NULL);
     hid_t d = H5Dcreate2(f, name, ftype, s, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -104,14 +105,16 @@ static void make(const char *path, const spec *s) {
 // Open path and expect KD_EINPUT with a one-line message "path: ..." containing want.
 static void expect_error(const char *what, const char *path, const char *want) {
     kd_error err = {0};
-    kd_dataset *d = (kd_dataset *)&err;  // must be reset to NULL
+    kd_dataset *d = (kd_dataset *)&err; // must be reset to NULL
     int rc = kd_dataset_open(&d, path, &err);
     if (getenv("KD_TEST_VERBOSE")) printf("%-20s %s\n", what, err.msg);
     CHECK(rc == KD_EINPUT && err.code == KD_EINPUT, "%s: rc=%d, expected KD_EINPUT (%s)", what, rc,
           err.msg);
     CHECK(d == NULL, "%s: handle not NULL on error", what);
-    CHECK(strncmp(err.msg, path, strlen(path)) == 0, "%s: message does not start with the path: "
-          "'%s'", what, err.msg);
+    CHECK(strncmp(err.msg, path, strlen(path)) == 0,
+          "%s: message does not start with the path: "
+          "'%s'",
+          what, err.msg);
     CHECK(strstr(err.msg, want) != NULL, "%s: message '%s' lacks '%s'", what, err.msg, want);
     CHECK(strchr(err.msg, '\n') == NULL, "%s: message is not one line: '%s'", what, err.msg);
     if (rc == KD_OK) kd_dataset_close(d);
@@ -197,7 +200,7 @@ int main(void) {
     case_spec("id_too_big", s, "/tokens[3] = 300 >= vocab_size 259");
     s = base(), s.ttype = H5T_STD_I32LE, s.tok[5] = -4;
     case_spec("id_negative", s, "/tokens[5] = -4 < 0");
-    s = base(), s.big_bad_at = (1u << 20) + 5;  // in the second scan block
+    s = base(), s.big_bad_at = (1u << 20) + 5; // in the second scan block
     case_spec("id_too_big_late", s, "/tokens[1048581] = 300 >= vocab_size 259");
     s = base(), s.mask_len = 7;
     case_spec("mask_length", s, "/loss_mask has 7 entries, expected 8");
@@ -209,13 +212,15 @@ int main(void) {
     case_spec("bad_kind", s, "kind = 'images'");
     s = base(), s.vocab = -1;
     case_spec("no_vocab", s, "attribute 'vocab_size' is missing");
-    s = base(), s.vocab = 100;  // then bos_id 256 is out of range
+    s = base(), s.vocab = 100; // then bos_id 256 is out of range
     case_spec("bos_outside_vocab", s, "bos_id = 256, expected -1..99");
 
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
-    if (failures) fprintf(stderr, "%d check(s) failed\n", failures);
-    else printf("test_data_validate: all checks passed\n");
+    if (failures)
+        fprintf(stderr, "%d check(s) failed\n", failures);
+    else
+        printf("test_data_validate: all checks passed\n");
     return failures ? 1 : 0;
 }
