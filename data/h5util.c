@@ -10,7 +10,8 @@ int kd_h5_read_int_attr(hid_t obj, const char *name, long long *v) {
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0) return -1;
     hid_t t = H5Aget_type(a), s = H5Aget_space(a);
-    if (t >= 0 && s >= 0 && H5Tget_class(t) == H5T_INTEGER && H5Sget_simple_extent_npoints(s) == 1) {
+    if (t >= 0 && s >= 0 && H5Tget_class(t) == H5T_INTEGER &&
+        H5Sget_simple_extent_npoints(s) == 1) {
         long long x = 0;
         if (H5Aread(a, H5T_NATIVE_LLONG, &x) >= 0) {
             *v = x;

@@ -37,12 +37,12 @@ int kd_data_inspect(const char *path, int first, FILE *f, kd_error *err) {
         rc = kd_dataset_read_tokens(d, s, k, tok, mask, err);
         if (rc) break;
         for (size_t i = 0; i < k; i++) {
-            count[tok[i]]++;  // ids were validated at open
+            count[tok[i]]++; // ids were validated at open
             masked += mask[i];
         }
         if (s == 0) memcpy(head, tok, (size_t)nhead * sizeof *head);
     }
-    double h = 0.0;  // entropy of the empirical unigram distribution, summed in double
+    double h = 0.0; // entropy of the empirical unigram distribution, summed in double
     int distinct = 0;
     for (int v = 0; v < in->vocab_size; v++)
         if (count[v]) {
@@ -72,8 +72,7 @@ int kd_data_inspect(const char *path, int first, FILE *f, kd_error *err) {
         if (strcmp(in->tokenizer, KD_TOK_BYTES_NAME) == 0) {
             char piece[16];
             fprintf(f, "first_text: \"");
-            for (int i = 0; i < nhead; i++)
-                fputs(kd_tokenizer_bytes_piece(head[i], piece), f);
+            for (int i = 0; i < nhead; i++) fputs(kd_tokenizer_bytes_piece(head[i], piece), f);
             fprintf(f, "\"\n");
         }
     }

@@ -34,8 +34,8 @@ uint64_t kd_sampler_window(uint64_t seed, uint64_t n, uint64_t pos) {
     uint64_t key = mix64(mix64(seed) ^ (epoch * 0xd1b54a32d192ed03ull + 1));
     int bits = 1;
     while (bits < 64 && (1ull << bits) < n) bits++;
-    int half = (bits + 1) / 2;  // domain 2^(2*half) >= n, < 4n
-    if (half > 31) half = 32;   // n > 2^62 is not a real dataset; keep shifts defined
+    int half = (bits + 1) / 2; // domain 2^(2*half) >= n, < 4n
+    if (half > 31) half = 32;  // n > 2^62 is not a real dataset; keep shifts defined
     uint64_t v = i;
     do v = feistel(v, half, key);
     while (v >= n);

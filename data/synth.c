@@ -19,13 +19,15 @@ typedef struct {
     uint64_t s;
 } rng_t;
 
-static uint64_t rng_next(rng_t *r) {  // splitmix64
+static uint64_t rng_next(rng_t *r) { // splitmix64
     uint64_t x = (r->s += 0x9e3779b97f4a7c15ull);
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     return x ^ (x >> 31);
 }
-static int rng_int(rng_t *r, int n) { return (int)(rng_next(r) % (uint64_t)n); }
+static int rng_int(rng_t *r, int n) {
+    return (int)(rng_next(r) % (uint64_t)n);
+}
 #define PICK(r, arr) (arr[rng_int((r), (int)(sizeof(arr) / sizeof(arr[0])))])
 
 // ============================================================================ generators
@@ -39,9 +41,8 @@ static const char *PLACE[] = {"park", "river", "house", "garden", "forest", "tow
 
 // "the big dog likes the red cat in the park."
 static void gen_sentence(rng_t *r, char *buf, size_t *len, size_t cap) {
-    *len += snprintf(buf + *len, cap - *len, "the %s %s %s the %s %s in the %s.\n",
-                     PICK(r, ADJ), PICK(r, NOUN), PICK(r, VERB), PICK(r, ADJ), PICK(r, NOUN),
-                     PICK(r, PLACE));
+    *len += snprintf(buf + *len, cap - *len, "the %s %s %s the %s %s in the %s.\n", PICK(r, ADJ),
+                     PICK(r, NOUN), PICK(r, VERB), PICK(r, ADJ), PICK(r, NOUN), PICK(r, PLACE));
 }
 
 // "12+7=19." or "15-4=11."
@@ -56,12 +57,12 @@ static void gen_arith(rng_t *r, char *buf, size_t *len, size_t cap) {
 
 // "k=3 q=7 m=1; q? 7." : look up a key in the list just seen.
 static void gen_keyvalue(rng_t *r, char *buf, size_t *len, size_t cap) {
-    char keys[6];
-    int vals[6], n = 3 + rng_int(r, 4);
+    char keys[6] = {0};
+    int vals[6] = {0}, n = 3 + rng_int(r, 4);
     for (int i = 0; i < n; i++) {
         char k;
         int dup;
-        do {  // distinct keys
+        do { // distinct keys
             k = (char)('a' + rng_int(r, 26));
             dup = 0;
             for (int j = 0; j < i; j++) dup |= keys[j] == k;
@@ -105,8 +106,7 @@ static const gen_fn GENERATORS[] = {gen_sentence, gen_arith, gen_keyvalue, gen_c
 static int write_corpus(const char *path, uint64_t seed, uint64_t n_tokens, kd_error *err) {
     kd_dataset_writer *w;
     int rc = kd_dataset_writer_open(&w, path, "tokens", KD_TOK_BYTES_VOCAB, KD_TOK_BYTES_BOS,
-                                    KD_TOK_BYTES_EOS, KD_TOK_BYTES_PAD, 0, KD_TOK_BYTES_NAME,
-                                    err);
+                                    KD_TOK_BYTES_EOS, KD_TOK_BYTES_PAD, 0, KD_TOK_BYTES_NAME, err);
     if (rc) return rc;
     rng_t r = {seed};
     char text[DOC_MAX_LINES * LINE_ROOM];

@@ -12,8 +12,8 @@
 // ============================================================================ pack
 
 // Append one document BOS + text + EOS (skipped when text is empty).
-static int add_doc(kd_dataset_writer *w, const char *text, size_t n, int32_t **ids,
-                   size_t *cap, kd_error *err) {
+static int add_doc(kd_dataset_writer *w, const char *text, size_t n, int32_t **ids, size_t *cap,
+                   kd_error *err) {
     if (n == 0) return KD_OK;
     if (n + 2 > *cap) {
         *cap = n + 2;
@@ -39,14 +39,14 @@ static int add_paragraphs(kd_dataset_writer *w, const char *text, size_t n, int3
     int rc = KD_OK, in_par = 0;
     while (rc == KD_OK && i <= n) {
         size_t e = i;
-        while (e < n && text[e] != '\n') e++;  // line is [i, e)
+        while (e < n && text[e] != '\n') e++; // line is [i, e)
         int blank = is_blank_line(text + i, e - i);
         if (!blank && !in_par) {
             start = i;
             in_par = 1;
         }
         if (in_par && (blank || e >= n)) {
-            size_t end = blank ? (i > start ? i - 1 : start) : e;  // drop the '\n' before
+            size_t end = blank ? (i > start ? i - 1 : start) : e; // drop the '\n' before
             rc = add_doc(w, text + start, end - start, ids, cap, err);
             in_par = 0;
         }
@@ -79,8 +79,7 @@ int kd_data_pack(const char *const *files, int n_files, const char *out, int par
                  kd_error *err) {
     kd_dataset_writer *w;
     int rc = kd_dataset_writer_open(&w, out, "tokens", KD_TOK_BYTES_VOCAB, KD_TOK_BYTES_BOS,
-                                    KD_TOK_BYTES_EOS, KD_TOK_BYTES_PAD, 0, KD_TOK_BYTES_NAME,
-                                    err);
+                                    KD_TOK_BYTES_EOS, KD_TOK_BYTES_PAD, 0, KD_TOK_BYTES_NAME, err);
     if (rc) return rc;
     int32_t *ids = NULL;
     size_t cap = 0;
@@ -124,8 +123,8 @@ static const char *HELP_SYNTH =
     "  and copying, byte-tokenized. Same seed (default 1234) -> identical files.\n";
 
 static int usage_error(const char *cmd, kd_error *err, const char *what, const char *arg) {
-    return kd_fail(err, KD_EINPUT, "kdtrain data %s: %s%s%s (see kdtrain data %s --help)", cmd,
-                   what, arg ? " " : "", arg ? arg : "", cmd);
+    return kd_fail(err, KD_EINPUT, "data %s: %s%s%s (see kdtrain data %s --help)", cmd, what,
+                   arg ? " " : "", arg ? arg : "", cmd);
 }
 
 static int parse_u64(const char *s, uint64_t *v) {
@@ -150,8 +149,10 @@ static int cmd_pack(int argc, char **argv, kd_error *err) {
         } else if (!strcmp(argv[i], "--text")) {
             while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) files[nf++] = argv[++i];
         } else if (!strcmp(argv[i], "--out")) {
-            if (i + 1 >= argc) rc = usage_error("pack", err, "--out needs a file name", NULL);
-            else out = argv[++i];
+            if (i + 1 >= argc)
+                rc = usage_error("pack", err, "--out needs a file name", NULL);
+            else
+                out = argv[++i];
         } else if (!strcmp(argv[i], "--eos-between")) {
             para = 1;
         } else {
@@ -161,8 +162,7 @@ static int cmd_pack(int argc, char **argv, kd_error *err) {
     if (rc == KD_OK && nf == 0) rc = usage_error("pack", err, "expected --text FILE...", NULL);
     if (rc == KD_OK && !out) rc = usage_error("pack", err, "expected --out F.h5", NULL);
     if (rc == KD_OK) rc = kd_data_pack(files, nf, out, para, err);
-    if (rc == KD_OK)
-        printf("packed %d file(s) into %s\n", nf, out);
+    if (rc == KD_OK) printf("packed %d file(s) into %s\n", nf, out);
     free(files);
     return rc;
 }
@@ -181,8 +181,8 @@ static int cmd_inspect(int argc, char **argv, kd_error *err) {
         } else if (argv[i][0] == '-') {
             return usage_error("inspect", err, "unknown option", argv[i]);
         } else if (path) {
-            return usage_error("inspect", err, "expected one dataset file, found another:",
-                               argv[i]);
+            return usage_error("inspect", err,
+                               "expected one dataset file, found another:", argv[i]);
         } else {
             path = argv[i];
         }
@@ -204,13 +204,17 @@ static int cmd_synth(int argc, char **argv, kd_error *err) {
             i++;
         } else if (!strcmp(a, "--seed") || !strcmp(a, "--tokens")) {
             if (parse_u64(v, !strcmp(a, "--seed") ? &seed : &tokens))
-                return usage_error("synth", err, a[2] == 's' ? "--seed expects a non-negative "
-                                   "integer, found" : "--tokens expects a non-negative integer, "
-                                   "found", v ? v : "nothing");
+                return usage_error("synth", err,
+                                   a[2] == 's' ? "--seed expects a non-negative "
+                                                 "integer, found"
+                                               : "--tokens expects a non-negative integer, "
+                                                 "found",
+                                   v ? v : "nothing");
             i++;
         } else {
-            return usage_error("synth", err, !strcmp(a, "--out") ? "--out needs a directory" :
-                               "unknown argument", !strcmp(a, "--out") ? NULL : a);
+            return usage_error("synth", err,
+                               !strcmp(a, "--out") ? "--out needs a directory" : "unknown argument",
+                               !strcmp(a, "--out") ? NULL : a);
         }
     }
     if (!dir) return usage_error("synth", err, "expected --out DIR", NULL);
@@ -221,18 +225,29 @@ static int cmd_synth(int argc, char **argv, kd_error *err) {
 
 int kd_data_main(int argc, char **argv) {
     kd_error err = {0};
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(HELP_DATA, argc < 2 ? stderr : stdout);
-        return argc < 2 ? KD_EINPUT : KD_OK;
+    if (argc < 2) {
+        fprintf(stderr, "kdtrain data: expected a subcommand pack|inspect|synth (see kdtrain "
+                        "data --help)\n");
+        return KD_EINPUT;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(HELP_DATA, stdout);
+        return KD_OK;
     }
     const char *cmd = argv[1];
     int rc;
-    if (!strcmp(cmd, "pack")) rc = cmd_pack(argc - 1, argv + 1, &err);
-    else if (!strcmp(cmd, "inspect")) rc = cmd_inspect(argc - 1, argv + 1, &err);
-    else if (!strcmp(cmd, "synth")) rc = cmd_synth(argc - 1, argv + 1, &err);
-    else rc = kd_fail(&err, KD_EINPUT, "kdtrain data: unknown subcommand '%s', expected "
-                      "pack|inspect|synth", cmd);
-    if (rc == -1) return KD_OK;  // --help was printed
+    if (!strcmp(cmd, "pack"))
+        rc = cmd_pack(argc - 1, argv + 1, &err);
+    else if (!strcmp(cmd, "inspect"))
+        rc = cmd_inspect(argc - 1, argv + 1, &err);
+    else if (!strcmp(cmd, "synth"))
+        rc = cmd_synth(argc - 1, argv + 1, &err);
+    else
+        rc = kd_fail(&err, KD_EINPUT,
+                     "data: unknown subcommand '%s', expected "
+                     "pack|inspect|synth",
+                     cmd);
+    if (rc == -1) return KD_OK; // --help was printed
     if (rc != KD_OK) {
         fprintf(stderr, "kdtrain: %s\n", err.msg);
         return rc == KD_EINPUT ? KD_EINPUT : KD_ERUNTIME;

@@ -18,13 +18,13 @@
 
 struct kd_dataset_writer {
     char *path, *tmp;
-    hid_t file, tokens, mask;  // mask < 0 without a mask
+    hid_t file, tokens, mask; // mask < 0 without a mask
     int vocab_size, failed;
-    uint32_t *tbuf;  // (CHUNK) tokens not yet written
-    uint8_t *mbuf;   // (CHUNK) their mask values
+    uint32_t *tbuf; // (CHUNK) tokens not yet written
+    uint8_t *mbuf;  // (CHUNK) their mask values
     size_t nbuf;
-    uint64_t n_written;           // tokens already in the file
-    uint64_t *offsets;            // (n_docs+1)
+    uint64_t n_written; // tokens already in the file
+    uint64_t *offsets;  // (n_docs+1)
     size_t n_docs, cap_docs;
 };
 
@@ -61,14 +61,15 @@ static int flush_buf(kd_dataset_writer *w, kd_error *err) {
     if (w->nbuf == 0) return KD_OK;
     int bad = 0;
     H5E_BEGIN_TRY {
-        bad = append(w->tokens, H5T_NATIVE_UINT32, w->n_written, w->tbuf, w->nbuf) < 0 ||
-              (w->mask >= 0 && append(w->mask, H5T_NATIVE_UINT8, w->n_written, w->mbuf, w->nbuf) < 0);
+        bad =
+            append(w->tokens, H5T_NATIVE_UINT32, w->n_written, w->tbuf, w->nbuf) < 0 ||
+            (w->mask >= 0 && append(w->mask, H5T_NATIVE_UINT8, w->n_written, w->mbuf, w->nbuf) < 0);
     }
     H5E_END_TRY;
     if (bad) {
         w->failed = 1;
-        return kd_fail(err, KD_ERUNTIME, "%s: HDF5 write of %zu tokens failed (disk full?)",
-                       w->tmp, w->nbuf);
+        return kd_fail(err, KD_ERUNTIME, "%s: HDF5 write of %zu tokens failed (disk full?)", w->tmp,
+                       w->nbuf);
     }
     w->n_written += w->nbuf;
     w->nbuf = 0;
@@ -108,8 +109,20 @@ int kd_dataset_writer_open(kd_dataset_writer **out, const char *path, const char
             return kd_fail(err, KD_EINPUT, "%s: special id %d, expected -1..%d", path, ids[i],
                            vocab_size - 1);
     if (strlen(tokenizer) >= 32 || strlen(tokenizer) == 0)
-        return kd_fail(err, KD_EINPUT, "%s: tokenizer name '%s', expected 1..31 characters",
-                       path, tokenizer);
+        return kd_fail(err, KD_EINPUT, "%s: tokenizer name '%s', expected 1..31 characters", path,
+                       tokenizer);
+
+    // a missing or read-only output directory is the user's mistake, not a runtime failure
+    char *parent = kd_strdup(path), *slash = strrchr(parent, '/');
+    if (slash) *slash = '\0';
+    const char *pdir = !slash ? "." : slash == parent ? "/" : parent;
+    if (access(pdir, W_OK | X_OK) != 0) {
+        kd_fail(err, KD_EINPUT, "%s: cannot write into directory '%s': %s", path, pdir,
+                strerror(errno));
+        free(parent);
+        return KD_EINPUT;
+    }
+    free(parent);
 
     kd_dataset_writer *w = kd_calloc(1, sizeof *w);
     w->file = w->tokens = w->mask = -1;
@@ -149,7 +162,7 @@ int kd_dataset_writer_open(kd_dataset_writer **out, const char *path, const char
         int created = w->file >= 0;
         kd_fail(err, KD_ERUNTIME, "%s: cannot create dataset file %s%s%s", path, w->tmp,
                 created ? "" : ": ", created ? "" : strerror(e));
-        kd_dataset_writer_close(w, 0, NULL);  // closes handles, removes the tmp file
+        kd_dataset_writer_close(w, 0, NULL); // closes handles, removes the tmp file
         return KD_ERUNTIME;
     }
     *out = w;
@@ -158,8 +171,7 @@ int kd_dataset_writer_open(kd_dataset_writer **out, const char *path, const char
 
 int kd_dataset_writer_add(kd_dataset_writer *w, const int32_t *tokens, const uint8_t *mask,
                           size_t n, kd_error *err) {
-    if (w->failed)
-        return kd_fail(err, KD_EINTERNAL, "%s: writer used after a failed add", w->path);
+    if (w->failed) return kd_fail(err, KD_EINTERNAL, "%s: writer used after a failed add", w->path);
     if ((mask != NULL) != (w->mask >= 0))
         return kd_fail(err, KD_EINTERNAL, "%s: document %s a loss mask but the dataset %s one",
                        w->path, mask ? "has" : "lacks", mask ? "has no" : "has");
@@ -198,11 +210,12 @@ uint64_t kd_dataset_writer_n_tokens(const kd_dataset_writer *w) {
 
 // Write /offsets, close the file, fsync it, rename into place.
 static int commit(kd_dataset_writer *w, kd_error *err) {
-    if (w->failed)
-        return kd_fail(err, KD_EINTERNAL, "%s: commit after a failed add", w->path);
+    if (w->failed) return kd_fail(err, KD_EINTERNAL, "%s: commit after a failed add", w->path);
     if (w->offsets[w->n_docs] == 0)
-        return kd_fail(err, KD_EINPUT, "%s: no tokens were added, refusing to write an empty "
-                       "dataset", w->path);
+        return kd_fail(err, KD_EINPUT,
+                       "%s: no tokens were added, refusing to write an empty "
+                       "dataset",
+                       w->path);
     int rc = flush_buf(w, err);
     if (rc) return rc;
     int bad = 0;
@@ -211,10 +224,10 @@ static int commit(kd_dataset_writer *w, kd_error *err) {
         hid_t s = H5Screate_simple(1, &m, NULL);
         hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
         H5Pset_obj_track_times(dcpl, 0);
-        hid_t ds = H5Dcreate2(w->file, "/offsets", H5T_STD_U64LE, s, H5P_DEFAULT, dcpl,
-                              H5P_DEFAULT);
-        bad = ds < 0 || H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                 w->offsets) < 0;
+        hid_t ds =
+            H5Dcreate2(w->file, "/offsets", H5T_STD_U64LE, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        bad = ds < 0 ||
+              H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->offsets) < 0;
         if (ds >= 0) H5Dclose(ds);
         H5Pclose(dcpl);
         H5Sclose(s);
@@ -226,8 +239,7 @@ static int commit(kd_dataset_writer *w, kd_error *err) {
     }
     H5E_END_TRY;
     if (bad)
-        return kd_fail(err, KD_ERUNTIME, "%s: HDF5 failed finishing the file (disk full?)",
-                       w->tmp);
+        return kd_fail(err, KD_ERUNTIME, "%s: HDF5 failed finishing the file (disk full?)", w->tmp);
     int fd = open(w->tmp, O_RDONLY);
     if (fd < 0 || fsync(fd) != 0) {
         int e = errno;

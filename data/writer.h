@@ -11,7 +11,7 @@
 
 #include "runtime/common.h"
 
-typedef struct kd_dataset_writer kd_dataset_writer;  // opaque
+typedef struct kd_dataset_writer kd_dataset_writer; // opaque
 
 // kind: tokens|sft|preference|kd; special ids in [0,vocab) or -1 (none); with_mask adds
 // /loss_mask. Errors: KD_EINPUT for bad arguments, KD_ERUNTIME if the file cannot be made.
