@@ -16,15 +16,15 @@ extern "C" {
 
 // A failing CUDA/cuBLAS call inside an op is a lost device or a bug: print where, abort.
 // (Ops return void by contract; the probe below reports recoverable problems instead.)
-#define CUDA_CHECK(call)                                                                   \
-    do {                                                                                   \
-        cudaError_t e_ = (call);                                                           \
-        if (e_ != cudaSuccess) cuda_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_)); \
+#define CUDA_CHECK(call)                                                                           \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) cuda_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_));        \
     } while (0)
-#define BLAS_CHECK(call)                                                                   \
-    do {                                                                                   \
-        cublasStatus_t s_ = (call);                                                        \
-        if (s_ != CUBLAS_STATUS_SUCCESS) cuda_die(__FILE__, __LINE__, #call, "cuBLAS error"); \
+#define BLAS_CHECK(call)                                                                           \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS) cuda_die(__FILE__, __LINE__, #call, "cuBLAS error");      \
     } while (0)
 
 static void cuda_die(const char *file, int line, const char *what, const char *why) {
@@ -34,10 +34,12 @@ static void cuda_die(const char *file, int line, const char *what, const char *w
 }
 
 static cublasHandle_t g_blas;
-static double *g_dscratch;  // one double on the device, for sumsq
+static double *g_dscratch; // one double on the device, for sumsq
 
-static const int TPB = 256;  // threads per block
-static unsigned nblocks(size_t n) { return (unsigned)((n + TPB - 1) / TPB); }
+static const int TPB = 256; // threads per block
+static unsigned nblocks(size_t n) {
+    return (unsigned)((n + TPB - 1) / TPB);
+}
 
 // Block-wide sum of v (double); every thread gets the total. blockDim.x == TPB.
 __device__ double block_sum(double v) {
@@ -70,7 +72,7 @@ __device__ float block_max(float v) {
 static void *cu_alloc(size_t bytes) {
     void *p = NULL;
     if (cudaMalloc(&p, bytes ? bytes : 4) != cudaSuccess) {
-        cudaGetLastError();  // clear the sticky-free error so later calls are unaffected
+        cudaGetLastError(); // clear the sticky-free error so later calls are unaffected
         return NULL;
     }
     CUDA_CHECK(cudaMemset(p, 0, bytes ? bytes : 4));
@@ -86,7 +88,8 @@ static void cu_download(void *dst, const void *src, size_t bytes) {
     if (bytes) CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
 }
 static void cu_copy(void *dst, const void *src, size_t bytes) {
-    if (bytes && dst != src) CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+    if (bytes && dst != src)
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
 }
 static void cu_zero(void *dst, size_t bytes) {
     if (bytes) CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, 0));
@@ -95,20 +98,24 @@ static void cu_zero(void *dst, size_t bytes) {
 // ============================================================================ elementwise
 
 __global__ void k_add(float *out, const float *a, const float *b, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
         out[i] = a[i] + b[i];
 }
 __global__ void k_axpy(float *y, float a, const float *x, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
         y[i] += a * x[i];
 }
 __global__ void k_scale(float *x, float s, size_t n) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
         x[i] *= s;
 }
 __global__ void k_sumsq(double *acc, const float *x, size_t n) {
     double s = 0.0;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
         s += (double)x[i] * x[i];
     s = block_sum(s);
     if (threadIdx.x == 0) atomicAdd(acc, s);
@@ -165,21 +172,27 @@ static void cu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids,
 static void cu_matmul_fwd(float *out, const float *inp, const float *w, int N, int C, int OC) {
     const float one = 1.0f, zero = 0.0f;
     if (N <= 0 || OC <= 0) return;
-    BLAS_CHECK(cublasSgemm(g_blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, C, inp, C, &zero, out, OC));
+    BLAS_CHECK(cublasSgemm(g_blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, C, inp, C, &zero,
+                           out, OC));
 }
 // dinp^T (C,N) += w^T (C,OC) . dout^T (OC,N) ; dw^T (C,OC) += inp^T (C,N) . dout (N,OC).
 static void cu_matmul_bwd(float *dinp, float *dw, const float *dout, const float *inp,
                           const float *w, int N, int C, int OC) {
     const float one = 1.0f;
     if (N <= 0 || C <= 0 || OC <= 0) return;
-    if (dinp) BLAS_CHECK(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w, C, dout, OC, &one, dinp, C));
-    if (dw) BLAS_CHECK(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dw, C));
+    if (dinp)
+        BLAS_CHECK(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w, C, dout, OC,
+                               &one, dinp, C));
+    if (dw)
+        BLAS_CHECK(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC,
+                               &one, dw, C));
 }
 
 // ============================================================================ RMSNorm
 
 // One block per row.
-__global__ void k_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int C, float eps) {
+__global__ void k_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int C,
+                              float eps) {
     const float *x = inp + (size_t)blockIdx.x * C;
     float *y = out + (size_t)blockIdx.x * C;
     double ss = 0.0;
@@ -201,18 +214,20 @@ __global__ void k_rmsnorm_bwd_dinp(float *dinp, const float *dout, const float *
     for (int c = threadIdx.x; c < C; c += blockDim.x) dx[c] += r * w[c] * dy[c] - k * x[c];
 }
 // One thread per column, looping over rows.
-__global__ void k_rmsnorm_bwd_dw(float *dw, const float *dout, const float *inp, const float *rstd, int N, int C) {
+__global__ void k_rmsnorm_bwd_dw(float *dw, const float *dout, const float *inp, const float *rstd,
+                                 int N, int C) {
     int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= C) return;
     float acc = 0.0f;
     for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + c] * inp[(size_t)n * C + c] * rstd[n];
     dw[c] += acc;
 }
-static void cu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C, float eps) {
+static void cu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                           float eps) {
     if (N > 0) k_rmsnorm_fwd<<<N, TPB>>>(out, rstd, inp, w, C, eps);
 }
-static void cu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                           const float *rstd, int N, int C) {
+static void cu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp,
+                           const float *w, const float *rstd, int N, int C) {
     if (N <= 0) return;
     if (dinp) k_rmsnorm_bwd_dinp<<<N, TPB>>>(dinp, dout, inp, w, rstd, C);
     if (dw) k_rmsnorm_bwd_dw<<<nblocks(C), TPB>>>(dw, dout, inp, rstd, N, C);
@@ -221,7 +236,8 @@ static void cu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const floa
 // ============================================================================ RoPE
 
 // One thread per rotated pair (n, head, i); dir = +1 forward, -1 inverse.
-__global__ void k_rope(float *x, const int32_t *pos, int N, int nrot, int row_stride, int HD, float theta, float dir) {
+__global__ void k_rope(float *x, const int32_t *pos, int N, int nrot, int row_stride, int HD,
+                       float theta, float dir) {
     int half = HD / 2;
     size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (t >= (size_t)N * nrot * half) return;
@@ -234,11 +250,13 @@ __global__ void k_rope(float *x, const int32_t *pos, int N, int nrot, int row_st
     a[i] = x1 * c - x2 * s;
     a[i + half] = x2 * c + x1 * s;
 }
-static void cu_rope_fwd(float *x, const int32_t *pos, int N, int nrot, int row_stride, int HD, float theta) {
+static void cu_rope_fwd(float *x, const int32_t *pos, int N, int nrot, int row_stride, int HD,
+                        float theta) {
     size_t n = (size_t)N * nrot * (HD / 2);
     if (n) k_rope<<<nblocks(n), TPB>>>(x, pos, N, nrot, row_stride, HD, theta, 1.0f);
 }
-static void cu_rope_bwd(float *dx, const int32_t *pos, int N, int nrot, int row_stride, int HD, float theta) {
+static void cu_rope_bwd(float *dx, const int32_t *pos, int N, int nrot, int row_stride, int HD,
+                        float theta) {
     size_t n = (size_t)N * nrot * (HD / 2);
     if (n) k_rope<<<nblocks(n), TPB>>>(dx, pos, N, nrot, row_stride, HD, theta, -1.0f);
 }
@@ -246,8 +264,8 @@ static void cu_rope_bwd(float *dx, const int32_t *pos, int N, int nrot, int row_
 // ============================================================================ attention
 
 // One thread per query row (b,h,i): scores into att, softmax in place, out = P V.
-__global__ void k_attention_fwd(float *out, float *att, const float *qkv, const int32_t *seg, int B, int T,
-                                int NH, int NKV, int HD) {
+__global__ void k_attention_fwd(float *out, float *att, const float *qkv, const int32_t *seg, int B,
+                                int T, int NH, int NKV, int HD) {
     size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (t >= (size_t)B * NH * T) return;
     int i = (int)(t % T), h = (int)((t / T) % NH), b = (int)(t / ((size_t)T * NH));
@@ -276,13 +294,14 @@ __global__ void k_attention_fwd(float *out, float *att, const float *qkv, const 
     float *o = out + ((size_t)b * T + i) * NH * HD + (size_t)h * HD;
     for (int e = 0; e < HD; e++) {
         float acc = 0.0f;
-        for (int j = 0; j <= i; j++) acc += p[j] * base[(size_t)j * R + (size_t)(NH + NKV + h / G) * HD + e];
+        for (int j = 0; j <= i; j++)
+            acc += p[j] * base[(size_t)j * R + (size_t)(NH + NKV + h / G) * HD + e];
         o[e] = acc;
     }
 }
 // Thread per (b,h,i): dS row into datt, dQ row (overwrites).
-__global__ void k_attention_bwd_q(float *dqkv, float *datt, const float *dout, const float *att, const float *qkv,
-                                  int B, int T, int NH, int NKV, int HD) {
+__global__ void k_attention_bwd_q(float *dqkv, float *datt, const float *dout, const float *att,
+                                  const float *qkv, int B, int T, int NH, int NKV, int HD) {
     size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (t >= (size_t)B * NH * T) return;
     int i = (int)(t % T), h = (int)((t / T) % NH), b = (int)(t / ((size_t)T * NH));
@@ -304,13 +323,15 @@ __global__ void k_attention_bwd_q(float *dqkv, float *datt, const float *dout, c
     float *dq = dqkv + (size_t)b * T * R + (size_t)i * R + (size_t)h * HD;
     for (int e = 0; e < HD; e++) {
         float acc = 0.0f;
-        for (int j = 0; j <= i; j++) acc += d[j] * base[(size_t)j * R + (size_t)(NH + h / G) * HD + e];
+        for (int j = 0; j <= i; j++)
+            acc += d[j] * base[(size_t)j * R + (size_t)(NH + h / G) * HD + e];
         dq[e] = acc;
     }
 }
 // Thread per (b,g,j): dK_j = sum_h sum_i dS[i,j] q_i ; dV_j = sum_h sum_i P[i,j] dO_i (overwrite).
-__global__ void k_attention_bwd_kv(float *dqkv, const float *datt, const float *dout, const float *att,
-                                   const float *qkv, int B, int T, int NH, int NKV, int HD) {
+__global__ void k_attention_bwd_kv(float *dqkv, const float *datt, const float *dout,
+                                   const float *att, const float *qkv, int B, int T, int NH,
+                                   int NKV, int HD) {
     size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
     if (t >= (size_t)B * NKV * T) return;
     int j = (int)(t % T), g = (int)((t / T) % NKV), b = (int)(t / ((size_t)T * NKV));
@@ -321,23 +342,25 @@ __global__ void k_attention_bwd_kv(float *dqkv, const float *datt, const float *
     for (int e = 0; e < HD; e++) {
         float ak = 0.0f, av = 0.0f;
         for (int h = g * G; h < (g + 1) * G; h++) {
-            const float *P = att + ((size_t)b * NH + h) * T * T, *dS = datt + ((size_t)b * NH + h) * T * T;
+            const float *P = att + ((size_t)b * NH + h) * T * T,
+                        *dS = datt + ((size_t)b * NH + h) * T * T;
             for (int i = j; i < T; i++) {
                 ak += dS[(size_t)i * T + j] * base[(size_t)i * R + (size_t)h * HD + e];
-                av += P[(size_t)i * T + j] * dout[((size_t)b * T + i) * NH * HD + (size_t)h * HD + e];
+                av +=
+                    P[(size_t)i * T + j] * dout[((size_t)b * T + i) * NH * HD + (size_t)h * HD + e];
             }
         }
         dk[e] = ak;
         dv[e] = av;
     }
 }
-static void cu_attention_fwd(float *out, float *att, const float *qkv, const int32_t *seg, int B, int T, int NH,
-                             int NKV, int HD) {
+static void cu_attention_fwd(float *out, float *att, const float *qkv, const int32_t *seg, int B,
+                             int T, int NH, int NKV, int HD) {
     size_t n = (size_t)B * NH * T;
     if (n) k_attention_fwd<<<nblocks(n), TPB>>>(out, att, qkv, seg, B, T, NH, NKV, HD);
 }
-static void cu_attention_bwd(float *dqkv, float *datt, const float *dout, const float *att, const float *qkv,
-                             int B, int T, int NH, int NKV, int HD) {
+static void cu_attention_bwd(float *dqkv, float *datt, const float *dout, const float *att,
+                             const float *qkv, int B, int T, int NH, int NKV, int HD) {
     size_t nq = (size_t)B * NH * T, nkv = (size_t)B * NKV * T;
     if (!nq) return;
     k_attention_bwd_q<<<nblocks(nq), TPB>>>(dqkv, datt, dout, att, qkv, B, T, NH, NKV, HD);
@@ -372,8 +395,8 @@ static void cu_swiglu_bwd(float *dgu, const float *dout, const float *gu, int N,
 // ============================================================================ cross entropy
 
 // One block per row; dlogits may alias logits (statistics are taken before writing).
-__global__ void k_cross_entropy(float *loss, float *dlogits, const float *logits, const int32_t *targets,
-                                const float *weights, int V, float dscale) {
+__global__ void k_cross_entropy(float *loss, float *dlogits, const float *logits,
+                                const int32_t *targets, const float *weights, int V, float dscale) {
     size_t row = blockIdx.x;
     const float *x = logits + row * V;
     float *dx = dlogits ? dlogits + row * V : NULL;
@@ -392,28 +415,32 @@ __global__ void k_cross_entropy(float *loss, float *dlogits, const float *logits
     for (int j = threadIdx.x; j < V; j += blockDim.x) s += (double)expf(x[j] - mx);
     s = block_sum(s);
     float xt = x[t];
-    __syncthreads();  // every thread has read x[t] before any dx write (aliasing)
+    __syncthreads(); // every thread has read x[t] before any dx write (aliasing)
     if (threadIdx.x == 0) loss[row] = (float)((double)w * ((double)mx + log(s) - (double)xt));
     if (dx) {
         float c = dscale * w, inv = (float)(1.0 / s);
-        for (int j = threadIdx.x; j < V; j += blockDim.x) dx[j] = c * (expf(x[j] - mx) * inv - (j == t ? 1.0f : 0.0f));
+        for (int j = threadIdx.x; j < V; j += blockDim.x)
+            dx[j] = c * (expf(x[j] - mx) * inv - (j == t ? 1.0f : 0.0f));
     }
 }
-static void cu_cross_entropy(float *loss, float *dlogits, const float *logits, const int32_t *targets,
-                             const float *weights, int N, int V, float dscale) {
+static void cu_cross_entropy(float *loss, float *dlogits, const float *logits,
+                             const int32_t *targets, const float *weights, int N, int V,
+                             float dscale) {
     if (N > 0) k_cross_entropy<<<N, TPB>>>(loss, dlogits, logits, targets, weights, V, dscale);
 }
 
 // ============================================================================ AdamW
 
-__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
-                        float eps, float wd, float bc1, float bc2) {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                        float b2, float eps, float wd, float bc1, float bc2) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
         kd_adamw_elem(&p[i], g[i], &m[i], &v[i], lr, b1, b2, eps, wd, bc1, bc2);
 }
-static void cu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
-                     float eps, float wd, int t) {
-    float bc1 = (float)(1.0 - pow((double)b1, (double)t)), bc2 = (float)(1.0 - pow((double)b2, (double)t));
+static void cu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                     float b2, float eps, float wd, int t) {
+    float bc1 = (float)(1.0 - pow((double)b1, (double)t)),
+          bc2 = (float)(1.0 - pow((double)b2, (double)t));
     if (n) k_adamw<<<grid_for(n), TPB>>>(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
 }
 
@@ -424,7 +451,7 @@ static int g_ready = 0;
 
 extern "C" const kd_ops *kd_cuda_ops_probe(char *why, size_t why_len) {
     if (g_ready) return &g_table;
-    int count = 0;  // without a driver the call fails (error 35) and leaves count untouched
+    int count = 0; // without a driver the call fails (error 35) and leaves count untouched
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess || count <= 0) {
         if (why && why_len)
@@ -438,7 +465,8 @@ extern "C" const kd_ops *kd_cuda_ops_probe(char *why, size_t why_len) {
         return NULL;
     }
     if (cudaMalloc((void **)&g_dscratch, sizeof(double)) != cudaSuccess) {
-        if (why && why_len) snprintf(why, why_len, "CUDA device found but a 8-byte cudaMalloc failed");
+        if (why && why_len)
+            snprintf(why, why_len, "CUDA device found but a 8-byte cudaMalloc failed");
         cublasDestroy(g_blas);
         return NULL;
     }

@@ -21,7 +21,7 @@ static void bench_matmul(const kd_ops *ops, const char *name, int N, int C, int 
     float *inp = randt(ops, (size_t)N * C), *w = randt(ops, (size_t)OC * C);
     float *out = randt(ops, (size_t)N * OC), *dinp = randt(ops, (size_t)N * C);
     float *dw = randt(ops, (size_t)OC * C);
-    ops->matmul_fwd(out, inp, w, N, C, OC);  // warm-up
+    ops->matmul_fwd(out, inp, w, N, C, OC); // warm-up
     double t0 = kd_now();
     for (int r = 0; r < reps; r++) ops->matmul_fwd(out, inp, w, N, C, OC);
     double tf = (kd_now() - t0) / reps;
@@ -29,7 +29,8 @@ static void bench_matmul(const kd_ops *ops, const char *name, int N, int C, int 
     for (int r = 0; r < reps; r++) ops->matmul_bwd(dinp, dw, out, inp, w, N, C, OC);
     double tb = (kd_now() - t0) / reps;
     double fl = 2.0 * N * C * OC;
-    printf("matmul %-10s N=%5d C=%5d OC=%5d  fwd %7.2f ms %6.1f GFLOP/s   bwd %7.2f ms %6.1f GFLOP/s\n",
+    printf("matmul %-10s N=%5d C=%5d OC=%5d  fwd %7.2f ms %6.1f GFLOP/s   bwd %7.2f ms %6.1f "
+           "GFLOP/s\n",
            name, N, C, OC, tf * 1e3, fl / tf * 1e-9, tb * 1e3, 2 * fl / tb * 1e-9);
     ops->free(inp), ops->free(w), ops->free(out), ops->free(dinp), ops->free(dw);
 }
@@ -48,7 +49,8 @@ static void bench_attention(const kd_ops *ops, int B, int T, int NH, int NKV, in
     double tb = (kd_now() - t0) / reps;
     // useful (causal) flops: QK^T and PV over the lower triangle; bwd does twice that
     double fl = 2.0 * 2.0 * B * NH * HD * (double)T * (T + 1) / 2;
-    printf("attention B=%d T=%d NH=%d NKV=%d HD=%d  fwd %7.2f ms %6.1f GFLOP/s   bwd %7.2f ms %6.1f GFLOP/s (causal flops)\n",
+    printf("attention B=%d T=%d NH=%d NKV=%d HD=%d  fwd %7.2f ms %6.1f GFLOP/s   bwd %7.2f ms "
+           "%6.1f GFLOP/s (causal flops)\n",
            B, T, NH, NKV, HD, tf * 1e3, fl / tf * 1e-9, tb * 1e3, 2 * fl / tb * 1e-9);
     ops->free(qkv), ops->free(out), ops->free(att), ops->free(datt), ops->free(dqkv);
 }
