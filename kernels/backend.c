@@ -14,7 +14,8 @@ const kd_ops *kd_ops_cuda(char *why, size_t why_len) {
 #ifdef KD_HAVE_CUDA
     return kd_cuda_ops_probe(why, why_len);
 #else
-    if (why && why_len) snprintf(why, why_len, "kdtrain was built without CUDA (KD_CUDA=off or nvcc not found)");
+    if (why && why_len)
+        snprintf(why, why_len, "kdtrain was built without CUDA (KD_CUDA=off or nvcc not found)");
     return NULL;
 #endif
 }

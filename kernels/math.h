@@ -19,7 +19,9 @@ static inline KD_HD float kd_sigmoid(float x) {
 }
 
 // silu(x) = x * sigmoid(x) (a.k.a. swish).
-static inline KD_HD float kd_silu(float x) { return x * kd_sigmoid(x); }
+static inline KD_HD float kd_silu(float x) {
+    return x * kd_sigmoid(x);
+}
 
 // d silu / dx = s + x*s*(1-s) with s = sigmoid(x).
 static inline KD_HD float kd_dsilu(float x) {
@@ -34,7 +36,9 @@ static inline KD_HD float kd_softplus(float x) {
 }
 
 // d softplus / dx = sigmoid(x).
-static inline KD_HD float kd_dsoftplus(float x) { return kd_sigmoid(x); }
+static inline KD_HD float kd_dsoftplus(float x) {
+    return kd_sigmoid(x);
+}
 
 // RoPE inverse frequency of pair i (0 <= i < HD/2): theta^(-2i/HD), computed in float the
 // way the Hugging Face Llama code does, so that angles agree with its checkpoints.
@@ -44,9 +48,8 @@ static inline KD_HD float kd_rope_inv_freq(int i, int HD, float theta) {
 
 // One AdamW update of a single element (decoupled decay, bias-corrected). bc1 = 1-b1^t,
 // bc2 = 1-b2^t are precomputed by the caller. Updates *p, *m, *v.
-static inline KD_HD void kd_adamw_elem(float *p, float g, float *m, float *v, float lr,
-                                       float b1, float b2, float eps, float wd, float bc1,
-                                       float bc2) {
+static inline KD_HD void kd_adamw_elem(float *p, float g, float *m, float *v, float lr, float b1,
+                                       float b2, float eps, float wd, float bc1, float bc2) {
     float mm = b1 * *m + (1.0f - b1) * g;
     float vv = b2 * *v + (1.0f - b2) * g * g;
     *m = mm;

@@ -11,7 +11,7 @@
 
 #include "kernels/cpu/cpu.h"
 
-#define KD_ATT_TB 64  // query rows per block
+#define KD_ATT_TB 64 // query rows per block
 
 // Pins OpenBLAS to one thread; returns the previous count for openblas_set_num_threads.
 static int att_blas_pin(void) {
@@ -32,7 +32,7 @@ static void att_softmax_row(float *p, int i, int T, const int32_t *seg) {
         p[j] = e;
         sum += e;
     }
-    float inv = 1.0f / sum;  // sum >= 1: the key j == i is always visible
+    float inv = 1.0f / sum; // sum >= 1: the key j == i is always visible
     for (int j = 0; j <= i; j++) p[j] *= inv;
     for (int j = i + 1; j < T; j++) p[j] = 0.0f;
 }
@@ -48,10 +48,10 @@ void kd_cpu_attention_fwd(float *out, float *att, const float *qkv, const int32_
         for (int h = 0; h < NH; h++) {
             const float *base = qkv + (size_t)b * T * R;
             const float *q = base + (size_t)h * HD;            // (T,HD) with row stride R
-            const float *k = base + (size_t)(NH + h / G) * HD;  // (T,HD) with row stride R
+            const float *k = base + (size_t)(NH + h / G) * HD; // (T,HD) with row stride R
             const float *v = base + (size_t)(NH + NKV + h / G) * HD;
-            float *P = att + ((size_t)b * NH + h) * T * T;      // (T,T)
-            float *o = out + (size_t)b * T * OD + (size_t)h * HD;  // (T,HD) row stride OD
+            float *P = att + ((size_t)b * NH + h) * T * T;        // (T,T)
+            float *o = out + (size_t)b * T * OD + (size_t)h * HD; // (T,HD) row stride OD
             const int32_t *sg = seg ? seg + (size_t)b * T : NULL;
             for (int i0 = 0; i0 < T; i0 += KD_ATT_TB) {
                 int i1 = i0 + KD_ATT_TB < T ? i0 + KD_ATT_TB : T, nq = i1 - i0;

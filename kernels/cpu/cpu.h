@@ -13,8 +13,8 @@
 
 // matmul.c
 void kd_cpu_matmul_fwd(float *out, const float *inp, const float *w, int N, int C, int OC);
-void kd_cpu_matmul_bwd(float *dinp, float *dw, const float *dout, const float *inp,
-                       const float *w, int N, int C, int OC);
+void kd_cpu_matmul_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                       int N, int C, int OC);
 
 // attention.c
 void kd_cpu_attention_fwd(float *out, float *att, const float *qkv, const int32_t *seg, int B,
@@ -25,8 +25,8 @@ void kd_cpu_attention_bwd(float *dqkv, float *datt, const float *dout, const flo
 // norm.c
 void kd_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,
                         float eps);
-void kd_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp,
-                        const float *w, const float *rstd, int N, int C);
+void kd_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                        const float *rstd, int N, int C);
 void kd_cpu_rope_fwd(float *x, const int32_t *pos, int N, int nrot, int row_stride, int HD,
                      float theta);
 void kd_cpu_rope_bwd(float *dx, const int32_t *pos, int N, int nrot, int row_stride, int HD,
@@ -39,6 +39,5 @@ void kd_cpu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int 
 void kd_cpu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C);
 
 // loss.c
-void kd_cpu_cross_entropy(float *loss, float *dlogits, const float *logits,
-                          const int32_t *targets, const float *weights, int N, int V,
-                          float dscale);
+void kd_cpu_cross_entropy(float *loss, float *dlogits, const float *logits, const int32_t *targets,
+                          const float *weights, int N, int V, float dscale);

@@ -10,15 +10,15 @@
 // logits (N,V), targets (N), weights (N) or NULL (= 1). loss (N) gets
 // w[i] * (logsumexp(logits_i) - logits_i[t_i]), 0 where t_i < 0. If dlogits (N,V) is not
 // NULL it gets dscale * w[i] * (softmax(logits_i) - onehot(t_i)), and 0 on ignored rows.
-void kd_cpu_cross_entropy(float *loss, float *dlogits, const float *logits,
-                          const int32_t *targets, const float *weights, int N, int V,
-                          float dscale) {
+void kd_cpu_cross_entropy(float *loss, float *dlogits, const float *logits, const int32_t *targets,
+                          const float *weights, int N, int V, float dscale) {
+    if (N <= 0 || V <= 0) return;
 #pragma omp parallel for schedule(static) if ((size_t)N * V > KD_CPU_PAR_MIN)
     for (int i = 0; i < N; i++) {
         const float *x = logits + (size_t)i * V;
         float *dx = dlogits ? dlogits + (size_t)i * V : NULL;
         int t = targets[i];
-        KD_ASSERT(t < V);  // token ids are validated against vocab_size when data is opened
+        KD_ASSERT(t < V); // token ids are validated against vocab_size when data is opened
         if (t < 0) {
             loss[i] = 0.0f;
             if (dx)
@@ -30,6 +30,8 @@ void kd_cpu_cross_entropy(float *loss, float *dlogits, const float *logits,
         for (int j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
         double sum = 0.0;
         for (int j = 0; j < V; j++) sum += (double)expf(x[j] - mx);
+        // sum >= 1: the max element contributes exp(0)
+        // cppcheck-suppress invalidFunctionArg
         double lse = (double)mx + log(sum);
         double xt = x[t];
         loss[i] = (float)((double)w * (lse - xt));

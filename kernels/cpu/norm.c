@@ -26,8 +26,8 @@ void kd_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *
 
 // dout, inp are (N,C), w is (C), rstd (N) from the forward.
 // dinp += r*w*dout - r^3/C * x * sum_c(w*dout*x) ; dw += sum_n dout*x*r.
-void kd_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp,
-                        const float *w, const float *rstd, int N, int C) {
+void kd_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
+                        const float *rstd, int N, int C) {
     if (dinp) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C > KD_CPU_PAR_MIN)
         for (int n = 0; n < N; n++) {
@@ -41,7 +41,7 @@ void kd_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *
         }
     }
     if (dw) {
-        enum { CB = 64 };  // columns per block: a thread owns dw[c0, c0+CB)
+        enum { CB = 64 }; // columns per block: a thread owns dw[c0, c0+CB)
         int nblk = (C + CB - 1) / CB;
 #pragma omp parallel for schedule(static) if ((size_t)N * C > KD_CPU_PAR_MIN)
         for (int blk = 0; blk < nblk; blk++) {
@@ -64,12 +64,12 @@ void kd_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *
 // backward of a rotation is the rotation by the opposite angle).
 static void rope_apply(float *x, const int32_t *pos, int N, int nrot, int row_stride, int HD,
                        float theta, float dir) {
-    enum { PB = 64 };  // pairs per block of precomputed cos/sin (no allocation, any HD)
+    enum { PB = 64 }; // pairs per block of precomputed cos/sin (no allocation, any HD)
     const int half = HD / 2;
 #pragma omp parallel for schedule(static) if ((size_t)N * nrot * HD > KD_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         float *row = x + (size_t)n * row_stride;
-        float cs[PB], sn[PB];
+        float cs[PB] = {0}, sn[PB] = {0};
         for (int p0 = 0; p0 < half; p0 += PB) {
             int p1 = p0 + PB < half ? p0 + PB : half;
             for (int i = p0; i < p1; i++) {

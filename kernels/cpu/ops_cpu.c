@@ -20,7 +20,9 @@ static void *cpu_alloc(size_t bytes) {
     return p;
 }
 
-static void cpu_free(void *p) { free(p); }
+static void cpu_free(void *p) {
+    free(p);
+}
 
 static void cpu_memcpy(void *dst, const void *src, size_t bytes) {
     if (bytes && dst != src) memmove(dst, src, bytes);
@@ -62,12 +64,13 @@ static double cpu_sumsq(const float *x, size_t n) {
 // ============================================================================ optimizer
 
 // p, g, m, v are (n). Step t is 1-based; the bias corrections are computed in double.
-static void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr,
-                      float b1, float b2, float eps, float wd, int t) {
+static void cpu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                      float b2, float eps, float wd, int t) {
     float bc1 = (float)(1.0 - pow((double)b1, (double)t));
     float bc2 = (float)(1.0 - pow((double)b2, (double)t));
 #pragma omp parallel for simd schedule(static) if (n > KD_CPU_PAR_MIN)
-    for (size_t i = 0; i < n; i++) kd_adamw_elem(&p[i], g[i], &m[i], &v[i], lr, b1, b2, eps, wd, bc1, bc2);
+    for (size_t i = 0; i < n; i++)
+        kd_adamw_elem(&p[i], g[i], &m[i], &v[i], lr, b1, b2, eps, wd, bc1, bc2);
 }
 
 // ============================================================================ the table

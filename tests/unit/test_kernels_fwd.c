@@ -12,7 +12,9 @@
 
 static const kd_ops *ops;
 
-static double *dalloc(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
+static double *dalloc(size_t n) {
+    return calloc(n ? n : 1, sizeof(double));
+}
 
 // ============================================================================ matmul
 
@@ -42,7 +44,7 @@ static void test_attention(int B, int T, int NH, int NKV, int HD, int use_seg) {
     if (use_seg) {
         seg = malloc(sizeof(int32_t) * B * T);
         for (int b = 0; b < B; b++)
-            for (int t = 0; t < T; t++) seg[b * T + t] = (t * 3) / T + b;  // 3 docs per row
+            for (int t = 0; t < T; t++) seg[b * T + t] = (t * 3) / T + b; // 3 docs per row
     }
     double *ref = dalloc(nout), *refatt = dalloc(natt), *s = dalloc(T);
     for (int b = 0; b < B; b++)
@@ -72,9 +74,11 @@ static void test_attention(int B, int T, int NH, int NKV, int HD, int use_seg) {
             }
     ops->attention_fwd(out, att, qkv, seg, B, T, NH, NKV, HD);
     char what[128];
-    snprintf(what, sizeof what, "attention_fwd out vs naive (T=%d NH=%d NKV=%d seg=%d)", T, NH, NKV, use_seg);
+    snprintf(what, sizeof what, "attention_fwd out vs naive (T=%d NH=%d NKV=%d seg=%d)", T, NH, NKV,
+             use_seg);
     check_close(what, out, ref, nout, FWD_REL);
-    snprintf(what, sizeof what, "attention_fwd att vs naive (T=%d NH=%d NKV=%d seg=%d)", T, NH, NKV, use_seg);
+    snprintf(what, sizeof what, "attention_fwd att vs naive (T=%d NH=%d NKV=%d seg=%d)", T, NH, NKV,
+             use_seg);
     check_close(what, att, refatt, natt, FWD_REL);
     free(qkv), free(out), free(att), free(seg), free(ref), free(refatt), free(s);
 }
@@ -82,7 +86,8 @@ static void test_attention(int B, int T, int NH, int NKV, int HD, int use_seg) {
 // ============================================================================ norms, RoPE
 
 static void test_rmsnorm(int N, int C) {
-    float *x = rand_tensor((size_t)N * C, 3), *w = rand_tensor(C, 1), *y = rand_tensor((size_t)N * C, 1);
+    float *x = rand_tensor((size_t)N * C, 3), *w = rand_tensor(C, 1),
+          *y = rand_tensor((size_t)N * C, 1);
     float *rstd = rand_tensor(N, 1);
     double *ref = dalloc((size_t)N * C), *rref = dalloc(N);
     for (int n = 0; n < N; n++) {
@@ -169,7 +174,8 @@ static void test_cross_entropy(void) {
     free(logits);
 }
 
-// ============================================================================ AdamW, elementwise, memory
+// ============================================================================ AdamW, elementwise,
+// memory
 
 // Hand-computed: p=1, g=0.5 then -0.25, lr=0.1, b1=0.9, b2=0.999, eps=1e-8, wd=0.01.
 // t=1: m=0.05, v=2.5e-4, mhat=0.5, vhat=0.25, p = 1 - 0.1*(0.5/0.50000001 + 0.01) = 0.899000002
@@ -200,7 +206,7 @@ static void test_adamw(void) {
 }
 
 static void test_elementwise(void) {
-    size_t n = 50001;  // odd, above the parallel threshold
+    size_t n = 50001; // odd, above the parallel threshold
     float *a = ops->alloc(sizeof(float) * n), *b = ops->alloc(sizeof(float) * n);
     float *c = ops->alloc(sizeof(float) * n);
     float zmax = 0;
@@ -210,8 +216,8 @@ static void test_elementwise(void) {
     ops->upload(a, ha, sizeof(float) * n);
     ops->upload(b, hb, sizeof(float) * n);
     ops->add(c, a, b, n);
-    ops->axpy(c, -2.0f, a, n);   // c = b - a
-    ops->scale(c, 0.5f, n);      // c = (b - a)/2
+    ops->axpy(c, -2.0f, a, n); // c = b - a
+    ops->scale(c, 0.5f, n);    // c = (b - a)/2
     ops->download(hc, c, sizeof(float) * n);
     double *ref = dalloc(n), ss = 0;
     for (size_t i = 0; i < n; i++) {
@@ -220,7 +226,8 @@ static void test_elementwise(void) {
     }
     check_close("add/axpy/scale", hc, ref, n, FWD_REL);
     double got = ops->sumsq(a, n);
-    check(fabs(got - ss) <= 1e-9 * ss, "sumsq in double (tol 1e-9 rel: order of summation)", got, ss, 1e-9 * ss);
+    check(fabs(got - ss) <= 1e-9 * ss, "sumsq in double (tol 1e-9 rel: order of summation)", got,
+          ss, 1e-9 * ss);
     ops->copy(c, a, sizeof(float) * n);
     ops->zero(a, sizeof(float) * n);
     ops->download(hc, c, sizeof(float) * n);
@@ -234,7 +241,7 @@ int main(void) {
     rng_seed(7);
     test_matmul(5, 7, 3);
     test_matmul(100, 128, 96);
-    test_attention(2, 100, 4, 2, 16, 1);  // GQA, two 64-row blocks, documents
+    test_attention(2, 100, 4, 2, 16, 1); // GQA, two 64-row blocks, documents
     test_attention(2, 100, 4, 2, 16, 0);
     test_attention(1, 3, 1, 1, 4, 0);
     test_rmsnorm(10, 130);
@@ -245,7 +252,8 @@ int main(void) {
     test_elementwise();
     char why[256] = "";
     const kd_ops *cuda = kd_ops_cuda(why, sizeof why);
-    check(cuda != NULL || why[0] != '\0', "kd_ops_cuda gives a table or a reason", cuda != NULL, 0, 0);
+    check(cuda != NULL || why[0] != '\0', "kd_ops_cuda gives a table or a reason", cuda != NULL, 0,
+          0);
     if (!cuda) printf("kd_ops_cuda: NULL (%s)\n", why);
     return report("test_kernels_fwd");
 }

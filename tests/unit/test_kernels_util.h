@@ -12,14 +12,18 @@ static int g_failures = 0;
 static int g_checks = 0;
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
-static inline void rng_seed(uint64_t s) { g_rng = s * 0x9E3779B97F4A7C15ull + 1; }
-static inline uint32_t rng_u32(void) {  // xorshift64*
+static inline void rng_seed(uint64_t s) {
+    g_rng = s * 0x9E3779B97F4A7C15ull + 1;
+}
+static inline uint32_t rng_u32(void) { // xorshift64*
     g_rng ^= g_rng >> 12;
     g_rng ^= g_rng << 25;
     g_rng ^= g_rng >> 27;
     return (uint32_t)((g_rng * 0x2545F4914F6CDD1Dull) >> 32);
 }
-static inline float rng_uniform(void) { return (rng_u32() + 0.5f) / 4294967296.0f; }  // (0,1)
+static inline float rng_uniform(void) {
+    return (rng_u32() + 0.5f) / 4294967296.0f;
+} // (0,1)
 static inline float rng_normal(void) {
     float u1 = rng_uniform(), u2 = rng_uniform();
     return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
@@ -48,7 +52,7 @@ static inline void check(int ok, const char *what, double got, double want, doub
 // Compares got (n) with want (n): |got-want| <= rel * max(|want_i|, rms(want)). The rms
 // floor keeps elements that cancel to ~0 from demanding an impossible relative accuracy.
 static inline void check_close(const char *what, const float *got, const double *want, size_t n,
-                        double rel) {
+                               double rel) {
     double ss = 0.0;
     for (size_t i = 0; i < n; i++) ss += want[i] * want[i];
     double rms = n ? sqrt(ss / n) : 0.0;
@@ -64,8 +68,10 @@ static inline void check_close(const char *what, const float *got, const double 
             bad++;
         }
     }
-    if (!bad) check(1, what, 0, 0, 0);
-    else if (bad > 5) fprintf(stderr, "     ... %d elements of %s disagree\n", bad, what);
+    if (!bad)
+        check(1, what, 0, 0, 0);
+    else if (bad > 5)
+        fprintf(stderr, "     ... %d elements of %s disagree\n", bad, what);
 }
 
 // Directional finite-difference check. loss(ctx) evaluates the scalar L in double from the
@@ -74,7 +80,7 @@ static inline void check_close(const char *what, const float *got, const double 
 // rel*max(|fd|,|an|) + abs_tol. x is restored afterwards.
 typedef double (*loss_fn)(void *ctx);
 static inline void check_fd(const char *what, float *x, size_t n, const float *grad, loss_fn loss,
-                     void *ctx, float h, int ndir, double rel, double abs_tol) {
+                            void *ctx, float h, int ndir, double rel, double abs_tol) {
     float *x0 = dup_tensor(x, n), *u = malloc(sizeof(float) * n);
     for (int d = 0; d < ndir; d++) {
         double nn = 0.0;
@@ -99,7 +105,8 @@ static inline void check_fd(const char *what, float *x, size_t n, const float *g
         double fd = (lp - lm) / (2.0 * h);
         double tol = rel * fmax(fabs(fd), fabs(an)) + abs_tol;
         char buf[160];
-        snprintf(buf, sizeof buf, "%s: directional derivative %d (analytic vs finite diff)", what, d);
+        snprintf(buf, sizeof buf, "%s: directional derivative %d (analytic vs finite diff)", what,
+                 d);
         check(fabs(fd - an) <= tol, buf, an, fd, tol);
     }
     free(x0);
