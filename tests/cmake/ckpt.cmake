@@ -1,0 +1,12 @@
+# Checkpoint format and `kdtrain ckpt` tests (runtime/checkpoint.c, runtime/sha256.c,
+# runtime/ckpt_cli.c). Labels: unit (no MPI), mpi (several ranks), fault (corruption, I/O
+# errors).
+find_program(KD_VALGRIND valgrind)
+
+kd_unit_test(ckpt_sha256_fips_vectors unit/test_ckpt_sha256.c LABELS unit TIMEOUT 60)
+if(KD_VALGRIND)
+  add_test(NAME ckpt_sha256_valgrind_clean COMMAND ${KD_VALGRIND} --error-exitcode=9
+    --leak-check=full --errors-for-leak-kinds=definite,indirect -q
+    $<TARGET_FILE:ckpt_sha256_fips_vectors>)
+  set_tests_properties(ckpt_sha256_valgrind_clean PROPERTIES LABELS unit TIMEOUT 120)
+endif()
