@@ -111,3 +111,7 @@ int kd_ckpt_digest(const char *ckpt_dir, char hex[65], kd_error *err);
 
 // Trainer state from ckpt_dir/state.json alone.
 int kd_ckpt_read_state(const char *ckpt_dir, kd_train_state *ts, kd_error *err);
+
+// `kdtrain ckpt list|verify|digest` (runtime/ckpt_cli.c); argv[0] is "ckpt". Returns the
+// exit status: 0 ok, 2 bad usage, 3 invalid checkpoint.
+int kd_ckpt_main(int argc, char **argv);

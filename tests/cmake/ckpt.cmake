@@ -10,3 +10,8 @@ if(KD_VALGRIND)
     $<TARGET_FILE:ckpt_sha256_fips_vectors>)
   set_tests_properties(ckpt_sha256_valgrind_clean PROPERTIES LABELS unit TIMEOUT 120)
 endif()
+
+# tests-only driver used by the shell tests (`ckpt` CLI, save/check at any world size)
+add_executable(test_ckpt_tool unit/test_ckpt_tool.c)
+target_link_libraries(test_ckpt_tool PRIVATE kdcore)
+target_include_directories(test_ckpt_tool PRIVATE ${CMAKE_SOURCE_DIR}/tests)
