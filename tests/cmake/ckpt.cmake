@@ -15,3 +15,11 @@ endif()
 add_executable(test_ckpt_tool unit/test_ckpt_tool.c)
 target_link_libraries(test_ckpt_tool PRIVATE kdcore)
 target_include_directories(test_ckpt_tool PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+
+kd_unit_test(ckpt_verify_detects_corruption unit/test_ckpt_verify.c LABELS "unit;fault" TIMEOUT 60)
+if(KD_VALGRIND)
+  add_test(NAME ckpt_verify_valgrind_clean COMMAND ${KD_VALGRIND} --error-exitcode=9
+    --leak-check=full --errors-for-leak-kinds=definite,indirect -q
+    $<TARGET_FILE:ckpt_verify_detects_corruption>)
+  set_tests_properties(ckpt_verify_valgrind_clean PROPERTIES LABELS unit TIMEOUT 120)
+endif()
