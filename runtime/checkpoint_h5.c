@@ -383,6 +383,7 @@ static herr_t attr_visit(hid_t obj, const char *name, const H5A_info_t *info, vo
     } else if (cls == H5T_STRING) {
         at->type = KD_ATTR_STRING;
         hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(mt, H5Tget_cset(t));  // HDF5 does not convert between character sets
         if (H5Tis_variable_str(t) > 0) {
             char *v = NULL;
             H5Tset_size(mt, H5T_VARIABLE);

@@ -23,3 +23,15 @@ if(KD_VALGRIND)
     $<TARGET_FILE:ckpt_verify_detects_corruption>)
   set_tests_properties(ckpt_verify_valgrind_clean PROPERTIES LABELS unit TIMEOUT 120)
 endif()
+
+# MPI tests: save/load round trips on 1, 2 and 4 ranks (timeout -k: a stuck mpirun can
+# ignore SIGTERM)
+add_executable(test_ckpt_roundtrip unit/test_ckpt_roundtrip.c)
+target_link_libraries(test_ckpt_roundtrip PRIVATE kdcore)
+target_include_directories(test_ckpt_roundtrip PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+foreach(np 1 2 4)
+  add_test(NAME ckpt_roundtrip_np${np} COMMAND timeout -k 10 120 ${KD_MPIRUN} ${KD_MPIRUN_FLAGS}
+    -np ${np} $<TARGET_FILE:test_ckpt_roundtrip>)
+  set_tests_properties(ckpt_roundtrip_np${np} PROPERTIES LABELS "mpi" TIMEOUT 150
+    ENVIRONMENT "OMP_NUM_THREADS=1")
+endforeach()
