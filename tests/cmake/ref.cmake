@@ -9,3 +9,9 @@ add_test(NAME safetensors_reads_python_written
           ${KD_TEST_PYTHON} ${CMAKE_SOURCE_DIR}/tests/reference/make_safetensors.py
           $<TARGET_FILE:safetensors_roundtrip_and_corrupt>)
 set_tests_properties(safetensors_reads_python_written PROPERTIES LABELS "unit;reference" TIMEOUT 120)
+# The float64 Llama reference proves itself: forward vs an independent numpy loop,
+# gradients vs finite differences, packing and RoPE invariances, malformed input refused.
+add_test(NAME llama_ref_selftest
+  COMMAND ${KD_TEST_PYTHON} ${CMAKE_SOURCE_DIR}/tests/reference/llama_ref.py --selftest)
+set_tests_properties(llama_ref_selftest PROPERTIES LABELS reference TIMEOUT 300
+  ENVIRONMENT "OMP_NUM_THREADS=1")
