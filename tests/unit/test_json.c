@@ -180,7 +180,7 @@ static void test_nesting(void) {
     // Exactly the limit parses; one more is a clean error, and far deeper input (which
     // would overflow a naive recursive parser's stack) is rejected the same way.
     size_t big = 1000000;
-    char *s = malloc(2 * big + 1);
+    char *s = kd_malloc(2 * big + 1);
     for (int depth = KD_JSON_MAX_DEPTH; depth <= KD_JSON_MAX_DEPTH + 1; depth++) {
         for (int i = 0; i < depth; i++) s[i] = '[', s[2 * depth - 1 - i] = ']';
         kd_json *v = NULL;
@@ -203,7 +203,7 @@ static void test_nesting(void) {
 // A long array exercises child-array growth; a big object the duplicate-key sort.
 static void test_large(void) {
     size_t n = 20000;
-    char *s = malloc(n * 32 + 16);
+    char *s = kd_malloc(n * 32 + 16);
     size_t o = 0;
     s[o++] = '{';
     for (size_t i = 0; i < n; i++)

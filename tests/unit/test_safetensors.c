@@ -275,7 +275,7 @@ static int check_python_dir(const char *d) {
                 CHECK(k < t->ndim && t->shape[k] == s, "%s/%s: shape[%d] mismatch", file, name, k);
                 while (*p == ' ') p++;
             }
-            float *want = calloc((size_t)numel + 1, 4), *got = calloc((size_t)numel + 1, 4);
+            float *want = kd_calloc((size_t)numel + 1, 4), *got = kd_calloc((size_t)numel + 1, 4);
             snprintf(path, sizeof path, "%s/%s", d, expf);
             FILE *ef = fopen(path, "rb");
             size_t rd = ef ? fread(want, 4, (size_t)numel, ef) : 0;
