@@ -203,11 +203,11 @@ static void test_nesting(void) {
 // A long array exercises child-array growth; a big object the duplicate-key sort.
 static void test_large(void) {
     size_t n = 20000;
-    char *s = kd_malloc(n * 32 + 16);
-    size_t o = 0;
+    size_t cap = n * 32 + 16, o = 0;
+    char *s = kd_malloc(cap);
     s[o++] = '{';
     for (size_t i = 0; i < n; i++)
-        o += (size_t)sprintf(s + o, "%s\"k%zu\":[%zu]", i ? "," : "", i, i);
+        o += (size_t)snprintf(s + o, cap - o, "%s\"k%zu\":[%zu]", i ? "," : "", i, i);
     s[o++] = '}';
     kd_json *v = NULL;
     kd_error err = {0};
