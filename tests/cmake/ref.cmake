@@ -1,0 +1,17 @@
+# ref.cmake: tests of the independent PyTorch Llama reference and of the small I/O
+# libraries it sits beside (JSON parser, safetensors reader/writer).
+kd_unit_test(json_parse_strict ${CMAKE_SOURCE_DIR}/tests/unit/test_json.c)
+kd_unit_test(safetensors_roundtrip_and_corrupt ${CMAKE_SOURCE_DIR}/tests/unit/test_safetensors.c)
+# The same binary, given a directory, checks files a python script wrote by hand (struct +
+# json + numpy; F32/F16/BF16, a sharded index) against the values numpy expects.
+add_test(NAME safetensors_reads_python_written
+  COMMAND bash -c "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT; \"$0\" \"$1\" $d; \"$2\" $d"
+          ${KD_TEST_PYTHON} ${CMAKE_SOURCE_DIR}/tests/reference/make_safetensors.py
+          $<TARGET_FILE:safetensors_roundtrip_and_corrupt>)
+set_tests_properties(safetensors_reads_python_written PROPERTIES LABELS "unit;reference" TIMEOUT 120)
+# The float64 Llama reference proves itself: forward vs an independent numpy loop,
+# gradients vs finite differences, packing and RoPE invariances, malformed input refused.
+add_test(NAME llama_ref_selftest
+  COMMAND ${KD_TEST_PYTHON} ${CMAKE_SOURCE_DIR}/tests/reference/llama_ref.py --selftest)
+set_tests_properties(llama_ref_selftest PROPERTIES LABELS reference TIMEOUT 300
+  ENVIRONMENT "OMP_NUM_THREADS=1")
