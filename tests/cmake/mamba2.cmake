@@ -1,0 +1,2 @@
+# Mamba-2 mixer tests (kernels/cpu/mamba2_*.c, runtime/mixer_mamba2.c).
+kd_unit_test(mamba2_ssd_chunked_vs_sequential ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_ssd.c)
