@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int g_fail = 0;
+static int g_fail __attribute__((unused)) = 0;
 #define CHECK(cond, ...)                                                                   \
     do {                                                                                   \
         if (!(cond)) {                                                                     \
@@ -25,13 +25,13 @@ static int g_fail = 0;
 
 // ---------------------------------------------------------------------------- RNG
 static unsigned long long g_rng = 0x9E3779B97F4A7C15ull;
-static float urand(void) {  // uniform [0,1)
+static inline float urand(void) {  // uniform [0,1)
     g_rng ^= g_rng << 13;
     g_rng ^= g_rng >> 7;
     g_rng ^= g_rng << 17;
     return (float)((g_rng >> 40) * (1.0 / 16777216.0));
 }
-static void fill(float *x, size_t n, float lo, float hi) {
+static inline void fill(float *x, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * urand();
 }
 
@@ -53,7 +53,7 @@ static void t_matmul_bwd(float *dinp, float *dw, const float *dout, const float 
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
                     1.0f, dw, C);
 }
-static kd_ops test_ops(void) {
+static inline kd_ops test_ops(void) {
     kd_ops o;
     memset(&o, 0, sizeof o);
     o.name = "test-host";
@@ -69,7 +69,7 @@ static kd_ops test_ops(void) {
 
 // ---------------------------------------------------------------------------- comparison
 // Norm-wise relative error ||a-b|| / max(||b||, tiny), in double.
-static double rel_err(const float *a, const float *b, size_t n) {
+static inline double rel_err(const float *a, const float *b, size_t n) {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
         double d = (double)a[i] - b[i];
@@ -79,7 +79,7 @@ static double rel_err(const float *a, const float *b, size_t n) {
     return sqrt(num) / (den > 1e-300 ? sqrt(den) : 1e-150);
 }
 // Checks rel_err <= tol and prints the worst element when it fails.
-static void check_close(const char *what, const float *a, const float *b, size_t n, double tol) {
+static inline void check_close(const char *what, const float *a, const float *b, size_t n, double tol) {
     double e = rel_err(a, b, n);
     if (e <= tol && e == e) return;
     size_t worst = 0;
@@ -102,13 +102,13 @@ typedef struct {
     kd_param_info info[KD_MAMBA2_NPARAMS];
 } test_layer;
 
-static void layer_point(kd_mamba2_params *p, float *base, const kd_param_info *info) {
+static inline void layer_point(kd_mamba2_params *p, float *base, const kd_param_info *info) {
     float **slot[KD_MAMBA2_NPARAMS] = {&p->in_proj_w, &p->conv_w, &p->conv_b, &p->dt_bias,
                                        &p->A_log,     &p->D,      &p->norm_w, &p->out_proj_w};
     for (int i = 0; i < KD_MAMBA2_NPARAMS; i++) *slot[i] = base + info[i].offset;
 }
 
-static void layer_init(test_layer *L, kd_mamba2_cfg cfg) {
+static inline void layer_init(test_layer *L, kd_mamba2_cfg cfg) {
     L->cfg = cfg;
     L->s = kd_mamba2_sizes_of(&cfg);
     kd_mamba2_param_infos(&cfg, 0, L->info);
@@ -130,13 +130,13 @@ static void layer_init(test_layer *L, kd_mamba2_cfg cfg) {
     fill(L->p.out_proj_w, L->info[7].numel, -so, so);
 }
 
-static void layer_free(test_layer *L) {
+static inline void layer_free(test_layer *L) {
     free(L->pbuf);
     free(L->gbuf);
 }
 
 // Document ids (B,T) with a few boundaries per row (row b's first boundary at 3+b).
-static int32_t *make_seg(int B, int T) {
+static inline int32_t *make_seg(int B, int T) {
     int32_t *seg = kd_malloc((size_t)B * T * sizeof(int32_t));
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) seg[b * T + t] = 10 * b + (t >= 3 + b) + (t >= T / 2 + 1);
