@@ -33,6 +33,8 @@ static void check_dir(grad_ctx *c, const char *name, float *x, const float *g, s
     // step: 2% of the tensor's rms (at least 2e-3) so every tensor moves by a similar
     // relative amount; the per-head tensors (dt_bias, A_log, D) have tiny gradients, so
     // they take 0.1 to lift the difference above float32 noise (O(h^4) keeps it exact).
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)x0[i] * x0[i];
     const double h = n <= 8 ? 0.1 : fmax(0.02 * sqrt(ss / n), 2e-3);
     double Lv[4];
     const double steps[4] = {h, -h, 2 * h, -2 * h};
