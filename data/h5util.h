@@ -1,0 +1,16 @@
+// h5util.h: small HDF5 helpers private to data/ (dataset.c, writer.c): typed scalar and
+// string attributes that read what h5py writes (int64 or int32 ints; fixed-length or
+// variable-length strings). All return 0 on success, -1 on failure, and never print:
+// callers wrap them in H5E_BEGIN_TRY and write the user-facing message themselves.
+#pragma once
+#include <hdf5.h>
+#include <stddef.h>
+
+// Read an integer attribute (any integer type) of obj into *v. -1 if missing or not int.
+int kd_h5_read_int_attr(hid_t obj, const char *name, long long *v);
+// Read a string attribute (fixed or variable length) into buf (cap bytes, truncated,
+// always NUL-terminated). -1 if missing or not a string.
+int kd_h5_read_str_attr(hid_t obj, const char *name, char *buf, size_t cap);
+// Write a scalar int64 attribute / a variable-length UTF-8 string attribute.
+int kd_h5_write_int_attr(hid_t obj, const char *name, long long v);
+int kd_h5_write_str_attr(hid_t obj, const char *name, const char *s);

@@ -1,0 +1,256 @@
+// tools.c: the `kdtrain data` command line (argument parsing, help, dispatch) and `data
+// pack` (text files -> byte-token dataset). inspect.c and synth.c hold the other tools.
+#include "data/tools.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/tokenizer.h"
+#include "data/writer.h"
+
+// ============================================================================ pack
+
+// Append one document BOS + text + EOS (skipped when text is empty).
+static int add_doc(kd_dataset_writer *w, const char *text, size_t n, int32_t **ids, size_t *cap,
+                   kd_error *err) {
+    if (n == 0) return KD_OK;
+    if (n + 2 > *cap) {
+        *cap = n + 2;
+        *ids = kd_realloc(*ids, *cap * sizeof **ids);
+    }
+    (*ids)[0] = KD_TOK_BYTES_BOS;
+    kd_tokenizer_bytes_encode(text, n, *ids + 1);
+    (*ids)[n + 1] = KD_TOK_BYTES_EOS;
+    return kd_dataset_writer_add(w, *ids, NULL, n + 2, err);
+}
+
+static int is_blank_line(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') return 0;
+    return 1;
+}
+
+// Paragraph mode: a paragraph is a run of non-blank lines; it is stored without the
+// newline that ends its last line.
+static int add_paragraphs(kd_dataset_writer *w, const char *text, size_t n, int32_t **ids,
+                          size_t *cap, kd_error *err) {
+    size_t start = 0, i = 0;
+    int rc = KD_OK, in_par = 0;
+    while (rc == KD_OK && i <= n) {
+        size_t e = i;
+        while (e < n && text[e] != '\n') e++; // line is [i, e)
+        int blank = is_blank_line(text + i, e - i);
+        if (!blank && !in_par) {
+            start = i;
+            in_par = 1;
+        }
+        if (in_par && (blank || e >= n)) {
+            size_t end = blank ? (i > start ? i - 1 : start) : e; // drop the '\n' before
+            rc = add_doc(w, text + start, end - start, ids, cap, err);
+            in_par = 0;
+        }
+        i = e + 1;
+    }
+    return rc;
+}
+
+static int read_file(const char *path, char **buf, size_t *n, kd_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return kd_fail(err, KD_EINPUT, "%s: cannot read text file: %s", path, strerror(errno));
+    size_t cap = 1 << 16, len = 0, k;
+    char *b = kd_malloc(cap);
+    while ((k = fread(b + len, 1, cap - len, f)) > 0) {
+        len += k;
+        if (len == cap) b = kd_realloc(b, cap *= 2);
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        return kd_fail(err, KD_EINPUT, "%s: read error (is it a directory?)", path);
+    }
+    *buf = b;
+    *n = len;
+    return KD_OK;
+}
+
+int kd_data_pack(const char *const *files, int n_files, const char *out, int paragraphs,
+                 kd_error *err) {
+    kd_dataset_writer *w;
+    int rc = kd_dataset_writer_open(&w, out, "tokens", KD_TOK_BYTES_VOCAB, KD_TOK_BYTES_BOS,
+                                    KD_TOK_BYTES_EOS, KD_TOK_BYTES_PAD, 0, KD_TOK_BYTES_NAME, err);
+    if (rc) return rc;
+    int32_t *ids = NULL;
+    size_t cap = 0;
+    for (int i = 0; rc == KD_OK && i < n_files; i++) {
+        char *text = NULL;
+        size_t n = 0;
+        if ((rc = read_file(files[i], &text, &n, err))) break;
+        rc = paragraphs ? add_paragraphs(w, text, n, &ids, &cap, err)
+                        : add_doc(w, text, n, &ids, &cap, err);
+        free(text);
+    }
+    free(ids);
+    if (rc == KD_OK && kd_dataset_writer_n_tokens(w) == 0)
+        rc = kd_fail(err, KD_EINPUT, "%s: the input text files are empty, nothing to pack", out);
+    int rc2 = kd_dataset_writer_close(w, rc == KD_OK, err);
+    return rc ? rc : rc2;
+}
+
+// ============================================================================ CLI
+
+static const char *HELP_DATA =
+    "usage: kdtrain data <pack|inspect|synth> [options]   (each has --help)\n"
+    "  pack     byte-tokenize text files into a token dataset\n"
+    "  inspect  summarize a dataset: counts, special ids, mask coverage, entropy\n"
+    "  synth    write deterministic demo corpora\n";
+static const char *HELP_PACK =
+    "usage: kdtrain data pack --text FILE... --out F.h5 [--eos-between]\n"
+    "  Byte tokenizer (ids 0..255 bytes, BOS 256, EOS 257, PAD 258). Each text file is one\n"
+    "  document BOS + bytes + EOS. With --eos-between, each paragraph (lines separated by\n"
+    "  one or more blank lines) becomes its own document, so an EOS (and a BOS) falls\n"
+    "  between paragraphs. Empty documents are skipped. F.h5 appears only when complete.\n";
+static const char *HELP_INSPECT =
+    "usage: kdtrain data inspect F.h5 [--first K]\n"
+    "  Validate F.h5 and print kind, token and document counts, vocab and special ids, loss\n"
+    "  mask coverage, the first K tokens (default 32; decoded for the byte tokenizer) and\n"
+    "  the unigram entropy of the tokens in nats and bits, as \"key: value\" lines.\n";
+static const char *HELP_SYNTH =
+    "usage: kdtrain data synth --out DIR [--seed S] [--tokens N]\n"
+    "  Write DIR/pretrain.h5 (about N tokens, default 200000) and DIR/pretrain_val.h5\n"
+    "  (N/10, at least 2000): templated sentences, arithmetic, key=value lookups, counting\n"
+    "  and copying, byte-tokenized. Same seed (default 1234) -> identical files.\n";
+
+static int usage_error(const char *cmd, kd_error *err, const char *what, const char *arg) {
+    return kd_fail(err, KD_EINPUT, "data %s: %s%s%s (see kdtrain data %s --help)", cmd, what,
+                   arg ? " " : "", arg ? arg : "", cmd);
+}
+
+static int parse_u64(const char *s, uint64_t *v) {
+    char *end;
+    if (!s || !*s || *s == '-') return -1;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (errno || *end) return -1;
+    *v = x;
+    return 0;
+}
+
+static int cmd_pack(int argc, char **argv, kd_error *err) {
+    const char **files = kd_calloc((size_t)argc, sizeof *files);
+    const char *out = NULL;
+    int nf = 0, para = 0, rc = KD_OK;
+    for (int i = 1; rc == KD_OK && i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(HELP_PACK, stdout);
+            free(files);
+            return -1;
+        } else if (!strcmp(argv[i], "--text")) {
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) files[nf++] = argv[++i];
+        } else if (!strcmp(argv[i], "--out")) {
+            if (i + 1 >= argc)
+                rc = usage_error("pack", err, "--out needs a file name", NULL);
+            else
+                out = argv[++i];
+        } else if (!strcmp(argv[i], "--eos-between")) {
+            para = 1;
+        } else {
+            rc = usage_error("pack", err, "unknown argument", argv[i]);
+        }
+    }
+    if (rc == KD_OK && nf == 0) rc = usage_error("pack", err, "expected --text FILE...", NULL);
+    if (rc == KD_OK && !out) rc = usage_error("pack", err, "expected --out F.h5", NULL);
+    if (rc == KD_OK) rc = kd_data_pack(files, nf, out, para, err);
+    if (rc == KD_OK) printf("packed %d file(s) into %s\n", nf, out);
+    free(files);
+    return rc;
+}
+
+static int cmd_inspect(int argc, char **argv, kd_error *err) {
+    const char *path = NULL;
+    uint64_t first = 32;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(HELP_INSPECT, stdout);
+            return -1;
+        } else if (!strcmp(argv[i], "--first")) {
+            if (i + 1 >= argc || parse_u64(argv[++i], &first) || first > 256)
+                return usage_error("inspect", err, "--first expects an integer 0..256, found",
+                                   i < argc ? argv[i] : "nothing");
+        } else if (argv[i][0] == '-') {
+            return usage_error("inspect", err, "unknown option", argv[i]);
+        } else if (path) {
+            return usage_error("inspect", err,
+                               "expected one dataset file, found another:", argv[i]);
+        } else {
+            path = argv[i];
+        }
+    }
+    if (!path) return usage_error("inspect", err, "expected a dataset file F.h5", NULL);
+    return kd_data_inspect(path, (int)first, stdout, err);
+}
+
+static int cmd_synth(int argc, char **argv, kd_error *err) {
+    const char *dir = NULL;
+    uint64_t seed = 1234, tokens = 200000;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(HELP_SYNTH, stdout);
+            return -1;
+        } else if (!strcmp(a, "--out") && v) {
+            dir = v;
+            i++;
+        } else if (!strcmp(a, "--seed") || !strcmp(a, "--tokens")) {
+            if (parse_u64(v, !strcmp(a, "--seed") ? &seed : &tokens))
+                return usage_error("synth", err,
+                                   a[2] == 's' ? "--seed expects a non-negative "
+                                                 "integer, found"
+                                               : "--tokens expects a non-negative integer, "
+                                                 "found",
+                                   v ? v : "nothing");
+            i++;
+        } else {
+            return usage_error("synth", err,
+                               !strcmp(a, "--out") ? "--out needs a directory" : "unknown argument",
+                               !strcmp(a, "--out") ? NULL : a);
+        }
+    }
+    if (!dir) return usage_error("synth", err, "expected --out DIR", NULL);
+    int rc = kd_data_synth(dir, seed, tokens, err);
+    if (rc == KD_OK) printf("wrote %s/pretrain.h5 and %s/pretrain_val.h5\n", dir, dir);
+    return rc;
+}
+
+int kd_data_main(int argc, char **argv) {
+    kd_error err = {0};
+    if (argc < 2) {
+        fprintf(stderr, "kdtrain data: expected a subcommand pack|inspect|synth (see kdtrain "
+                        "data --help)\n");
+        return KD_EINPUT;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(HELP_DATA, stdout);
+        return KD_OK;
+    }
+    const char *cmd = argv[1];
+    int rc;
+    if (!strcmp(cmd, "pack"))
+        rc = cmd_pack(argc - 1, argv + 1, &err);
+    else if (!strcmp(cmd, "inspect"))
+        rc = cmd_inspect(argc - 1, argv + 1, &err);
+    else if (!strcmp(cmd, "synth"))
+        rc = cmd_synth(argc - 1, argv + 1, &err);
+    else
+        rc = kd_fail(&err, KD_EINPUT,
+                     "data: unknown subcommand '%s', expected "
+                     "pack|inspect|synth",
+                     cmd);
+    if (rc == -1) return KD_OK; // --help was printed
+    if (rc != KD_OK) {
+        fprintf(stderr, "kdtrain: %s\n", err.msg);
+        return rc == KD_EINPUT ? KD_EINPUT : KD_ERUNTIME;
+    }
+    return KD_OK;
+}

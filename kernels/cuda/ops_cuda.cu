@@ -1,0 +1,489 @@
+// ops_cuda.cu: the first CUDA backend. Fills a kd_ops table with: memory ops (cudaMalloc,
+// cudaMemcpy), elementwise ops, matmul through cuBLAS (row-major via the transposition
+// trick: a row-major (M,N) matrix is a column-major (N,M) one), and simple, correct kernels
+// for everything else (one thread or one block per row; no tiling yet). Every op is
+// asynchronous on the default stream except the copies to and from the host and sumsq.
+// kd_cuda_ops_probe() is the only entry point (called by kernels/backend.c).
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+extern "C" {
+#include "kernels/math.h"
+#include "kernels/ops.h"
+}
+
+// A failing CUDA/cuBLAS call inside an op is a lost device or a bug: print where, abort.
+// (Ops return void by contract; the probe below reports recoverable problems instead.)
+#define CUDA_CHECK(call)                                                                           \
+    do {                                                                                           \
+        cudaError_t e_ = (call);                                                                   \
+        if (e_ != cudaSuccess) cuda_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_));        \
+    } while (0)
+#define BLAS_CHECK(call)                                                                           \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS) cuda_die(__FILE__, __LINE__, #call, "cuBLAS error");      \
+    } while (0)
+
+static void cuda_die(const char *file, int line, const char *what, const char *why) {
+    fprintf(stderr, "kdtrain: %s:%d: %s failed: %s\n", file, line, what, why);
+    fflush(stderr);
+    abort();
+}
+
+static cublasHandle_t g_blas;
+static double *g_dscratch; // one double on the device, for sumsq
+
+static const int TPB = 256; // threads per block
+static unsigned nblocks(size_t n) {
+    return (unsigned)((n + TPB - 1) / TPB);
+}
+
+// Block-wide sum of v (double); every thread gets the total. blockDim.x == TPB.
+__device__ double block_sum(double v) {
+    __shared__ double sh[TPB];
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = TPB / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
+        __syncthreads();
+    }
+    double r = sh[0];
+    __syncthreads();
+    return r;
+}
+__device__ float block_max(float v) {
+    __shared__ float sh[TPB];
+    sh[threadIdx.x] = v;
+    __syncthreads();
+    for (int s = TPB / 2; s > 0; s >>= 1) {
+        if ((int)threadIdx.x < s) sh[threadIdx.x] = fmaxf(sh[threadIdx.x], sh[threadIdx.x + s]);
+        __syncthreads();
+    }
+    float r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+// ============================================================================ memory
+
+static void *cu_alloc(size_t bytes) {
+    void *p = NULL;
+    if (cudaMalloc(&p, bytes ? bytes : 4) != cudaSuccess) {
+        cudaGetLastError(); // clear the sticky-free error so later calls are unaffected
+        return NULL;
+    }
+    CUDA_CHECK(cudaMemset(p, 0, bytes ? bytes : 4));
+    return p;
+}
+static void cu_free(void *p) {
+    if (p) CUDA_CHECK(cudaFree(p));
+}
+static void cu_upload(void *dst, const void *src, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyHostToDevice));
+}
+static void cu_download(void *dst, const void *src, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToHost));
+}
+static void cu_copy(void *dst, const void *src, size_t bytes) {
+    if (bytes && dst != src)
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, 0));
+}
+static void cu_zero(void *dst, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, 0));
+}
+
+// ============================================================================ elementwise
+
+__global__ void k_add(float *out, const float *a, const float *b, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        out[i] = a[i] + b[i];
+}
+__global__ void k_axpy(float *y, float a, const float *x, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        y[i] += a * x[i];
+}
+__global__ void k_scale(float *x, float s, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        x[i] *= s;
+}
+__global__ void k_sumsq(double *acc, const float *x, size_t n) {
+    double s = 0.0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        s += (double)x[i] * x[i];
+    s = block_sum(s);
+    if (threadIdx.x == 0) atomicAdd(acc, s);
+}
+
+static unsigned grid_for(size_t n) {
+    unsigned g = nblocks(n);
+    return g < 1 ? 1 : (g > 4096 ? 4096 : g);
+}
+static void cu_add(float *out, const float *a, const float *b, size_t n) {
+    if (n) k_add<<<grid_for(n), TPB>>>(out, a, b, n);
+}
+static void cu_axpy(float *y, float a, const float *x, size_t n) {
+    if (n) k_axpy<<<grid_for(n), TPB>>>(y, a, x, n);
+}
+static void cu_scale(float *x, float s, size_t n) {
+    if (n) k_scale<<<grid_for(n), TPB>>>(x, s, n);
+}
+static double cu_sumsq(const float *x, size_t n) {
+    double h = 0.0;
+    CUDA_CHECK(cudaMemsetAsync(g_dscratch, 0, sizeof(double), 0));
+    if (n) k_sumsq<<<grid_for(n), TPB>>>(g_dscratch, x, n);
+    CUDA_CHECK(cudaMemcpy(&h, g_dscratch, sizeof(double), cudaMemcpyDeviceToHost));
+    return h;
+}
+
+// ============================================================================ embedding
+
+__global__ void k_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    size_t n = i / C, c = i % C;
+    out[i] = wte[(size_t)ids[n] * C + c];
+}
+__global__ void k_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= (size_t)N * C) return;
+    size_t n = i / C, c = i % C;
+    atomicAdd(&dwte[(size_t)ids[n] * C + c], dout[i]);
+}
+static void cu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C) {
+    size_t n = (size_t)N * C;
+    if (n) k_embedding_fwd<<<nblocks(n), TPB>>>(out, ids, wte, N, C);
+}
+static void cu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
+    size_t n = (size_t)N * C;
+    if (n) k_embedding_bwd<<<nblocks(n), TPB>>>(dwte, dout, ids, N, C);
+}
+
+// ============================================================================ matmul (cuBLAS)
+
+// Row-major out (N,OC) = inp (N,C) w^T is column-major out^T (OC,N) = w (OC,C) inp^T:
+// w is stored as column-major (C,OC) = w^T, hence op T; inp as column-major (C,N), op N.
+static void cu_matmul_fwd(float *out, const float *inp, const float *w, int N, int C, int OC) {
+    const float one = 1.0f, zero = 0.0f;
+    if (N <= 0 || OC <= 0) return;
+    BLAS_CHECK(cublasSgemm(g_blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, C, inp, C, &zero,
+                           out, OC));
+}
+// dinp^T (C,N) += w^T (C,OC) . dout^T (OC,N) ; dw^T (C,OC) += inp^T (C,N) . dout (N,OC).
+static void cu_matmul_bwd(float *dinp, float *dw, const float *dout, const float *inp,
+                          const float *w, int N, int C, int OC) {
+    const float one = 1.0f;
+    if (N <= 0 || C <= 0 || OC <= 0) return;
+    if (dinp)
+        BLAS_CHECK(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w, C, dout, OC,
+                               &one, dinp, C));
+    if (dw)
+        BLAS_CHECK(cublasSgemm(g_blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC,
+                               &one, dw, C));
+}
+
+// ============================================================================ RMSNorm
+
+// One block per row.
+__global__ void k_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int C,
+                              float eps) {
+    const float *x = inp + (size_t)blockIdx.x * C;
+    float *y = out + (size_t)blockIdx.x * C;
+    double ss = 0.0;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) ss += (double)x[c] * x[c];
+    ss = block_sum(ss);
+    float r = (float)(1.0 / sqrt(ss / C + (double)eps));
+    if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) y[c] = x[c] * r * w[c];
+}
+__global__ void k_rmsnorm_bwd_dinp(float *dinp, const float *dout, const float *inp, const float *w,
+                                   const float *rstd, int C) {
+    const float *x = inp + (size_t)blockIdx.x * C, *dy = dout + (size_t)blockIdx.x * C;
+    float *dx = dinp + (size_t)blockIdx.x * C;
+    float r = rstd[blockIdx.x];
+    double dot = 0.0;
+    for (int c = threadIdx.x; c < C; c += blockDim.x) dot += (double)w[c] * dy[c] * x[c];
+    dot = block_sum(dot);
+    float k = (float)(dot * r * r * r / C);
+    for (int c = threadIdx.x; c < C; c += blockDim.x) dx[c] += r * w[c] * dy[c] - k * x[c];
+}
+// One thread per column, looping over rows.
+__global__ void k_rmsnorm_bwd_dw(float *dw, const float *dout, const float *inp, const float *rstd,
+                                 int N, int C) {
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= C) return;
+    float acc = 0.0f;
+    for (int n = 0; n < N; n++) acc += dout[(size_t)n * C + c] * inp[(size_t)n * C + c] * rstd[n];
+    dw[c] += acc;
+}
+static void cu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,
+                           float eps) {
+    if (N > 0) k_rmsnorm_fwd<<<N, TPB>>>(out, rstd, inp, w, C, eps);
+}
+static void cu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp,
+                           const float *w, const float *rstd, int N, int C) {
+    if (N <= 0) return;
+    if (dinp) k_rmsnorm_bwd_dinp<<<N, TPB>>>(dinp, dout, inp, w, rstd, C);
+    if (dw) k_rmsnorm_bwd_dw<<<nblocks(C), TPB>>>(dw, dout, inp, rstd, N, C);
+}
+
+// ============================================================================ RoPE
+
+// One thread per rotated pair (n, head, i); dir = +1 forward, -1 inverse.
+__global__ void k_rope(float *x, const int32_t *pos, int N, int nrot, int row_stride, int HD,
+                       float theta, float dir) {
+    int half = HD / 2;
+    size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (t >= (size_t)N * nrot * half) return;
+    int i = (int)(t % half), h = (int)((t / half) % nrot);
+    size_t n = t / ((size_t)half * nrot);
+    float *a = x + n * row_stride + (size_t)h * HD;
+    float ang = (float)pos[n] * kd_rope_inv_freq(i, HD, theta);
+    float c = cosf(ang), s = dir * sinf(ang);
+    float x1 = a[i], x2 = a[i + half];
+    a[i] = x1 * c - x2 * s;
+    a[i + half] = x2 * c + x1 * s;
+}
+static void cu_rope_fwd(float *x, const int32_t *pos, int N, int nrot, int row_stride, int HD,
+                        float theta) {
+    size_t n = (size_t)N * nrot * (HD / 2);
+    if (n) k_rope<<<nblocks(n), TPB>>>(x, pos, N, nrot, row_stride, HD, theta, 1.0f);
+}
+static void cu_rope_bwd(float *dx, const int32_t *pos, int N, int nrot, int row_stride, int HD,
+                        float theta) {
+    size_t n = (size_t)N * nrot * (HD / 2);
+    if (n) k_rope<<<nblocks(n), TPB>>>(dx, pos, N, nrot, row_stride, HD, theta, -1.0f);
+}
+
+// ============================================================================ attention
+
+// One thread per query row (b,h,i): scores into att, softmax in place, out = P V.
+__global__ void k_attention_fwd(float *out, float *att, const float *qkv, const int32_t *seg, int B,
+                                int T, int NH, int NKV, int HD) {
+    size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (t >= (size_t)B * NH * T) return;
+    int i = (int)(t % T), h = (int)((t / T) % NH), b = (int)(t / ((size_t)T * NH));
+    int R = (NH + 2 * NKV) * HD, G = NH / NKV;
+    const float *base = qkv + (size_t)b * T * R;
+    const float *q = base + (size_t)i * R + (size_t)h * HD;
+    float *p = att + (((size_t)b * NH + h) * T + i) * T;
+    const int32_t *sg = seg ? seg + (size_t)b * T : NULL;
+    float scale = 1.0f / sqrtf((float)HD), mx = -INFINITY;
+    for (int j = 0; j <= i; j++) {
+        if (sg && sg[j] != sg[i]) continue;
+        const float *k = base + (size_t)j * R + (size_t)(NH + h / G) * HD;
+        float d = 0.0f;
+        for (int e = 0; e < HD; e++) d += q[e] * k[e];
+        p[j] = d * scale;
+        mx = fmaxf(mx, p[j]);
+    }
+    float sum = 0.0f;
+    for (int j = 0; j <= i; j++) {
+        float v = (sg && sg[j] != sg[i]) ? 0.0f : expf(p[j] - mx);
+        p[j] = v;
+        sum += v;
+    }
+    for (int j = 0; j <= i; j++) p[j] /= sum;
+    for (int j = i + 1; j < T; j++) p[j] = 0.0f;
+    float *o = out + ((size_t)b * T + i) * NH * HD + (size_t)h * HD;
+    for (int e = 0; e < HD; e++) {
+        float acc = 0.0f;
+        for (int j = 0; j <= i; j++)
+            acc += p[j] * base[(size_t)j * R + (size_t)(NH + NKV + h / G) * HD + e];
+        o[e] = acc;
+    }
+}
+// Thread per (b,h,i): dS row into datt, dQ row (overwrites).
+__global__ void k_attention_bwd_q(float *dqkv, float *datt, const float *dout, const float *att,
+                                  const float *qkv, int B, int T, int NH, int NKV, int HD) {
+    size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (t >= (size_t)B * NH * T) return;
+    int i = (int)(t % T), h = (int)((t / T) % NH), b = (int)(t / ((size_t)T * NH));
+    int R = (NH + 2 * NKV) * HD, G = NH / NKV;
+    const float *base = qkv + (size_t)b * T * R;
+    const float *p = att + (((size_t)b * NH + h) * T + i) * T;
+    float *d = datt + (((size_t)b * NH + h) * T + i) * T;
+    const float *dO = dout + ((size_t)b * T + i) * NH * HD + (size_t)h * HD;
+    float scale = 1.0f / sqrtf((float)HD), dot = 0.0f;
+    for (int j = 0; j <= i; j++) {
+        const float *v = base + (size_t)j * R + (size_t)(NH + NKV + h / G) * HD;
+        float s = 0.0f;
+        for (int e = 0; e < HD; e++) s += dO[e] * v[e];
+        d[j] = s;
+        dot += p[j] * s;
+    }
+    for (int j = 0; j <= i; j++) d[j] = scale * p[j] * (d[j] - dot);
+    for (int j = i + 1; j < T; j++) d[j] = 0.0f;
+    float *dq = dqkv + (size_t)b * T * R + (size_t)i * R + (size_t)h * HD;
+    for (int e = 0; e < HD; e++) {
+        float acc = 0.0f;
+        for (int j = 0; j <= i; j++)
+            acc += d[j] * base[(size_t)j * R + (size_t)(NH + h / G) * HD + e];
+        dq[e] = acc;
+    }
+}
+// Thread per (b,g,j): dK_j = sum_h sum_i dS[i,j] q_i ; dV_j = sum_h sum_i P[i,j] dO_i (overwrite).
+__global__ void k_attention_bwd_kv(float *dqkv, const float *datt, const float *dout,
+                                   const float *att, const float *qkv, int B, int T, int NH,
+                                   int NKV, int HD) {
+    size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (t >= (size_t)B * NKV * T) return;
+    int j = (int)(t % T), g = (int)((t / T) % NKV), b = (int)(t / ((size_t)T * NKV));
+    int R = (NH + 2 * NKV) * HD, G = NH / NKV;
+    const float *base = qkv + (size_t)b * T * R;
+    float *dk = dqkv + (size_t)b * T * R + (size_t)j * R + (size_t)(NH + g) * HD;
+    float *dv = dqkv + (size_t)b * T * R + (size_t)j * R + (size_t)(NH + NKV + g) * HD;
+    for (int e = 0; e < HD; e++) {
+        float ak = 0.0f, av = 0.0f;
+        for (int h = g * G; h < (g + 1) * G; h++) {
+            const float *P = att + ((size_t)b * NH + h) * T * T,
+                        *dS = datt + ((size_t)b * NH + h) * T * T;
+            for (int i = j; i < T; i++) {
+                ak += dS[(size_t)i * T + j] * base[(size_t)i * R + (size_t)h * HD + e];
+                av +=
+                    P[(size_t)i * T + j] * dout[((size_t)b * T + i) * NH * HD + (size_t)h * HD + e];
+            }
+        }
+        dk[e] = ak;
+        dv[e] = av;
+    }
+}
+static void cu_attention_fwd(float *out, float *att, const float *qkv, const int32_t *seg, int B,
+                             int T, int NH, int NKV, int HD) {
+    size_t n = (size_t)B * NH * T;
+    if (n) k_attention_fwd<<<nblocks(n), TPB>>>(out, att, qkv, seg, B, T, NH, NKV, HD);
+}
+static void cu_attention_bwd(float *dqkv, float *datt, const float *dout, const float *att,
+                             const float *qkv, int B, int T, int NH, int NKV, int HD) {
+    size_t nq = (size_t)B * NH * T, nkv = (size_t)B * NKV * T;
+    if (!nq) return;
+    k_attention_bwd_q<<<nblocks(nq), TPB>>>(dqkv, datt, dout, att, qkv, B, T, NH, NKV, HD);
+    k_attention_bwd_kv<<<nblocks(nkv), TPB>>>(dqkv, datt, dout, att, qkv, B, T, NH, NKV, HD);
+}
+
+// ============================================================================ SwiGLU
+
+__global__ void k_swiglu_fwd(float *out, const float *gu, int N, int F) {
+    size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (t >= (size_t)N * F) return;
+    size_t n = t / F, f = t % F;
+    out[t] = kd_silu(gu[n * 2 * F + f]) * gu[n * 2 * F + F + f];
+}
+__global__ void k_swiglu_bwd(float *dgu, const float *dout, const float *gu, int N, int F) {
+    size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (t >= (size_t)N * F) return;
+    size_t n = t / F, f = t % F;
+    float g = gu[n * 2 * F + f], u = gu[n * 2 * F + F + f], d = dout[t];
+    dgu[n * 2 * F + f] = d * u * kd_dsilu(g);
+    dgu[n * 2 * F + F + f] = d * kd_silu(g);
+}
+static void cu_swiglu_fwd(float *out, const float *gu, int N, int F) {
+    size_t n = (size_t)N * F;
+    if (n) k_swiglu_fwd<<<nblocks(n), TPB>>>(out, gu, N, F);
+}
+static void cu_swiglu_bwd(float *dgu, const float *dout, const float *gu, int N, int F) {
+    size_t n = (size_t)N * F;
+    if (n) k_swiglu_bwd<<<nblocks(n), TPB>>>(dgu, dout, gu, N, F);
+}
+
+// ============================================================================ cross entropy
+
+// One block per row; dlogits may alias logits (statistics are taken before writing).
+__global__ void k_cross_entropy(float *loss, float *dlogits, const float *logits,
+                                const int32_t *targets, const float *weights, int V, float dscale) {
+    size_t row = blockIdx.x;
+    const float *x = logits + row * V;
+    float *dx = dlogits ? dlogits + row * V : NULL;
+    int t = targets[row];
+    if (t < 0) {
+        if (threadIdx.x == 0) loss[row] = 0.0f;
+        if (dx)
+            for (int j = threadIdx.x; j < V; j += blockDim.x) dx[j] = 0.0f;
+        return;
+    }
+    float w = weights ? weights[row] : 1.0f;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) mx = fmaxf(mx, x[j]);
+    mx = block_max(mx);
+    double s = 0.0;
+    for (int j = threadIdx.x; j < V; j += blockDim.x) s += (double)expf(x[j] - mx);
+    s = block_sum(s);
+    float xt = x[t];
+    __syncthreads(); // every thread has read x[t] before any dx write (aliasing)
+    if (threadIdx.x == 0) loss[row] = (float)((double)w * ((double)mx + log(s) - (double)xt));
+    if (dx) {
+        float c = dscale * w, inv = (float)(1.0 / s);
+        for (int j = threadIdx.x; j < V; j += blockDim.x)
+            dx[j] = c * (expf(x[j] - mx) * inv - (j == t ? 1.0f : 0.0f));
+    }
+}
+static void cu_cross_entropy(float *loss, float *dlogits, const float *logits,
+                             const int32_t *targets, const float *weights, int N, int V,
+                             float dscale) {
+    if (N > 0) k_cross_entropy<<<N, TPB>>>(loss, dlogits, logits, targets, weights, V, dscale);
+}
+
+// ============================================================================ AdamW
+
+__global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                        float b2, float eps, float wd, float bc1, float bc2) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        kd_adamw_elem(&p[i], g[i], &m[i], &v[i], lr, b1, b2, eps, wd, bc1, bc2);
+}
+static void cu_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
+                     float b2, float eps, float wd, int t) {
+    float bc1 = (float)(1.0 - pow((double)b1, (double)t)),
+          bc2 = (float)(1.0 - pow((double)b2, (double)t));
+    if (n) k_adamw<<<grid_for(n), TPB>>>(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+}
+
+// ============================================================================ table and probe
+
+static kd_ops g_table;
+static int g_ready = 0;
+
+extern "C" const kd_ops *kd_cuda_ops_probe(char *why, size_t why_len) {
+    if (g_ready) return &g_table;
+    int count = 0; // without a driver the call fails (error 35) and leaves count untouched
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess || count <= 0) {
+        if (why && why_len)
+            snprintf(why, why_len, "no usable CUDA device (cudaGetDeviceCount: %s, %d devices)",
+                     e == cudaSuccess ? "ok" : cudaGetErrorString(e), count);
+        cudaGetLastError();
+        return NULL;
+    }
+    if (cublasCreate(&g_blas) != CUBLAS_STATUS_SUCCESS) {
+        if (why && why_len) snprintf(why, why_len, "CUDA device found but cublasCreate failed");
+        return NULL;
+    }
+    if (cudaMalloc((void **)&g_dscratch, sizeof(double)) != cudaSuccess) {
+        if (why && why_len)
+            snprintf(why, why_len, "CUDA device found but a 8-byte cudaMalloc failed");
+        cublasDestroy(g_blas);
+        return NULL;
+    }
+    kd_ops *t = &g_table;
+    t->name = "cuda";
+    t->kind = KD_BACKEND_CUDA;
+    t->alloc = cu_alloc, t->free = cu_free, t->upload = cu_upload, t->download = cu_download;
+    t->copy = cu_copy, t->zero = cu_zero;
+    t->add = cu_add, t->axpy = cu_axpy, t->scale = cu_scale, t->sumsq = cu_sumsq;
+    t->embedding_fwd = cu_embedding_fwd, t->embedding_bwd = cu_embedding_bwd;
+    t->matmul_fwd = cu_matmul_fwd, t->matmul_bwd = cu_matmul_bwd;
+    t->rmsnorm_fwd = cu_rmsnorm_fwd, t->rmsnorm_bwd = cu_rmsnorm_bwd;
+    t->rope_fwd = cu_rope_fwd, t->rope_bwd = cu_rope_bwd;
+    t->attention_fwd = cu_attention_fwd, t->attention_bwd = cu_attention_bwd;
+    t->swiglu_fwd = cu_swiglu_fwd, t->swiglu_bwd = cu_swiglu_bwd;
+    t->cross_entropy = cu_cross_entropy;
+    t->adamw = cu_adamw;
+    g_ready = 1;
+    return t;
+}

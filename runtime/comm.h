@@ -1,0 +1,36 @@
+// comm.h: the data-parallel world: MPI setup, the collectives the trainer needs (over
+// backend buffers), collective agreement on flags, and checked MPI calls. The only
+// module that includes mpi.h for training traffic; stages see kd_comm as opaque.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/common.h"
+
+typedef struct kd_comm kd_comm;
+
+// MPI_Init (thread level FUNNELED) and world info. SLURM variables are logged by the run.
+int kd_comm_init(kd_comm **out, int *argc, char ***argv);
+void kd_comm_finalize(kd_comm *c);
+int kd_comm_rank(const kd_comm *c);
+int kd_comm_size(const kd_comm *c);
+int kd_comm_local_rank(const kd_comm *c);
+void *kd_comm_mpi(const kd_comm *c);  // the MPI_Comm (as void*: for checkpoint I/O only)
+
+// In-place sum over ranks of n floats (host memory).
+void kd_comm_allreduce_f32(kd_comm *c, float *buf, size_t n);
+double kd_comm_sum_f64(kd_comm *c, double v);
+double kd_comm_max_f64(kd_comm *c, double v);
+// 1 if any rank passed a non-zero flag (every rank gets the same answer).
+int kd_comm_any(kd_comm *c, int flag);
+// Every rank gets rank 0's bytes.
+void kd_comm_bcast(kd_comm *c, void *buf, size_t bytes);
+void kd_comm_barrier(kd_comm *c);
+// ZeRO-1: rank r receives the sum over ranks of full[lo_r, hi_r) into shard.
+void kd_comm_reduce_scatter_f32(kd_comm *c, const float *full, float *shard, size_t total);
+// Every rank's shard [lo_r, hi_r) of buf is gathered into every rank's buf.
+void kd_comm_allgather_f32(kd_comm *c, float *buf, size_t total);
+// The contiguous element range owned by `rank` of `size` ranks for a buffer of total.
+void kd_shard_bounds(size_t total, int size, int rank, size_t *lo, size_t *hi);
+// Abort all ranks (collective failure paths); never returns.
+_Noreturn void kd_comm_abort(kd_comm *c, int code);

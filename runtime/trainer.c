@@ -1,0 +1,238 @@
+// trainer.c: the step loop (trainer.h).
+#include "runtime/trainer.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/log.h"
+#include "runtime/optim.h"
+
+typedef struct {
+    int32_t *ids, *targets, *seg;
+    float *weights;
+} host_batch;
+
+static void batch_alloc(host_batch *b, size_t n) {
+    b->ids = kd_malloc(n * sizeof(int32_t));
+    b->targets = kd_malloc(n * sizeof(int32_t));
+    b->seg = kd_malloc(n * sizeof(int32_t));
+    b->weights = kd_malloc(n * sizeof(float));
+}
+
+static void batch_free(host_batch *b) {
+    free(b->ids);
+    free(b->targets);
+    free(b->seg);
+    free(b->weights);
+}
+
+static void fmt_eta(double s, char *out, size_t n) {
+    if (!isfinite(s) || s < 0) s = 0;
+    long t = (long)s;
+    snprintf(out, n, "%ldh%02ldm%02lds", t / 3600, (t / 60) % 60, t % 60);
+}
+
+int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *pr, kd_error *err) {
+    const kd_stage_spec *sp = cfg->spec;
+    kd_comm *comm = cfg->comm;
+    kd_model *m = cfg->model;
+    const kd_ops *ops = kd_model_ops(m);
+    const kd_param_table *pt = kd_model_table(m);
+    int rank = kd_comm_rank(comm), world = kd_comm_size(comm);
+    int G = sp->batch.global, mb = sp->batch.micro, T = sp->batch.seq_len;
+    if (G % (mb * world) != 0)
+        return kd_fail(err, KD_EINPUT, "stages.%s.batch: global (%d) must be divisible by micro (%d) x ranks (%d)",
+                       sp->name, G, mb, world);
+    int per_rank = G / world, accum = per_rank / mb;
+    size_t lo, hi;
+    kd_shard_bounds(pt->total, world, rank, &lo, &hi);
+    kd_optimizer opt;
+    int n_frozen = 0;
+    kd_optim_init(&opt, ops, pt, &sp->optim, sp->steps, lo, hi, (char(*)[128])sp->freeze,
+                  sp->n_freeze, &n_frozen);
+    opt.t = (int)pr->step;  // bias correction continues across a resume
+
+    kd_metrics metrics = {0};
+    if (rank == 0) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->stage_dir);
+        int rc = kd_metrics_truncate_after(path, (long)pr->step, err);
+        if (!rc) rc = kd_metrics_open(&metrics, path, err);
+        if (rc) {
+            kd_optim_free(&opt);
+            return rc;
+        }
+        if (!cfg->quiet) {
+            kd_log_table_begin("training");
+            kd_log_kv("stage", "%s (%s)", sp->name, kd_stage_kind_name(sp->kind));
+            kd_log_kv("ranks", "%d", world);
+            kd_log_kv("parameters", "%zu (%zu trainable, %d frozen tensors)", pt->total,
+                      kd_optim_trainable(&opt), n_frozen);
+            kd_log_kv("batch", "global %d, micro %d, seq_len %d, accum %d", G, mb, T, accum);
+            kd_log_kv("tokens per step", "%d", G * T);
+            kd_log_kv("steps", "%d (from %lld)", sp->steps, (long long)pr->step);
+            kd_log_kv("samples per epoch", "%llu", (unsigned long long)cfg->task.n_samples);
+            kd_log_kv("lr", "%g (%s, warmup %d, min ratio %g)", sp->optim.lr,
+                      sp->optim.schedule == KD_SCHED_COSINE ? "cosine"
+                      : sp->optim.schedule == KD_SCHED_LINEAR ? "linear" : "constant",
+                      sp->optim.warmup, sp->optim.min_lr_ratio);
+            kd_log_kv("adamw", "betas (%g, %g), eps %g, weight decay %g", sp->optim.beta1,
+                      sp->optim.beta2, sp->optim.eps, sp->optim.weight_decay);
+            kd_log_kv("grad clip", "%g", sp->optim.grad_clip);
+            kd_log_kv("backend", "%s", ops->name);
+            kd_log_table_end();
+        }
+    }
+
+    size_t ntok = (size_t)per_rank * T;
+    host_batch hb;
+    batch_alloc(&hb, ntok);
+    uint64_t *pos = kd_malloc(sizeof(uint64_t) * (size_t)per_rank);
+    float *params = kd_model_params(m), *grads = kd_model_grads(m);
+    int nx = cfg->task.n_extra;
+    double t_start = kd_now(), t_log = t_start;
+    int64_t step_log = pr->step;
+    int rc = KD_OK;
+
+    while (pr->step < sp->steps) {
+        // ---- this rank's slice of global batch: positions [samples + rank*per_rank, +per_rank)
+        uint64_t base = pr->samples + (uint64_t)rank * (uint64_t)per_rank;
+        for (int i = 0; i < per_rank; i++) pos[i] = base + (uint64_t)i;
+        int used_seg = 0;
+        rc = cfg->task.fill(cfg->task.ctx, pos, per_rank, T, hb.ids, hb.targets, hb.weights,
+                            hb.seg, &used_seg, err);
+        rc = kd_comm_any(comm, rc != KD_OK) ? (rc ? rc : KD_EINPUT) : KD_OK;
+        if (rc) {
+            if (err->code == KD_OK) kd_fail(err, KD_EINPUT, "another rank failed to read its batch (see its message)");
+            break;
+        }
+        double wlocal = 0;
+        for (size_t i = 0; i < ntok; i++) wlocal += hb.targets[i] >= 0 ? hb.weights[i] : 0.0;
+        double wtotal = kd_comm_sum_f64(comm, wlocal);
+        float dscale = wtotal > 0 ? (float)(1.0 / wtotal) : 0.0f;
+
+        // ---- micro-batches
+        kd_model_zero_grad(m);
+        double loss_sum = 0, extra[KD_TASK_MAX_EXTRA] = {0};
+        for (int k = 0; k < accum && rc == KD_OK; k++) {
+            size_t off = (size_t)k * mb * T;
+            rc = kd_model_forward(m, hb.ids + off, NULL, used_seg ? hb.seg + off : NULL, mb, T, err);
+            if (rc) break;
+            loss_sum += cfg->task.loss(cfg->task.ctx, m, hb.targets + off, hb.weights + off, mb, T,
+                                       dscale, 1, extra);
+            kd_model_backward(m);
+        }
+        if (kd_comm_any(comm, rc != KD_OK)) {
+            if (!rc) rc = kd_fail(err, KD_ERUNTIME, "another rank failed its forward pass (see its message)");
+            break;
+        }
+
+        // ---- reduce, clip, update (ZeRO-1)
+        kd_comm_reduce_scatter_f32(comm, grads, opt.gshard, pt->total);
+        double gn2 = kd_comm_sum_f64(comm, kd_optim_shard_sumsq(&opt));
+        double loss = kd_comm_sum_f64(comm, loss_sum) / (wtotal > 0 ? wtotal : 1);
+        for (int x = 0; x < nx; x++) extra[x] = kd_comm_sum_f64(comm, extra[x]) / (wtotal > 0 ? wtotal : 1);
+        double gnorm = sqrt(gn2);
+        float lr = kd_optim_lr(&sp->optim, (int)pr->step, sp->steps);
+        int finite = isfinite(gnorm) && isfinite(loss);
+        if (finite) {
+            float clip = sp->optim.grad_clip;
+            float gscale = (clip > 0 && gnorm > clip) ? (float)(clip / gnorm) : 1.0f;
+            kd_optim_step(&opt, params, lr, gscale);
+            kd_comm_allgather_f32(comm, params, pt->total);
+            pr->bad_steps = 0;
+        } else {
+            pr->bad_steps++;
+            pr->skipped_total++;
+            if (rank == 0)
+                kd_log_warn("step %lld: non-finite loss or gradient norm (loss %g, grad norm %g): update skipped (%d in a row)",
+                            (long long)pr->step + 1, loss, gnorm, pr->bad_steps);
+        }
+        pr->step++;
+        pr->samples += (uint64_t)G;
+        if (pr->bad_steps >= sp->max_bad_steps) {
+            rc = kd_fail(err, KD_ERUNTIME, "stage '%s': %d consecutive non-finite steps (max_bad_steps); stopping "
+                         "with the last checkpoint intact (lower optim.lr or raise optim.grad_clip)",
+                         sp->name, pr->bad_steps);
+            break;
+        }
+
+        // ---- log
+        int last = pr->step == sp->steps;
+        if (rank == 0 && (pr->step % sp->log_every == 0 || last)) {
+            double now = kd_now();
+            double dt = now - t_log;
+            double tps = dt > 0 ? (double)(pr->step - step_log) * G * T / dt : 0;
+            double elapsed = now - t_start;
+            double eta = tps > 0 ? (double)(sp->steps - pr->step) * G * T / tps : 0;
+            const char *keys[4 + KD_TASK_MAX_EXTRA + 1] = {"loss", "lr", "grad_norm", "tokens_per_s", "elapsed_s"};
+            double vals[4 + KD_TASK_MAX_EXTRA + 1] = {loss, lr, gnorm, tps, elapsed};
+            for (int x = 0; x < nx; x++) keys[5 + x] = cfg->task.extra_names[x], vals[5 + x] = extra[x];
+            kd_metrics_write(&metrics, (long)pr->step, keys, vals, 5 + nx);
+            if (!cfg->quiet) {
+                char etas[32];
+                fmt_eta(eta, etas, sizeof etas);
+                printf("%s step %6lld/%d | loss %.6f | lr %.3e | grad norm %.4f | %.0f tok/s | eta %s\n",
+                       sp->name, (long long)pr->step, sp->steps, loss, lr, gnorm, tps, etas);
+                fflush(stdout);
+            }
+            t_log = now;
+            step_log = pr->step;
+        }
+    }
+    free(pos);
+    batch_free(&hb);
+    kd_metrics_close(&metrics);
+    kd_optim_free(&opt);
+    return rc;
+}
+
+int kd_trainer_evaluate(const kd_trainer_cfg *cfg, uint64_t n_samples, double *mean_loss,
+                        double *extra_out, kd_error *err) {
+    const kd_stage_spec *sp = cfg->spec;
+    kd_comm *comm = cfg->comm;
+    int rank = kd_comm_rank(comm), world = kd_comm_size(comm);
+    int mb = sp->batch.micro, T = sp->batch.seq_len;
+    size_t lo, hi;
+    kd_shard_bounds(n_samples, world, rank, &lo, &hi);
+    host_batch hb;
+    batch_alloc(&hb, (size_t)mb * T);
+    uint64_t *pos = kd_malloc(sizeof(uint64_t) * (size_t)mb);
+    double loss_sum = 0, wsum = 0, extra[KD_TASK_MAX_EXTRA] = {0};
+    int rc = KD_OK;
+    // every rank runs the same number of rounds so collectives stay matched
+    size_t per = (n_samples + (size_t)world - 1) / (size_t)world;
+    size_t rounds = (per + (size_t)mb - 1) / (size_t)mb;
+    for (size_t r = 0; r < rounds; r++) {
+        size_t a = lo + r * (size_t)mb;
+        int n = a < hi ? (int)((hi - a) < (size_t)mb ? (hi - a) : (size_t)mb) : 0;
+        for (int i = 0; i < mb; i++) pos[i] = (i < n) ? a + (size_t)i : lo;  // padding rows
+        int used_seg = 0;
+        if (n > 0 || hi > lo)
+            rc = cfg->eval_task.fill(cfg->eval_task.ctx, pos, mb, T, hb.ids, hb.targets, hb.weights,
+                                     hb.seg, &used_seg, err);
+        if (kd_comm_any(comm, rc != KD_OK)) {
+            if (!rc) rc = kd_fail(err, KD_EINPUT, "another rank failed to read its evaluation batch");
+            break;
+        }
+        if (hi == lo) continue;
+        for (size_t i = (size_t)n * T; i < (size_t)mb * T; i++) hb.weights[i] = 0;  // padding
+        for (size_t i = 0; i < (size_t)n * T; i++) wsum += hb.targets[i] >= 0 ? hb.weights[i] : 0;
+        rc = kd_model_forward(cfg->model, hb.ids, NULL, used_seg ? hb.seg : NULL, mb, T, err);
+        if (rc) break;
+        loss_sum += cfg->eval_task.loss(cfg->eval_task.ctx, cfg->model, hb.targets, hb.weights, mb, T,
+                                        0.0f, 0, extra);
+    }
+    free(pos);
+    batch_free(&hb);
+    if (kd_comm_any(comm, rc != KD_OK)) return rc ? rc : KD_ERUNTIME;
+    double w = kd_comm_sum_f64(comm, wsum);
+    *mean_loss = kd_comm_sum_f64(comm, loss_sum) / (w > 0 ? w : 1);
+    for (int x = 0; x < cfg->eval_task.n_extra; x++) {
+        double v = kd_comm_sum_f64(comm, extra[x]) / (w > 0 ? w : 1);
+        if (extra_out) extra_out[x] = v;
+    }
+    return KD_OK;
+}

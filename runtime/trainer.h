@@ -1,0 +1,57 @@
+// trainer.h: the one step loop every training stage uses. Per optimizer step: this rank's
+// slice of the global batch in micro-batches (exactly global/(micro*ranks) of them),
+// forward, the stage's loss head, backward, gradient reduce-scatter, global-norm clipping,
+// AdamW on the shard (ZeRO-1), parameter all-gather, logging and checkpoints. The stage
+// supplies a kd_task (how to fill samples and compute its loss); the trainer knows
+// nothing of what the data means.
+#pragma once
+#include <stdint.h>
+
+#include "runtime/comm.h"
+#include "runtime/model.h"
+#include "runtime/recipe.h"
+
+#define KD_TASK_MAX_EXTRA 8
+
+typedef struct {
+    void *ctx;
+    // Fill n samples at global positions pos[0..n) (each a (T) row): inputs ids, targets
+    // (-1 = no loss) and per-target weights. seg (document ids) may be left NULL by passing
+    // a NULL buffer; the trainer passes one and checks *used_seg.
+    int (*fill)(void *ctx, const uint64_t *pos, int n, int T, int32_t *ids, int32_t *targets,
+                float *weights, int32_t *seg, int *used_seg, kd_error *err);
+    // Loss head after the forward of a micro-batch: returns the weighted loss sum; with
+    // want_grad writes dscale * dloss/dlogits into the logits buffer; adds extra metric
+    // sums (same normalisation as the loss) into extra[0..n_extra).
+    double (*loss)(void *ctx, kd_model *m, const int32_t *targets, const float *weights, int n,
+                   int T, float dscale, int want_grad, double *extra);
+    int n_extra;
+    const char *extra_names[KD_TASK_MAX_EXTRA];
+    uint64_t n_samples;   // samples per epoch (for the epoch counter and messages)
+} kd_task;
+
+// Progress a checkpoint can restore.
+typedef struct {
+    int64_t step;              // optimizer steps done
+    uint64_t samples;          // global samples consumed
+    int bad_steps;             // consecutive non-finite steps
+    int64_t skipped_total;
+} kd_progress;
+
+typedef struct {
+    kd_comm *comm;
+    kd_model *model;
+    const kd_stage_spec *spec;
+    kd_task task;
+    kd_task eval_task;         // eval_task.fill == NULL: no held-out evaluation
+    const char *stage_dir;     // run/stages/NN-name
+    uint64_t seed;
+    int quiet;                 // tests: no progress lines
+} kd_trainer_cfg;
+
+// Runs the stage's steps from `progress` (0 for a fresh stage). KD_OK when all steps are
+// done; KD_EREQUEUE when stopped by a signal/time budget after saving; errors otherwise.
+int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *progress, kd_error *err);
+// Mean held-out loss of the eval task over `n_samples` samples (all ranks, no grads).
+int kd_trainer_evaluate(const kd_trainer_cfg *cfg, uint64_t n_samples, double *mean_loss,
+                        double *extra, kd_error *err);

@@ -1,0 +1,31 @@
+// stage.h: what a stage gets from the run and what it gives back. One file per stage kind
+// under stages/ implements kd_stage_<kind>. Stages build a kd_task for the trainer and call
+// it; they never touch MPI or file layout of the run directory beyond stage_dir.
+#pragma once
+#include "runtime/comm.h"
+#include "runtime/model.h"
+#include "runtime/recipe.h"
+#include "runtime/trainer.h"
+
+typedef struct {
+    const kd_recipe *recipe;
+    int stage_index;
+    const kd_stage_spec *spec;
+    kd_comm *comm;
+    const kd_ops *ops;
+    kd_model *model;      // the model this stage trains (in and out)
+    kd_model *teacher;    // frozen teacher, or NULL
+    const char *stage_dir;
+    kd_progress *progress;
+    int quiet;
+    double eval_loss;     // out: held-out loss at the end (NAN if no eval_data)
+} kd_stage_ctx;
+
+int kd_stage_pretrain(kd_stage_ctx *ctx, kd_error *err);
+
+// Shared by stages that train on token datasets: the CE task over windows of a dataset.
+// ctx_out must be freed with kd_lm_task_free. shuffle=0 reads windows in order (eval).
+typedef struct kd_lm_task kd_lm_task;
+int kd_lm_task_open(kd_lm_task **out, const char *path, int vocab_size, int seq_len,
+                    uint64_t seed, int shuffle, kd_task *task, kd_error *err);
+void kd_lm_task_free(kd_lm_task *t);

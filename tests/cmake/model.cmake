@@ -1,0 +1,3 @@
+# Model tests: whole-model gradients vs finite differences, forward/backward vs an
+# independent PyTorch implementation.
+kd_unit_test(grad_model_vs_fd ${CMAKE_SOURCE_DIR}/tests/unit/test_model_grad.c LABELS unit TIMEOUT 120)
