@@ -12,7 +12,9 @@
 #define KD_HD
 #endif
 
-KD_HD static inline float kd_m2_sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+KD_HD static inline float kd_m2_sigmoid(float x) {
+    return 1.0f / (1.0f + expf(-x));
+}
 
 // softplus(x) = log(1+exp(x)), computed without overflow; PyTorch's threshold 20 is used
 // so that large inputs pass through unchanged as in the reference implementation.
@@ -21,9 +23,13 @@ KD_HD static inline float kd_m2_softplus(float x) {
     return log1pf(expf(x));
 }
 // d softplus / dx = sigmoid(x) (1 above the threshold, as in PyTorch).
-KD_HD static inline float kd_m2_dsoftplus(float x) { return x > 20.0f ? 1.0f : kd_m2_sigmoid(x); }
+KD_HD static inline float kd_m2_dsoftplus(float x) {
+    return x > 20.0f ? 1.0f : kd_m2_sigmoid(x);
+}
 
-KD_HD static inline float kd_m2_silu(float x) { return x * kd_m2_sigmoid(x); }
+KD_HD static inline float kd_m2_silu(float x) {
+    return x * kd_m2_sigmoid(x);
+}
 // d silu / dx = s + x*s*(1-s) with s = sigmoid(x).
 KD_HD static inline float kd_m2_dsilu(float x) {
     float s = kd_m2_sigmoid(x);

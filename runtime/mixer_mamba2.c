@@ -32,8 +32,7 @@ int kd_mamba2_check(const kd_mamba2_cfg *cfg, kd_error *err) {
                        k->N, k->P);
     if (k->W < 1 || k->W > 16)
         return kd_fail(err, KD_EINPUT, "mamba2: conv width must be in [1,16], found %d", k->W);
-    if (k->Q < 1)
-        return kd_fail(err, KD_EINPUT, "mamba2: chunk size must be >= 1, found %d", k->Q);
+    if (k->Q < 1) return kd_fail(err, KD_EINPUT, "mamba2: chunk size must be >= 1, found %d", k->Q);
     if (!(cfg->norm_eps > 0.0f))
         return kd_fail(err, KD_EINPUT, "mamba2: norm eps must be > 0, found %g",
                        (double)cfg->norm_eps);
@@ -43,16 +42,21 @@ int kd_mamba2_check(const kd_mamba2_cfg *cfg, kd_error *err) {
 // ---------------------------------------------------------------------------- parameters
 
 static const char *const k_names[KD_MAMBA2_NPARAMS] = {
-    "in_proj.weight", "conv1d.weight", "conv1d.bias", "dt_bias",
-    "A_log",          "D",             "norm.weight", "out_proj.weight"};
+    "in_proj.weight", "conv1d.weight",  "conv1d.bias", "dt_bias", "A_log", "D",
+    "norm.weight",    "out_proj.weight"};
 
 void kd_mamba2_param_infos(const kd_mamba2_cfg *cfg, int layer,
                            kd_param_info out[KD_MAMBA2_NPARAMS]) {
     kd_mamba2_sizes s = kd_mamba2_sizes_of(cfg);
     const int H = cfg->k.H;
-    const int shapes[KD_MAMBA2_NPARAMS][4] = {
-        {s.d_in_proj, cfg->d_model}, {s.conv_dim, 1, cfg->k.W}, {s.conv_dim}, {H}, {H}, {H},
-        {s.d_inner},                 {cfg->d_model, s.d_inner}};
+    const int shapes[KD_MAMBA2_NPARAMS][4] = {{s.d_in_proj, cfg->d_model},
+                                              {s.conv_dim, 1, cfg->k.W},
+                                              {s.conv_dim},
+                                              {H},
+                                              {H},
+                                              {H},
+                                              {s.d_inner},
+                                              {cfg->d_model, s.d_inner}};
     const int ndim[KD_MAMBA2_NPARAMS] = {2, 3, 1, 1, 1, 1, 1, 2};
     for (int i = 0; i < KD_MAMBA2_NPARAMS; i++) {
         kd_param_info *p = &out[i];
@@ -64,7 +68,7 @@ void kd_mamba2_param_infos(const kd_mamba2_cfg *cfg, int layer,
             p->shape[d] = shapes[i][d];
             p->numel *= (size_t)shapes[i][d];
         }
-        p->decay = (i == 0 || i == 1 || i == 7);  // matrices and the conv kernel
+        p->decay = (i == 0 || i == 1 || i == 7); // matrices and the conv kernel
     }
 }
 
@@ -75,7 +79,7 @@ int kd_mamba2_params_bind(kd_mamba2_params *p, float *base, const kd_param_table
     float **slot[KD_MAMBA2_NPARAMS] = {&p->in_proj_w, &p->conv_w, &p->conv_b, &p->dt_bias,
                                        &p->A_log,     &p->D,      &p->norm_w, &p->out_proj_w};
     for (int i = 0; i < KD_MAMBA2_NPARAMS; i++) {
-        int ix = -1;  // own lookup: keeps this module free of the table's implementation
+        int ix = -1; // own lookup: keeps this module free of the table's implementation
         for (int j = 0; j < pt->n && ix < 0; j++)
             if (strcmp(pt->t[j].name, want[i].name) == 0) ix = j;
         if (ix < 0)
@@ -135,8 +139,8 @@ static kd_mamba2_in ssd_inputs(const kd_mamba2_cfg *cfg, const kd_mamba2_params 
     return in;
 }
 
-static kd_mamba2_grad ssd_grads(const kd_mamba2_cfg *cfg, const kd_mamba2_params *g,
-                                float *dzxbcdt, float *dxbc) {
+static kd_mamba2_grad ssd_grads(const kd_mamba2_cfg *cfg, const kd_mamba2_params *g, float *dzxbcdt,
+                                float *dxbc) {
     kd_mamba2_sizes s = kd_mamba2_sizes_of(cfg);
     kd_mamba2_grad gr;
     gr.dx = dxbc;
@@ -189,9 +193,9 @@ void kd_mamba2_backward(const kd_ops *ops, const kd_mamba2_cfg *cfg, const kd_ma
     kd_mamba2_in in = ssd_inputs(cfg, p, a->zxbcdt, a->xbc, seg, B, T);
     kd_mamba2_grad g = ssd_grads(cfg, grads, a->dzxbcdt, a->dxbc);
     ops->mamba2_ssd_bwd(&g, a->dy, a->states, &in, &cfg->k);
-    ops->mamba2_conv_bwd(a->dzxbcdt + s.d_inner, s.d_in_proj, grads->conv_w, grads->conv_b,
-                         a->dxbc, a->zxbcdt + s.d_inner, s.d_in_proj, p->conv_w, p->conv_b, seg,
-                         B, T, s.conv_dim, cfg->k.W);
+    ops->mamba2_conv_bwd(a->dzxbcdt + s.d_inner, s.d_in_proj, grads->conv_w, grads->conv_b, a->dxbc,
+                         a->zxbcdt + s.d_inner, s.d_in_proj, p->conv_w, p->conv_b, seg, B, T,
+                         s.conv_dim, cfg->k.W);
     ops->matmul_bwd(dinp, grads->in_proj_w, a->dzxbcdt, inp, p->in_proj_w, BT, cfg->d_model,
                     s.d_in_proj);
 }
@@ -200,9 +204,9 @@ void kd_mamba2_backward(const kd_ops *ops, const kd_mamba2_cfg *cfg, const kd_ma
 
 size_t kd_mamba2_cache_floats(const kd_mamba2_cfg *cfg, int B) {
     kd_mamba2_sizes s = kd_mamba2_sizes_of(cfg);
-    return (size_t)B * ((size_t)s.conv_dim * (cfg->k.W - 1) +
-                        (size_t)cfg->k.H * cfg->k.P * cfg->k.N + s.d_in_proj + 2 * s.d_inner +
-                        cfg->k.H);
+    return (size_t)B *
+           ((size_t)s.conv_dim * (cfg->k.W - 1) + (size_t)cfg->k.H * cfg->k.P * cfg->k.N +
+            s.d_in_proj + 2 * s.d_inner + cfg->k.H);
 }
 
 void kd_mamba2_cache_bind(kd_mamba2_cache *c, float *base, const kd_mamba2_cfg *cfg, int B) {
@@ -221,10 +225,10 @@ void kd_mamba2_prefill(const kd_ops *ops, const kd_mamba2_cfg *cfg, const kd_mam
 void kd_mamba2_step(const kd_ops *ops, const kd_mamba2_cfg *cfg, const kd_mamba2_params *p,
                     kd_mamba2_cache *c, float *out, const float *inp, int B) {
     kd_mamba2_sizes s = kd_mamba2_sizes_of(cfg);
-    float *zxbcdt = c->work;                              // (B,d_in_proj)
-    float *y = zxbcdt + (size_t)B * s.d_in_proj;          // (B,d_inner)
-    float *yn = y + (size_t)B * s.d_inner;                // (B,d_inner)
-    float *rstd = yn + (size_t)B * s.d_inner;             // (B,H)
+    float *zxbcdt = c->work;                     // (B,d_in_proj)
+    float *y = zxbcdt + (size_t)B * s.d_in_proj; // (B,d_inner)
+    float *yn = y + (size_t)B * s.d_inner;       // (B,d_inner)
+    float *rstd = yn + (size_t)B * s.d_inner;    // (B,H)
     ops->matmul_fwd(zxbcdt, inp, p->in_proj_w, B, cfg->d_model, s.d_in_proj);
     ops->mamba2_step(y, c->conv_state, c->ssm_state, zxbcdt + s.d_inner, s.d_in_proj,
                      zxbcdt + 2 * s.d_inner + 2 * s.d_xb, s.d_in_proj, p->conv_w, p->conv_b,
@@ -254,9 +258,9 @@ void kd_mamba2_matrix_backward(const kd_ops *ops, const kd_mamba2_cfg *cfg,
     kd_mamba2_in in = ssd_inputs(cfg, p, a->zxbcdt, a->xbc, seg, B, T);
     kd_mamba2_grad g = ssd_grads(cfg, grads, a->dzxbcdt, a->dxbc);
     ops->mamba2_mat_bwd(&g, dM, &in, &cfg->k);
-    ops->mamba2_conv_bwd(a->dzxbcdt + s.d_inner, s.d_in_proj, grads->conv_w, grads->conv_b,
-                         a->dxbc, a->zxbcdt + s.d_inner, s.d_in_proj, p->conv_w, p->conv_b, seg,
-                         B, T, s.conv_dim, cfg->k.W);
+    ops->mamba2_conv_bwd(a->dzxbcdt + s.d_inner, s.d_in_proj, grads->conv_w, grads->conv_b, a->dxbc,
+                         a->zxbcdt + s.d_inner, s.d_in_proj, p->conv_w, p->conv_b, seg, B, T,
+                         s.conv_dim, cfg->k.W);
     ops->matmul_bwd(dinp, grads->in_proj_w, a->dzxbcdt, inp, p->in_proj_w, BT, cfg->d_model,
                     s.d_in_proj);
 }

@@ -10,9 +10,9 @@
 #include "runtime/params.h"
 
 typedef struct {
-    int d_model;       // C
-    kd_mamba2_dims k;  // H = n_heads, n_kv, P = head_dim, N = d_state, W = conv width, Q = chunk
-    float norm_eps;    // eps of the gated RMSNorm
+    int d_model;      // C
+    kd_mamba2_dims k; // H = n_heads, n_kv, P = head_dim, N = d_state, W = conv width, Q = chunk
+    float norm_eps;   // eps of the gated RMSNorm
 } kd_mamba2_cfg;
 
 // Derived sizes: d_inner = H*P, d_xb = n_kv*P, conv_dim = 2*d_xb + d_inner,
@@ -27,14 +27,14 @@ int kd_mamba2_check(const kd_mamba2_cfg *cfg, kd_error *err);
 
 // Parameters of one layer (or their gradients: same struct, same shapes).
 typedef struct {
-    float *in_proj_w;   // (d_in_proj, C)
-    float *conv_w;      // (conv_dim, 1, W)
-    float *conv_b;      // (conv_dim)
-    float *dt_bias;     // (H)
-    float *A_log;       // (H)
-    float *D;           // (H)
-    float *norm_w;      // (d_inner)
-    float *out_proj_w;  // (C, d_inner)
+    float *in_proj_w;  // (d_in_proj, C)
+    float *conv_w;     // (conv_dim, 1, W)
+    float *conv_b;     // (conv_dim)
+    float *dt_bias;    // (H)
+    float *A_log;      // (H)
+    float *D;          // (H)
+    float *norm_w;     // (d_inner)
+    float *out_proj_w; // (C, d_inner)
 } kd_mamba2_params;
 
 #define KD_MAMBA2_NPARAMS 8
@@ -50,12 +50,12 @@ int kd_mamba2_params_bind(kd_mamba2_params *p, float *base, const kd_param_table
 // Activations kept from forward for backward, carved from one buffer of
 // kd_mamba2_acts_floats() floats (an arena slice).
 typedef struct {
-    float *zxbcdt;  // (B,T,d_in_proj) in_proj output
-    float *xbc;     // (B,T,conv_dim) after conv + SiLU: [x | B | C]
-    float *y;       // (B,T,d_inner) SSD output incl. D*x
-    float *yn;      // (B,T,d_inner) gated-norm output (out_proj input)
-    float *rstd;    // (B,T,H)
-    float *states;  // (B,H,nchunks,P,N) state entering each chunk
+    float *zxbcdt; // (B,T,d_in_proj) in_proj output
+    float *xbc;    // (B,T,conv_dim) after conv + SiLU: [x | B | C]
+    float *y;      // (B,T,d_inner) SSD output incl. D*x
+    float *yn;     // (B,T,d_inner) gated-norm output (out_proj input)
+    float *rstd;   // (B,T,H)
+    float *states; // (B,H,nchunks,P,N) state entering each chunk
     // backward scratch (contents not kept between calls)
     float *dzxbcdt, *dxbc, *dy, *dyn;
 } kd_mamba2_acts;
@@ -73,9 +73,9 @@ void kd_mamba2_backward(const kd_ops *ops, const kd_mamba2_cfg *cfg, const kd_ma
 
 // ---------------------------------------------------------------------------- generation
 typedef struct {
-    float *conv_state;  // (B,conv_dim,W-1) last W-1 raw xBC inputs
-    float *ssm_state;   // (B,H,P,N)
-    float *work;        // step scratch
+    float *conv_state; // (B,conv_dim,W-1) last W-1 raw xBC inputs
+    float *ssm_state;  // (B,H,P,N)
+    float *work;       // step scratch
 } kd_mamba2_cache;
 size_t kd_mamba2_cache_floats(const kd_mamba2_cfg *cfg, int B);
 void kd_mamba2_cache_bind(kd_mamba2_cache *c, float *base, const kd_mamba2_cfg *cfg, int B);

@@ -9,7 +9,9 @@
 void kd_cpu_register_mamba2(kd_ops *ops);
 
 // Number of SSD chunks for length T and chunk size Q (the last one may be short).
-static inline int kd_mamba2_nchunks(int T, int Q) { return (T + Q - 1) / Q; }
+static inline int kd_mamba2_nchunks(int T, int Q) {
+    return (T + Q - 1) / Q;
+}
 
 void kd_cpu_mamba2_conv_fwd(float *out, float *conv_state, const float *inp, int ld_in,
                             const float *w, const float *bias, const int32_t *seg, int B, int T,
@@ -28,10 +30,10 @@ void kd_cpu_mamba2_gnorm_fwd(float *out, float *rstd, const float *y, const floa
 void kd_cpu_mamba2_gnorm_bwd(float *dy, float *dz, int lddz, float *dw, const float *dout,
                              const float *y, const float *z, int ldz, const float *w,
                              const float *rstd, int N, int D, int G);
-void kd_cpu_mamba2_step(float *y, float *conv_state, float *ssm_state, const float *xbc,
-                        int ld_xbc, const float *dt, int lddt, const float *conv_w,
-                        const float *conv_b, const float *dt_bias, const float *A_log,
-                        const float *D, const kd_mamba2_dims *d, int B);
+void kd_cpu_mamba2_step(float *y, float *conv_state, float *ssm_state, const float *xbc, int ld_xbc,
+                        const float *dt, int lddt, const float *conv_w, const float *conv_b,
+                        const float *dt_bias, const float *A_log, const float *D,
+                        const kd_mamba2_dims *d, int B);
 void kd_cpu_mamba2_mat_fwd(float *M, const kd_mamba2_in *in, const kd_mamba2_dims *d);
 void kd_cpu_mamba2_mat_bwd(const kd_mamba2_grad *g, const float *dM, const kd_mamba2_in *in,
                            const kd_mamba2_dims *d);

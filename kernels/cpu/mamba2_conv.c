@@ -47,8 +47,8 @@ void kd_cpu_mamba2_conv_fwd(float *out, float *conv_state, const float *inp, int
         const float *rows = inp + (size_t)b * T * ld_in;
         float *o = out + (size_t)r * CD;
         for (int c = 0; c < CD; c++) {
-            float p = conv_pre(rows, ld_in, w + (size_t)c * W, bias ? bias[c] : 0.0f, t, st[r],
-                               c, W);
+            float p =
+                conv_pre(rows, ld_in, w + (size_t)c * W, bias ? bias[c] : 0.0f, t, st[r], c, W);
             o[c] = kd_m2_silu(p);
         }
     }
@@ -72,13 +72,14 @@ void kd_cpu_mamba2_conv_bwd(float *dinp, int ld_dinp, float *dw, float *dbias, c
                             const int32_t *seg, int B, int T, int CD, int W) {
     // dinp columns [0,CD) of (B,T,ld_dinp) are overwritten; dw (CD,W), dbias (CD) accumulate.
     int *st = doc_starts(seg, B, T);
-    for (long r = 0; r < (long)B * T; r++) memset(dinp + (size_t)r * ld_dinp, 0, CD * sizeof(float));
-    // Parallel over channels: each channel owns its dw/dbias entries and dinp column.
+    for (long r = 0; r < (long)B * T; r++)
+        memset(dinp + (size_t)r * ld_dinp, 0, CD * sizeof(float));
+        // Parallel over channels: each channel owns its dw/dbias entries and dinp column.
 #pragma omp parallel for schedule(static)
     for (int c = 0; c < CD; c++) {
         const float *wc = w + (size_t)c * W;
         double db = 0.0;
-        double dwc[16] = {0};  // W <= 16 is checked by the layer
+        double dwc[16] = {0}; // W <= 16 is checked by the layer
         for (int b = 0; b < B; b++) {
             const float *rows = inp + (size_t)b * T * ld_in;
             float *drows = dinp + (size_t)b * T * ld_dinp;

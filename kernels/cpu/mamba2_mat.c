@@ -87,8 +87,8 @@ void kd_cpu_mamba2_mat_bwd(const kd_mamba2_grad *g, const float *dM, const kd_ma
                 double *a = acc + ((size_t)b * H + h) * 3;
                 mat_prep(cum, dt, lr, in, b, h);
                 memset(dcum, 0, 2 * (size_t)T * sizeof(double));
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, N, 1.0f, Cp, in->ldc,
-                            Bp, in->ldb, 0.0f, K, T);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, N, 1.0f, Cp, in->ldc, Bp,
+                            in->ldb, 0.0f, K, T);
                 for (int t = 0; t < T; t++) {
                     a[0] += dMh[(size_t)t * T + t];
                     for (int s = 0; s < T; s++) {
@@ -98,7 +98,7 @@ void kd_cpu_mamba2_mat_bwd(const kd_mamba2_grad *g, const float *dM, const kd_ma
                             continue;
                         }
                         float e = (float)exp(cum[t] - cum[s]);
-                        double ke = (double)dMh[ix] * K[ix] * e;  // dM * K * E
+                        double ke = (double)dMh[ix] * K[ix] * e; // dM * K * E
                         ddt[s] += ke;
                         dcum[t] += ke * dt[s];
                         dcum[s] -= ke * dt[s];
@@ -113,7 +113,7 @@ void kd_cpu_mamba2_mat_bwd(const kd_mamba2_grad *g, const float *dM, const kd_ma
                 double run = 0.0;
                 for (int k = T - 1; k >= 0; k--) {
                     run += dcum[k];
-                    a[1] += run * dt[k] * A;  // through A = -exp(A_log)
+                    a[1] += run * dt[k] * A; // through A = -exp(A_log)
                     size_t r = (size_t)b * T + k;
                     float raw = in->dt[r * in->lddt + h] + in->dt_bias[h];
                     float graw = (float)((ddt[k] + run * A) * kd_m2_dsoftplus(raw));

@@ -49,7 +49,7 @@ void kd_cpu_mamba2_gnorm_bwd(float *dy, float *dz, int lddz, float *dw, const fl
         const float *go = dout + (size_t)r * D;
         for (int gi = 0; gi < ng; gi++) {
             const float rs = rstd[(size_t)r * ng + gi];
-            double dot = 0.0;  // sum_k (dout*w)_k g_k
+            double dot = 0.0; // sum_k (dout*w)_k g_k
             for (int k = gi * G; k < (gi + 1) * G; k++)
                 dot += (double)go[k] * w[k] * yr[k] * kd_m2_silu(zr[k]);
             const float coef = (float)(dot * rs * rs * rs / G);

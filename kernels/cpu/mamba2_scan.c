@@ -46,10 +46,10 @@ void kd_cpu_mamba2_scan_ref(float *y, float *final_state, const float *init_stat
     }
 }
 
-void kd_cpu_mamba2_step(float *y, float *conv_state, float *ssm_state, const float *xbc,
-                        int ld_xbc, const float *dt, int lddt, const float *conv_w,
-                        const float *conv_b, const float *dt_bias, const float *A_log,
-                        const float *D, const kd_mamba2_dims *d, int B) {
+void kd_cpu_mamba2_step(float *y, float *conv_state, float *ssm_state, const float *xbc, int ld_xbc,
+                        const float *dt, int lddt, const float *conv_w, const float *conv_b,
+                        const float *dt_bias, const float *A_log, const float *D,
+                        const kd_mamba2_dims *d, int B) {
     // y (B,H*P); conv_state (B,CD,W-1); ssm_state (B,H,P,N); xbc (B,ld_xbc) = [x|B|C] raw
     const int H = d->H, P = d->P, N = d->N, W = d->W, rep = H / d->n_kv;
     const int dxb = d->n_kv * P, CD = 2 * dxb + H * N;

@@ -89,8 +89,10 @@ static void ssd_fwd_head(float *y, float *states, float *final_state, const floa
     const float A = -expf(in->A_log[h]), Dh = in->D[h];
     const size_t pn = (size_t)P * N;
     float *S = s->S;
-    if (init_state) memcpy(S, init_state + ((size_t)b * H + h) * pn, pn * sizeof(float));
-    else memset(S, 0, pn * sizeof(float));
+    if (init_state)
+        memcpy(S, init_state + ((size_t)b * H + h) * pn, pn * sizeof(float));
+    else
+        memset(S, 0, pn * sizeof(float));
     last_resets(s->lr, in->seg, b, T);
     for (int c = 0; c < nc; c++) {
         const int t0 = c * Q, q = T - t0 < Q ? T - t0 : Q;
@@ -106,7 +108,8 @@ static void ssd_fwd_head(float *y, float *states, float *final_state, const floa
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, q, q, N, 1.0f, Cp, in->ldc, Bp,
                     in->ldb, 0.0f, s->G, q);
         for (int i = 0; i < q; i++)
-            for (int j = 0; j < q; j++) s->M[i * q + j] = s->G[i * q + j] * s->E[i * q + j] * s->dt[j];
+            for (int j = 0; j < q; j++)
+                s->M[i * q + j] = s->G[i * q + j] * s->E[i * q + j] * s->dt[j];
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, q, P, q, 1.0f, s->M, q, xp, in->ldx,
                     0.0f, yp, ldy);
         // state contribution, only for tokens whose document began before t0
@@ -160,7 +163,7 @@ static void ssd_bwd_head(const kd_mamba2_grad *g, const float *dy, const float *
     const size_t pn = (size_t)P * N;
     double dD = 0.0, dA = 0.0, dbias = 0.0;
     last_resets(s->lr, in->seg, b, T);
-    memset(s->dS, 0, pn * sizeof(float));  // no gradient flows into the final state
+    memset(s->dS, 0, pn * sizeof(float)); // no gradient flows into the final state
     for (int c = nc - 1; c >= 0; c--) {
         const int t0 = c * Q, q = T - t0 < Q ? T - t0 : Q;
         const float *S = states + (((size_t)b * H + h) * nc + c) * pn;
@@ -174,7 +177,7 @@ static void ssd_bwd_head(const kd_mamba2_grad *g, const float *dy, const float *
         float *dCp = g->dC + r0 * g->ldc + (size_t)h * N;
         chunk_dt(s->dt, s->cum, in, b, h, t0, q, A);
         chunk_decay(s->E, s->cum, s->lr, t0, q);
-        memset(s->dcum, 0, 2 * (size_t)Q * sizeof(double));  // dcum and ddt
+        memset(s->dcum, 0, 2 * (size_t)Q * sizeof(double)); // dcum and ddt
         // D x term
         for (int i = 0; i < q; i++)
             for (int p = 0; p < P; p++) {
@@ -197,7 +200,7 @@ static void ssd_bwd_head(const kd_mamba2_grad *g, const float *dy, const float *
                 s->dcum[i] += R;
                 s->dcum[j] -= R;
                 s->ddt[j] += (double)dm * s->G[i * q + j] * e;
-                s->dM[i * q + j] = dm * e * s->dt[j];  // becomes dG
+                s->dM[i * q + j] = dm * e * s->dt[j]; // becomes dG
             }
         for (int i = 0; i < q; i++)
             for (int j = i + 1; j < q; j++) s->dM[i * q + j] = 0.0f;
@@ -268,7 +271,7 @@ static void ssd_bwd_head(const kd_mamba2_grad *g, const float *dy, const float *
         memcpy(s->dS, s->dSin, pn * sizeof(float));
     }
     acc[0] += dD;
-    acc[1] += dA * A;  // dA_log = dA * dA/dA_log = dA * A
+    acc[1] += dA * A; // dA_log = dA * dA/dA_log = dA * A
     acc[2] += dbias;
 }
 

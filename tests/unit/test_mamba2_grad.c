@@ -21,7 +21,8 @@ typedef struct {
 static double loss(grad_ctx *c) {
     kd_mamba2_forward(c->ops, &c->L->cfg, &c->L->p, c->a, c->out, c->inp, c->seg, c->B, c->T);
     double s = 0;
-    for (size_t i = 0; i < (size_t)c->B * c->T * c->L->cfg.d_model; i++) s += (double)c->out[i] * c->R[i];
+    for (size_t i = 0; i < (size_t)c->B * c->T * c->L->cfg.d_model; i++)
+        s += (double)c->out[i] * c->R[i];
     return s;
 }
 
@@ -45,12 +46,15 @@ static void check_dir(grad_ctx *c, const char *name, float *x, const float *g, s
     memcpy(x, x0, n * 4);
     double fd = (8.0 * (Lv[0] - Lv[1]) - (Lv[2] - Lv[3])) / (12.0 * h);
     double an = 0, gg = 0, vv = 0;
-    for (size_t i = 0; i < n; i++) an += (double)g[i] * v[i], gg += (double)g[i] * g[i], vv += (double)v[i] * v[i];
+    for (size_t i = 0; i < n; i++)
+        an += (double)g[i] * v[i], gg += (double)g[i] * g[i], vv += (double)v[i] * v[i];
     // error relative to |g||v|, the largest the directional derivative can be, so that a
     // direction nearly orthogonal to g does not turn float noise into a large ratio
     double rel = fabs(fd - an) / fmax(sqrt(gg * vv), 1e-12);
-    CHECK(rel <= 2e-3, "%s (seg %s): directional derivative analytic %.9g vs finite-diff %.9g "
-          "(relative %.2g > 2e-3)", name, c->seg ? "on" : "off", an, fd, rel);
+    CHECK(rel <= 2e-3,
+          "%s (seg %s): directional derivative analytic %.9g vs finite-diff %.9g "
+          "(relative %.2g > 2e-3)",
+          name, c->seg ? "on" : "off", an, fd, rel);
     if (getenv("KD_TEST_VERBOSE"))
         printf("  %-16s seg=%d analytic %+.9g fd %+.9g rel %.2g\n", name, c->seg != NULL, an, fd,
                rel);
@@ -62,7 +66,7 @@ static void run(int with_seg) {
     kd_mamba2_cfg cfg = {16, {4, 2, 8, 8, 4, 8}, 1e-5f};
     test_layer L;
     layer_init(&L, cfg);
-    const int B = 2, T = 21, C = cfg.d_model;  // T not a multiple of Q
+    const int B = 2, T = 21, C = cfg.d_model; // T not a multiple of Q
     const size_t n = (size_t)B * T * C;
     float *inp = kd_malloc(n * 4), *out = kd_malloc(n * 4), *R = kd_malloc(n * 4);
     float *dinp = kd_calloc(n, 4);

@@ -33,8 +33,8 @@ static void mat_case_init(mat_case *c, int with_seg) {
     c->M = kd_malloc((size_t)B * H * T * T * 4);
     c->R = kd_malloc((size_t)B * H * T * T * 4);
     fill(c->R, (size_t)B * H * T * T, -1.0f, 1.0f);
-    kd_mamba2_in in = {c->xbc, c->xbc + dxb, c->xbc + 2 * dxb, c->dt, c->ld, c->ld, c->ld,
-                       c->lddt, c->dt_bias, c->A_log, c->D, c->seg, B, T};
+    kd_mamba2_in in = {c->xbc,  c->xbc + dxb, c->xbc + 2 * dxb, c->dt, c->ld,  c->ld, c->ld,
+                       c->lddt, c->dt_bias,   c->A_log,         c->D,  c->seg, B,     T};
     c->in = in;
 }
 
@@ -60,8 +60,7 @@ static void test_apply(int with_seg) {
                                c.xbc[((size_t)b * T + s) * c.ld + (h / rep) * P + p];
                     ym[(((size_t)b * T + t) * H + h) * P + p] = (float)acc;
                 }
-    check_close(with_seg ? "M x vs scan (seg)" : "M x vs scan", ym, y, (size_t)B * T * H * P,
-                1e-5);
+    check_close(with_seg ? "M x vs scan (seg)" : "M x vs scan", ym, y, (size_t)B * T * H * P, 1e-5);
     // strictly upper triangle must be exactly zero
     for (size_t bh = 0; bh < (size_t)B * H; bh++)
         for (int t = 0; t < T; t++)
@@ -96,11 +95,13 @@ static void check_dir(mat_case *c, const char *name, float *x, const float *g, s
     memcpy(x, x0, n * 4);
     double fd = (8.0 * (Lv[0] - Lv[1]) - (Lv[2] - Lv[3])) / (12.0 * h);
     double an = 0, gg = 0, vv = 0;
-    for (size_t i = 0; i < n; i++) an += (double)g[i] * v[i], gg += (double)g[i] * g[i], vv += (double)v[i] * v[i];
+    for (size_t i = 0; i < n; i++)
+        an += (double)g[i] * v[i], gg += (double)g[i] * g[i], vv += (double)v[i] * v[i];
     double rel = fabs(fd - an) / fmax(sqrt(gg * vv), 1e-12);
     CHECK(rel <= 1e-3, "matrix bwd %s (seg %s): analytic %.9g vs finite-diff %.9g (rel %.2g)", name,
           c->seg ? "on" : "off", an, fd, rel);
-    if (getenv("KD_TEST_VERBOSE")) printf("  %-8s analytic %+.9g fd %+.9g rel %.2g\n", name, an, fd, rel);
+    if (getenv("KD_TEST_VERBOSE"))
+        printf("  %-8s analytic %+.9g fd %+.9g rel %.2g\n", name, an, fd, rel);
     free(v), free(x0);
 }
 
@@ -110,8 +111,8 @@ static void test_backward(int with_seg) {
     const int B = c.B, T = c.T, H = c.d.H, dxb = c.d.n_kv * c.d.P;
     float *dxbc = kd_calloc((size_t)B * T * c.ld, 4), *ddt = kd_calloc((size_t)B * T * c.lddt, 4);
     float *dpar = kd_calloc(3 * H, 4);
-    kd_mamba2_grad g = {NULL, dxbc + dxb, dxbc + 2 * dxb, ddt, c.ld, c.ld, c.ld, c.lddt,
-                        dpar, dpar + H, dpar + 2 * H};
+    kd_mamba2_grad g = {NULL, dxbc + dxb, dxbc + 2 * dxb, ddt,      c.ld,        c.ld,
+                        c.ld, c.lddt,     dpar,           dpar + H, dpar + 2 * H};
     kd_cpu_mamba2_mat_bwd(&g, c.R, &c.in, &c.d);
     check_dir(&c, "x,B,C", c.xbc, dxbc, (size_t)B * T * c.ld, 1e-2);
     check_dir(&c, "dt", c.dt, ddt, (size_t)B * T * c.lddt, 1e-2);

@@ -94,7 +94,8 @@ static void run(int with_seg) {
             snprintf(what, sizeof what, "%s vs torch%s", nm, tag);
             check_close(what, L.gbuf + L.info[i].offset, ref, L.info[i].numel, 1e-4);
             if (getenv("KD_TEST_VERBOSE"))
-                printf("  %-20s rel %.2g\n", nm, rel_err(L.gbuf + L.info[i].offset, ref, L.info[i].numel));
+                printf("  %-20s rel %.2g\n", nm,
+                       rel_err(L.gbuf + L.info[i].offset, ref, L.info[i].numel));
         }
     }
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

@@ -15,7 +15,7 @@ typedef struct {
 static ssd_case make_case(const kd_mamba2_dims *d, int B, int T, const int32_t *seg) {
     ssd_case c;
     const int dxb = d->n_kv * d->P;
-    c.ld = 2 * dxb + d->H * d->N + 5;  // padding columns check the strides
+    c.ld = 2 * dxb + d->H * d->N + 5; // padding columns check the strides
     c.lddt = d->H + 3;
     c.xbc = kd_malloc((size_t)B * T * c.ld * sizeof(float));
     c.dt = kd_malloc((size_t)B * T * c.lddt * sizeof(float));
@@ -27,8 +27,8 @@ static ssd_case make_case(const kd_mamba2_dims *d, int B, int T, const int32_t *
         A_log[h] = logf(1.0f + 7.0f * urand());
         D[h] = 0.5f + urand();
     }
-    kd_mamba2_in in = {c.xbc, c.xbc + dxb, c.xbc + 2 * dxb, c.dt, c.ld, c.ld, c.ld, c.lddt,
-                       dt_bias, A_log, D, seg, B, T};
+    kd_mamba2_in in = {c.xbc,  c.xbc + dxb, c.xbc + 2 * dxb, c.dt, c.ld, c.ld, c.ld,
+                       c.lddt, dt_bias,     A_log,           D,    seg,  B,    T};
     c.in = in;
     return c;
 }
@@ -39,7 +39,7 @@ static void test_chunked_vs_sequential(void) {
     const int B = 2;
     for (int qi = 0; qi < 3; qi++)
         for (int ti = 0; ti < 4; ti++)
-            for (int variant = 0; variant < 3; variant++) {  // plain, init state, seg
+            for (int variant = 0; variant < 3; variant++) { // plain, init state, seg
                 d.Q = Qs[qi];
                 const int T = Ts[ti];
                 int32_t *seg = variant == 2 ? make_seg(B, T) : NULL;
@@ -80,7 +80,7 @@ static void test_documents_independent(void) {
         int s = 0;
         for (int t = 1; t <= T; t++) {
             if (t < T && seg[b * T + t] == seg[b * T + t - 1]) continue;
-            size_t r0 = (size_t)b * T + s;  // document [s,t) of row b run alone
+            size_t r0 = (size_t)b * T + s; // document [s,t) of row b run alone
             kd_mamba2_in one = c.in;
             one.x += r0 * c.ld, one.Bm += r0 * c.ld, one.Cm += r0 * c.ld, one.dt += r0 * c.lddt;
             one.seg = NULL, one.B = 1, one.T = t - s;
@@ -129,7 +129,8 @@ static void test_prefill_vs_step(void) {
 
     // prefill T1 tokens (rows copied to a (B,T1,C) buffer), then step the rest
     float *inp1 = kd_malloc((size_t)B * T1 * C * 4), *out1 = kd_malloc((size_t)B * T1 * C * 4);
-    for (int b = 0; b < B; b++) memcpy(inp1 + (size_t)b * T1 * C, inp + (size_t)b * T * C, T1 * C * 4);
+    for (int b = 0; b < B; b++)
+        memcpy(inp1 + (size_t)b * T1 * C, inp + (size_t)b * T * C, T1 * C * 4);
     memset(cb2, 0, ncache * 4);
     kd_mamba2_prefill(&ops, &cfg, &L.p, &a, &c2, out1, inp1, B, T1);
     for (int t = T1; t < T; t++) {

@@ -1,31 +1,30 @@
-// test_mamba2_util.h: shared helpers of the Mamba-2 tests: a deterministic RNG, a host
-// kd_ops table (memory + cblas matmul + the Mamba-2 CPU kernels), a random layer, and
+// test_mamba2_util.h: shared helpers of the Mamba-2 tests: a deterministic RNG, the CPU
+// kd_ops table with the Mamba-2 kernels registered, a random layer, and
 // comparison helpers that print the disagreeing values. Included by tests/unit/test_mamba2*.c
 // and tests/bench/bench_mamba2.c only; everything is static.
 #pragma once
 #include "kernels/cpu/cpu_mamba2.h"
 #include "runtime/mixer_mamba2.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int g_fail __attribute__((unused)) = 0;
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, "\n");                                                         \
-            g_fail = 1;                                                                    \
-        }                                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            g_fail = 1;                                                                            \
+        }                                                                                          \
     } while (0)
 
 // ---------------------------------------------------------------------------- RNG
 static unsigned long long g_rng = 0x9E3779B97F4A7C15ull;
-static inline float urand(void) {  // uniform [0,1)
+static inline float urand(void) { // uniform [0,1)
     g_rng ^= g_rng << 13;
     g_rng ^= g_rng >> 7;
     g_rng ^= g_rng << 17;
@@ -35,35 +34,12 @@ static inline void fill(float *x, size_t n, float lo, float hi) {
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * urand();
 }
 
-// ---------------------------------------------------------------------------- host ops
-static void *t_alloc(size_t n) { return kd_calloc(n ? n : 1, 1); }
-static void t_free(void *p) { free(p); }
-static void t_copy(void *d, const void *s, size_t n) { memcpy(d, s, n); }
-static void t_zero(void *d, size_t n) { memset(d, 0, n); }
-static void t_matmul_fwd(float *out, const float *inp, const float *w, int N, int C, int OC) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out,
-                OC);
-}
-static void t_matmul_bwd(float *dinp, float *dw, const float *dout, const float *inp,
-                         const float *w, int N, int C, int OC) {
-    if (dinp)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C,
-                    1.0f, dinp, C);
-    if (dw)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C,
-                    1.0f, dw, C);
-}
+// ---------------------------------------------------------------------------- backend
+// The project's CPU table (matmul, memory) with the Mamba-2 kernels registered on a copy,
+// in case the table does not register them itself yet.
 static inline kd_ops test_ops(void) {
-    kd_ops o;
-    memset(&o, 0, sizeof o);
-    o.name = "test-host";
-    o.alloc = t_alloc;
-    o.free = t_free;
-    o.upload = o.download = o.copy = t_copy;
-    o.zero = t_zero;
-    o.matmul_fwd = t_matmul_fwd;
-    o.matmul_bwd = t_matmul_bwd;
-    kd_cpu_register_mamba2(&o);
+    kd_ops o = *kd_ops_cpu();
+    if (!o.mamba2_ssd_fwd) kd_cpu_register_mamba2(&o);
     return o;
 }
 
@@ -79,7 +55,8 @@ static inline double rel_err(const float *a, const float *b, size_t n) {
     return sqrt(num) / (den > 1e-300 ? sqrt(den) : 1e-150);
 }
 // Checks rel_err <= tol and prints the worst element when it fails.
-static inline void check_close(const char *what, const float *a, const float *b, size_t n, double tol) {
+static inline void check_close(const char *what, const float *a, const float *b, size_t n,
+                               double tol) {
     double e = rel_err(a, b, n);
     if (e <= tol && e == e) return;
     size_t worst = 0;
@@ -96,7 +73,7 @@ static inline void check_close(const char *what, const float *a, const float *b,
 typedef struct {
     kd_mamba2_cfg cfg;
     kd_mamba2_sizes s;
-    float *pbuf, *gbuf;  // parameters and gradients, laid out as kd_mamba2_param_infos
+    float *pbuf, *gbuf; // parameters and gradients, laid out as kd_mamba2_param_infos
     size_t np;
     kd_mamba2_params p, g;
     kd_param_info info[KD_MAMBA2_NPARAMS];
@@ -113,7 +90,8 @@ static inline void layer_init(test_layer *L, kd_mamba2_cfg cfg) {
     L->s = kd_mamba2_sizes_of(&cfg);
     kd_mamba2_param_infos(&cfg, 0, L->info);
     L->np = 0;
-    for (int i = 0; i < KD_MAMBA2_NPARAMS; i++) L->info[i].offset = L->np, L->np += L->info[i].numel;
+    for (int i = 0; i < KD_MAMBA2_NPARAMS; i++)
+        L->info[i].offset = L->np, L->np += L->info[i].numel;
     L->pbuf = kd_calloc(L->np, sizeof(float));
     L->gbuf = kd_calloc(L->np, sizeof(float));
     layer_point(&L->p, L->pbuf, L->info);
@@ -123,7 +101,7 @@ static inline void layer_init(test_layer *L, kd_mamba2_cfg cfg) {
     fill(L->p.in_proj_w, L->info[0].numel, -sc, sc);
     fill(L->p.conv_w, L->info[1].numel, -0.6f, 0.6f);
     fill(L->p.conv_b, L->info[2].numel, -0.2f, 0.2f);
-    fill(L->p.dt_bias, H, -2.0f, 0.5f);  // dt around 0.1..1: decays matter within a chunk
+    fill(L->p.dt_bias, H, -2.0f, 0.5f); // dt around 0.1..1: decays matter within a chunk
     for (int h = 0; h < H; h++) L->p.A_log[h] = logf(1.0f + 3.0f * urand());
     fill(L->p.D, H, 0.5f, 1.5f);
     fill(L->p.norm_w, L->s.d_inner, 0.5f, 1.5f);
