@@ -10,6 +10,31 @@
 
 typedef enum { KD_BACKEND_CPU = 0, KD_BACKEND_CUDA = 1 } kd_backend_kind;
 
+// Mamba-2 kernel dimensions: H heads of size P, n_kv kv heads for x and B (H % n_kv == 0),
+// state size N (== P for the GQA layout), conv width W, chunk size Q of the SSD scan.
+typedef struct kd_mamba2_dims {
+    int H, n_kv, P, N, W, Q;
+} kd_mamba2_dims;
+
+// Inputs of the Mamba-2 scan kernels. Row r = b*T+t of x is x + r*ldx (n_kv*P floats), of
+// B is Bm + r*ldb (n_kv*N), of C is Cm + r*ldc (H*N), of dt is dt + r*lddt (H, raw: the
+// kernel applies softplus(dt + dt_bias)). A = -exp(A_log). Parameters are (H).
+typedef struct kd_mamba2_in {
+    const float *x, *Bm, *Cm, *dt;
+    int ldx, ldb, ldc, lddt;
+    const float *dt_bias, *A_log, *D;
+    const int32_t *seg;  // (B,T) or NULL
+    int B, T;
+} kd_mamba2_in;
+
+// Gradients of kd_mamba2_in (same strides convention; NULL pointers are not allowed except
+// where an op says a field is unused).
+typedef struct kd_mamba2_grad {
+    float *dx, *dB, *dC, *ddt;
+    int ldx, ldb, ldc, lddt;
+    float *ddt_bias, *dA_log, *dD;
+} kd_mamba2_grad;
+
 typedef struct kd_ops {
     const char *name;
     kd_backend_kind kind;
@@ -87,7 +112,53 @@ typedef struct kd_ops {
                   float b2, float eps, float wd, int t);
 
     // ------------------------------------------------------------------ Mamba-2
-    // (see kernels/cpu/mamba2.c; added with the hybrid student)
+    // Kernels of the Mamba-2 mixer (runtime/mixer_mamba2.c; maths in docs/mamba2.md).
+    // x, B, C, dt are column slices of wider rows, so each comes with a row stride (see
+    // kd_mamba2_in). Head h reads kv head h/(H/n_kv) of x and B; C has H heads.
+    // seg (B,T) document ids or NULL: state and conv history restart where seg changes.
+    // Activation gradients (dinp, dx, dB, dC, ddt, dy, dz) are OVERWRITTEN; parameter
+    // gradients (dw, dbias, ddt_bias, dA_log, dD, dnorm_w) ACCUMULATE.
+
+    // out (B,T,CD) = silu(bias + causal depthwise conv (width W) of columns [0,CD) of inp
+    // (B,T,ld_in)); w is (CD,1,W), w[W-1] multiplies the current token. conv_state (B,CD,W-1)
+    // or NULL receives the last W-1 inputs of each row (prefill for step).
+    void (*mamba2_conv_fwd)(float *out, float *conv_state, const float *inp, int ld_in,
+                            const float *w, const float *bias, const int32_t *seg, int B,
+                            int T, int CD, int W);
+    void (*mamba2_conv_bwd)(float *dinp, int ld_dinp, float *dw, float *dbias,
+                            const float *dout, const float *inp, int ld_in, const float *w,
+                            const float *bias, const int32_t *seg, int B, int T, int CD, int W);
+    // Chunked SSD scan: y (B,T,H,P) = scan + D*x. states (B,H,nchunks,P,N) or NULL keeps the
+    // state entering each chunk (needed by bwd); final_state (B,H,P,N) or NULL; init_state
+    // (B,H,P,N) or NULL (zeros).
+    void (*mamba2_ssd_fwd)(float *y, float *states, float *final_state, const float *init_state,
+                           const struct kd_mamba2_in *in, const struct kd_mamba2_dims *d);
+    // dy (B,T,H,P); states from ssd_fwd (with the same init_state).
+    void (*mamba2_ssd_bwd)(const struct kd_mamba2_grad *g, const float *dy, const float *states,
+                           const struct kd_mamba2_in *in, const struct kd_mamba2_dims *d);
+    // Plain sequential recurrence, the reference for tests (same contract as ssd_fwd).
+    void (*mamba2_scan_ref)(float *y, float *final_state, const float *init_state,
+                            const struct kd_mamba2_in *in, const struct kd_mamba2_dims *d);
+    // Gated group RMSNorm: g = y*silu(z); out (N,D) = g*rstd(g over groups of G)*w.
+    // rstd (N,D/G) kept for bwd. z rows have stride ldz.
+    void (*mamba2_gnorm_fwd)(float *out, float *rstd, const float *y, const float *z, int ldz,
+                             const float *w, int N, int D, int G, float eps);
+    void (*mamba2_gnorm_bwd)(float *dy, float *dz, int lddz, float *dw, const float *dout,
+                             const float *y, const float *z, int ldz, const float *w,
+                             const float *rstd, int N, int D, int G);
+    // One token: xbc (B,ld_xbc) raw (pre-conv) [x|B|C], dt (B,lddt) raw. Updates conv_state
+    // (B,CD,W-1) and ssm_state (B,H,P,N); y (B,H*P) = ssm output + D*x (before the gate).
+    void (*mamba2_step)(float *y, float *conv_state, float *ssm_state, const float *xbc,
+                        int ld_xbc, const float *dt, int lddt, const float *conv_w,
+                        const float *conv_b, const float *dt_bias, const float *A_log,
+                        const float *D, const struct kd_mamba2_dims *d, int B);
+    // MOHAWK mixing matrix M (B,H,T,T): M[t,s] = (C_t.B_s)*exp(sum_{k=s+1..t} dt_k*A)*dt_s
+    // for s<=t in the same document, + D on the diagonal, 0 above; y = M x (in->x unused).
+    void (*mamba2_mat_fwd)(float *M, const struct kd_mamba2_in *in,
+                           const struct kd_mamba2_dims *d);
+    // dM (B,H,T,T) -> dB, dC, ddt (overwritten), ddt_bias, dA_log, dD (accumulated); g->dx unused.
+    void (*mamba2_mat_bwd)(const struct kd_mamba2_grad *g, const float *dM,
+                           const struct kd_mamba2_in *in, const struct kd_mamba2_dims *d);
 } kd_ops;
 
 // The CPU backend (always built).

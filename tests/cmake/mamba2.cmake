@@ -1,0 +1,14 @@
+# Mamba-2 mixer tests (kernels/cpu/mamba2_*.c, runtime/mixer_mamba2.c).
+kd_unit_test(mamba2_ssd_chunked_vs_sequential ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_ssd.c)
+kd_unit_test(grad_mamba2_layer_vs_fd ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_grad.c)
+kd_unit_test(mamba2_matrix_vs_scan_and_fd ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_mat.c)
+kd_unit_test(mamba2_layer_vs_torch ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_ref.c LABELS reference)
+set_property(TEST mamba2_layer_vs_torch APPEND PROPERTY ENVIRONMENT "KD_PYTHON=${KD_TEST_PYTHON}")
+
+# Benchmark: built with the tests, registered but DISABLED (run it by hand:
+# build/tests/bench_mamba2 [reps]).
+add_executable(bench_mamba2 ${CMAKE_SOURCE_DIR}/tests/bench/bench_mamba2.c)
+target_link_libraries(bench_mamba2 PRIVATE kdcore)
+target_include_directories(bench_mamba2 PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+add_test(NAME bench_mamba2 COMMAND bench_mamba2)
+set_tests_properties(bench_mamba2 PROPERTIES LABELS bench DISABLED TRUE)
