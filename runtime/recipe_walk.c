@@ -81,7 +81,11 @@ static void join(char *out, const char *path, const char *key) {
 
 // A short printable description of what a node holds, for "found ..." messages.
 static void found(const kd_yaml_node *v, char *buf, size_t n) {
-    if (v->kind == KD_YAML_SEQ) { snprintf(buf, n, "a list"); return; }
+    if (v->kind == KD_YAML_SEQ) {
+        if (!v->n) snprintf(buf, n, "an empty list");
+        else snprintf(buf, n, "a list of %d item%s", v->n, v->n == 1 ? "" : "s");
+        return;
+    }
     if (v->kind == KD_YAML_MAP) { snprintf(buf, n, "a map"); return; }
     char t[72];
     size_t k = 0;
