@@ -46,27 +46,29 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 int kd_hybrid_resolve(kd_hybrid *h, int n_layers, const char *where, kd_error *err) {
-    const int *given = h->layers_by_attn ? h->attn_layers : h->ssm_layers;
+    const int *list = h->layers_by_attn ? h->attn_layers : h->ssm_layers;
     int n_given = h->layers_by_attn ? h->n_attn_layers : h->n_ssm_layers;
     if (n_layers < 1 || n_layers > KD_MAX_LAYERS)
         return kd_fail(err, KD_EINPUT, "%s: expected n_layers in [1, %d], found %d", where,
                        KD_MAX_LAYERS, n_layers);
     char mark[KD_MAX_LAYERS] = {0};
     for (int k = 0; k < n_given; k++) {
-        if (given[k] < 0 || given[k] >= n_layers)
+        if (list[k] < 0 || list[k] >= n_layers)
             return kd_fail(err, KD_EINPUT, "%s.%s[%d]: expected a layer index in [0, %d), found %d",
                            where, h->layers_by_attn ? "attn_layers" : "ssm_layers", k, n_layers,
-                           given[k]);
-        if (mark[given[k]])
-            return kd_fail(err, KD_EINPUT, "%s.%s[%d]: expected no duplicates, found %d twice", where,
-                           h->layers_by_attn ? "attn_layers" : "ssm_layers", k, given[k]);
-        mark[given[k]] = 1;
+                           list[k]);
+        if (mark[list[k]])
+            return kd_fail(err, KD_EINPUT, "%s.%s[%d]: expected no duplicates, found %d twice",
+                           where, h->layers_by_attn ? "attn_layers" : "ssm_layers", k, list[k]);
+        mark[list[k]] = 1;
     }
     int ssm_mark = h->layers_by_attn ? 0 : 1;
     h->n_ssm_layers = h->n_attn_layers = 0;
     for (int l = 0; l < n_layers; l++) {
-        if ((mark[l] != 0) == ssm_mark) h->ssm_layers[h->n_ssm_layers++] = l;
-        else h->attn_layers[h->n_attn_layers++] = l;
+        if ((mark[l] != 0) == ssm_mark)
+            h->ssm_layers[h->n_ssm_layers++] = l;
+        else
+            h->attn_layers[h->n_attn_layers++] = l;
     }
     h->layers_by_attn = 0;
     return KD_OK;
@@ -78,7 +80,7 @@ typedef struct {
     kd_recipe *r;
     kd_posmap *pm;
     kd_error *err;
-    int arch_known;  // every stage's model descends from random init with model.arch
+    int arch_known; // every stage's model descends from random init with model.arch
 } checker;
 
 // Fail with "WHERE: PATH: MESSAGE" where WHERE is the recorded position of PATH (or of the
@@ -91,7 +93,7 @@ __attribute__((format(printf, 3, 4))) static int bad(checker *c, const char *pat
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     snprintf(p, sizeof p, "%s", path);
-    while (kd_posmap_find(c->pm, p) < 0) {  // fall back to the closest written parent
+    while (kd_posmap_find(c->pm, p) < 0) { // fall back to the closest written parent
         char *cut = strrchr(p, '.');
         char *br = strrchr(p, '[');
         if (br && (!cut || br > cut)) cut = br;
@@ -99,12 +101,16 @@ __attribute__((format(printf, 3, 4))) static int bad(checker *c, const char *pat
         *cut = '\0';
     }
     int i = kd_posmap_find(c->pm, p);
-    if (i >= 0) kd_yaml_where(c->pm->src[i], c->pm->line[i], c->pm->col[i], w, sizeof w);
-    else snprintf(w, sizeof w, "%s", c->r->path);
+    if (i >= 0)
+        kd_yaml_where(c->pm->src[i], c->pm->line[i], c->pm->col[i], w, sizeof w);
+    else
+        snprintf(w, sizeof w, "%s", c->r->path);
     return kd_fail(c->err, KD_EINPUT, "%s: %s: %s", w, path, msg);
 }
 
-static int given(checker *c, const char *path) { return kd_posmap_find(c->pm, path) >= 0; }
+static int given(checker *c, const char *path) {
+    return kd_posmap_find(c->pm, path) >= 0;
+}
 
 static int check_arch(checker *c) {
     kd_arch *a = &c->r->model.arch;
@@ -140,15 +146,15 @@ static int check_hybrid(checker *c, kd_hybrid *h, const char *path) {
         if (l[k] >= n) {
             char ip[560];
             snprintf(ip, sizeof ip, "%s[%d]", h->layers_by_attn ? pa : ps, k);
-            return bad(c, ip, "expected a layer index in [0, %d) (model.arch.n_layers), found %d", n,
-                       l[k]);
+            return bad(c, ip, "expected a layer index in [0, %d) (model.arch.n_layers), found %d",
+                       n, l[k]);
         }
     return kd_hybrid_resolve(h, n, path, c->err);
 }
 
 // The Mamba layout of the model during stage i, or NULL if it is not known at load.
 static const kd_hybrid *layout_at(const kd_recipe *r, int i) {
-    static const kd_hybrid none;  // pure Transformer
+    static const kd_hybrid none; // pure Transformer
     for (int guard = 0; i >= 0 && guard <= KD_MAX_STAGES; guard++) {
         const kd_stage_spec *s = &r->stages[i];
         if (s->kind == KD_STAGE_INIT) {
@@ -246,8 +252,9 @@ static int check_align(checker *c, int i) {
     snprintf(p, sizeof p, "stages[%d]", i);
     if (!h) return KD_OK;
     if (!h->n_ssm_layers)
-        return bad(c, p, "an align stage needs Mamba layers, but the model has none here (put an "
-                         "init stage before it)");
+        return bad(c, p,
+                   "an align stage needs Mamba layers, but the model has none here (put an "
+                   "init stage before it)");
     if (!s->align.n_layers) {
         s->align.n_layers = h->n_ssm_layers;
         memcpy(s->align.layers, h->ssm_layers, (size_t)h->n_ssm_layers * sizeof(int));
@@ -268,7 +275,7 @@ static int check_align(checker *c, int i) {
 
 static int finish(kd_recipe *r, kd_posmap *pm, kd_error *err) {
     checker c = {.r = r, .pm = pm, .err = err};
-    if (!r->run.name[0]) {  // default: the recipe file's stem
+    if (!r->run.name[0]) { // default: the recipe file's stem
         const char *base = strrchr(r->path, '/');
         base = base ? base + 1 : r->path;
         size_t n = strcspn(base, ".");
@@ -300,7 +307,8 @@ static int finish(kd_recipe *r, kd_posmap *pm, kd_error *err) {
 
 static int read_file(const char *path, char **text, size_t *len, kd_error *err) {
     FILE *f = fopen(path, "rb");
-    if (!f) return kd_fail(err, KD_EINPUT, "%s: cannot read the recipe (%s)", path, strerror(errno));
+    if (!f)
+        return kd_fail(err, KD_EINPUT, "%s: cannot read the recipe (%s)", path, strerror(errno));
     size_t cap = 4096, n = 0;
     char *buf = kd_malloc(cap);
     for (;;) {
@@ -319,15 +327,16 @@ static int read_file(const char *path, char **text, size_t *len, kd_error *err) 
     fclose(f);
     if (bad_read) {
         free(buf);
-        return kd_fail(err, KD_EINPUT, "%s: cannot read the recipe (I/O error or a directory)", path);
+        return kd_fail(err, KD_EINPUT, "%s: cannot read the recipe (I/O error or a directory)",
+                       path);
     }
     *text = buf;
     *len = n;
     return KD_OK;
 }
 
-int kd_recipe_load(kd_recipe *r, const char *path, const char *const *overrides,
-                   int n_overrides, kd_error *err) {
+int kd_recipe_load(kd_recipe *r, const char *path, const char *const *overrides, int n_overrides,
+                   kd_error *err) {
     memset(r, 0, sizeof *r);
     if (strlen(path) >= sizeof r->path)
         return kd_fail(err, KD_EINPUT, "%s: expected a path under %d bytes", path, KD_PATH_MAX);
@@ -341,8 +350,10 @@ int kd_recipe_load(kd_recipe *r, const char *path, const char *const *overrides,
     char **srcs = kd_calloc((size_t)n_overrides + 1, sizeof(char *));
     int rc = kd_yaml_parse(text, len, r->path, 1, &root, err);
     if (rc == KD_OK && !root)
-        rc = kd_fail(err, KD_EINPUT, "%s: expected a recipe (a map with a 'stages' list), found an "
-                                     "empty document", path);
+        rc = kd_fail(err, KD_EINPUT,
+                     "%s: expected a recipe (a map with a 'stages' list), found an "
+                     "empty document",
+                     path);
     for (int i = 0; rc == KD_OK && i < n_overrides; i++) {
         size_t n = strlen(overrides[i]) + 8;
         srcs[i] = kd_malloc(n);

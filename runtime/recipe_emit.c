@@ -45,9 +45,12 @@ uint64_t kd_fnv1a64(const void *data, size_t n) {
 static void emit_str(kd_strbuf *b, const char *s) {
     kd_strbuf_printf(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') kd_strbuf_printf(b, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f) kd_strbuf_printf(b, "\\x%02x", *p);
-        else kd_strbuf_printf(b, "%c", *p);
+        if (*p == '"' || *p == '\\')
+            kd_strbuf_printf(b, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            kd_strbuf_printf(b, "\\x%02x", *p);
+        else
+            kd_strbuf_printf(b, "%c", *p);
     }
     kd_strbuf_printf(b, "\"");
 }
@@ -55,7 +58,7 @@ static void emit_str(kd_strbuf *b, const char *s) {
 // Shortest %g text that reads back to exactly x (at most 9 digits are ever needed).
 static void emit_float(kd_strbuf *b, float x) {
     char t[48];
-    if (x == (float)(long long)x && fabsf(x) < 1e9f) {  // whole numbers without exponent
+    if (x == (float)(long long)x && fabsf(x) < 1e9f) { // whole numbers without exponent
         kd_strbuf_printf(b, "%lld", (long long)x);
         return;
     }
@@ -68,8 +71,10 @@ static void emit_float(kd_strbuf *b, float x) {
 
 static void emit_from(kd_strbuf *b, const kd_from *f) {
     kd_strbuf_printf(b, "{%s: ", kd_from_kind_keys[f->kind]);
-    if (f->kind == KD_FROM_RANDOM || f->kind == KD_FROM_PREV) kd_strbuf_printf(b, "true");
-    else emit_str(b, f->ref);
+    if (f->kind == KD_FROM_RANDOM || f->kind == KD_FROM_PREV)
+        kd_strbuf_printf(b, "true");
+    else
+        emit_str(b, f->ref);
     kd_strbuf_printf(b, "}");
 }
 
@@ -78,7 +83,8 @@ static int emitted(const kd_field *f, const void *base) {
         int by_attn = ((const kd_hybrid *)base)->layers_by_attn;
         return (f->flags & KD_F_HYB_ATTN) ? by_attn : !by_attn;
     }
-    if (f->type == KD_F_MAP && f->count_off) return *(const int *)((const char *)base + f->count_off);
+    if (f->type == KD_F_MAP && f->count_off)
+        return *(const int *)((const char *)base + f->count_off);
     return 1;
 }
 
@@ -88,27 +94,40 @@ void kd_schema_emit_field(kd_strbuf *b, const kd_field *f, const void *vbase, in
     if (!emitted(f, base)) return;
     kd_strbuf_printf(b, "%*s%s:", indent, "", f->key);
     switch (f->type) {
-    case KD_F_INT: kd_strbuf_printf(b, " %d\n", *(const int *)p); break;
-    case KD_F_U64: kd_strbuf_printf(b, " %llu\n", (unsigned long long)*(const uint64_t *)p); break;
+    case KD_F_INT:
+        kd_strbuf_printf(b, " %d\n", *(const int *)p);
+        break;
+    case KD_F_U64:
+        kd_strbuf_printf(b, " %llu\n", (unsigned long long)*(const uint64_t *)p);
+        break;
     case KD_F_FLOAT:
         kd_strbuf_printf(b, " ");
-        emit_float(b, *(const float *)p);
+        float x;
+        memcpy(&x, p, sizeof x); // fields are addressed by byte offset
+        emit_float(b, x);
         kd_strbuf_printf(b, "\n");
         break;
-    case KD_F_BOOL: kd_strbuf_printf(b, " %s\n", *(const int *)p ? "true" : "false"); break;
-    case KD_F_ENUM: kd_strbuf_printf(b, " %s\n", f->names[*(const int *)p]); break;
+    case KD_F_BOOL:
+        kd_strbuf_printf(b, " %s\n", *(const int *)p ? "true" : "false");
+        break;
+    case KD_F_ENUM:
+        kd_strbuf_printf(b, " %s\n", f->names[*(const int *)p]);
+        break;
     case KD_F_STR:
         kd_strbuf_printf(b, " ");
         emit_str(b, p);
         kd_strbuf_printf(b, "\n");
         break;
-    case KD_F_INTS: case KD_F_STRS: {
+    case KD_F_INTS:
+    case KD_F_STRS: {
         int n = *(const int *)(base + f->count_off);
         kd_strbuf_printf(b, " [");
         for (int i = 0; i < n; i++) {
             if (i) kd_strbuf_printf(b, ", ");
-            if (f->type == KD_F_INTS) kd_strbuf_printf(b, "%d", ((const int *)p)[i]);
-            else emit_str(b, p + (size_t)i * (size_t)f->item);
+            if (f->type == KD_F_INTS)
+                kd_strbuf_printf(b, "%d", ((const int *)p)[i]);
+            else
+                emit_str(b, p + (size_t)i * (size_t)f->item);
         }
         kd_strbuf_printf(b, "]\n");
         break;
@@ -151,12 +170,12 @@ void kd_schema_emit(kd_strbuf *b, const kd_schema *s, const void *base, int inde
 // ---------------------------------------------------------------------------- file
 
 int kd_recipe_write_resolved(const kd_recipe *r, const char *path, kd_error *err) {
-    if (!r->resolved_yaml) return kd_fail(err, KD_EINTERNAL, "%s: recipe has no resolved text", path);
+    if (!r->resolved_yaml)
+        return kd_fail(err, KD_EINTERNAL, "%s: recipe has no resolved text", path);
     char tmp[KD_PATH_MAX + 16];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        return kd_fail(err, KD_ERUNTIME, "%s: cannot create (%s)", tmp, strerror(errno));
+    if (fd < 0) return kd_fail(err, KD_ERUNTIME, "%s: cannot create (%s)", tmp, strerror(errno));
     size_t n = strlen(r->resolved_yaml), done = 0;
     while (done < n) {
         ssize_t k = write(fd, r->resolved_yaml + done, n - done);
@@ -183,8 +202,10 @@ int kd_recipe_write_resolved(const kd_recipe *r, const char *path, kd_error *err
     char dir[KD_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
-    else snprintf(dir, sizeof dir, ".");
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
     int dfd = open(dir[0] ? dir : "/", O_RDONLY);
     if (dfd >= 0) {
         fsync(dfd);
@@ -215,7 +236,8 @@ uint64_t kd_recipe_model_hash(const kd_recipe *r, int stage) {
     int j = stage, guard = 0;
     while (j >= 0 && guard++ <= KD_MAX_STAGES) {
         const kd_stage_spec *s = &r->stages[j];
-        kd_strbuf_printf(&b, "- stage %d: %s %s\n  data: ", j, s->name, kd_stage_kind_name(s->kind));
+        kd_strbuf_printf(&b, "- stage %d: %s %s\n  data: ", j, s->name,
+                         kd_stage_kind_name(s->kind));
         emit_str(&b, s->data);
         kd_strbuf_printf(&b, "\n  global: %d\n  seq_len: %d\n", s->batch.global, s->batch.seq_len);
         if (s->kind == KD_STAGE_INIT) {

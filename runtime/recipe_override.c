@@ -36,7 +36,8 @@ int kd_recipe_apply_override(kd_yaml_node **root, const char *expr, const char *
         return kd_fail(err, KD_EINPUT, "%s: expected KEY.PATH=VALUE, found '%s'", src, expr);
     char keypath[512];
     size_t kl = (size_t)(eq - expr);
-    if (kl >= sizeof keypath) return kd_fail(err, KD_EINPUT, "%s: expected a shorter key path", src);
+    if (kl >= sizeof keypath)
+        return kd_fail(err, KD_EINPUT, "%s: expected a shorter key path", src);
     memcpy(keypath, expr, kl);
     keypath[kl] = '\0';
 
@@ -83,8 +84,9 @@ int kd_recipe_apply_override(kd_yaml_node **root, const char *expr, const char *
                     char names[400];
                     names_of(cur, names, sizeof names);
                     kd_yaml_free(value);
-                    return kd_fail(err, KD_EINPUT, "%s: %s: expected an index or a name (%s), found '%s'",
-                                   src, canon, names[0] ? names : "none", seg);
+                    return kd_fail(err, KD_EINPUT,
+                                   "%s: %s: expected an index or a name (%s), found '%s'", src,
+                                   canon, names[0] ? names : "none", seg);
                 }
                 snprintf(canon + cl, sizeof canon - cl, "[%d]", i);
                 slot = &cur->items[i];
@@ -100,7 +102,8 @@ int kd_recipe_apply_override(kd_yaml_node **root, const char *expr, const char *
             cur = *slot;
             if (*end != ']' || !isdigit((unsigned char)p[1])) {
                 kd_yaml_free(value);
-                return kd_fail(err, KD_EINPUT, "%s: %s: expected [INDEX], found '%s'", src, canon, p);
+                return kd_fail(err, KD_EINPUT, "%s: %s: expected [INDEX], found '%s'", src, canon,
+                               p);
             }
             if (cur->kind != KD_YAML_SEQ || i >= cur->n) {
                 kd_yaml_free(value);
@@ -116,10 +119,11 @@ int kd_recipe_apply_override(kd_yaml_node **root, const char *expr, const char *
             p++;
             if (!*p || *p == '.') {
                 kd_yaml_free(value);
-                return kd_fail(err, KD_EINPUT, "%s: expected KEY.PATH=VALUE, found an empty key in '%s'",
-                               src, keypath);
+                return kd_fail(err, KD_EINPUT,
+                               "%s: expected KEY.PATH=VALUE, found an empty key in '%s'", src,
+                               keypath);
             }
-            if (kd_yaml_is_null(*slot)) {  // `key:` with no value: treat as an empty map
+            if (kd_yaml_is_null(*slot)) { // `key:` with no value: treat as an empty map
                 kd_yaml_free(*slot);
                 *slot = kd_yaml_new(KD_YAML_MAP, src, 0, 0);
             }
@@ -128,7 +132,7 @@ int kd_recipe_apply_override(kd_yaml_node **root, const char *expr, const char *
             return kd_fail(err, KD_EINPUT, "%s: expected KEY.PATH=VALUE, found '%s'", src, keypath);
         }
     }
-    if (value) {  // the path named an existing node: replace it
+    if (value) { // the path named an existing node: replace it
         kd_yaml_free(*slot);
         *slot = value;
     }

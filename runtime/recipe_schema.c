@@ -9,13 +9,14 @@
 
 #define INF HUGE_VAL
 #define BIG 1e9
-#define F(k, t, st, fld, ...) {.key = k, .type = t, .off = offsetof(st, fld), __VA_ARGS__}
+#define F(k, t, st, fld, ...)                                                                      \
+    { .key = k, .type = t, .off = offsetof(st, fld), __VA_ARGS__ }
 #define COUNT(st, fld) .count_off = offsetof(st, fld)
 #define KIND(x) (1u << KD_STAGE_##x)
 #define N(a) (int)(sizeof(a) / sizeof((a)[0]))
 
-const char *const kd_stage_kind_names[] = {"pretrain", "init", "align", "kd", "sft",
-                                           "dpo", "eval", "generate", NULL};
+const char *const kd_stage_kind_names[] = {"pretrain", "init", "align",    "kd", "sft",
+                                           "dpo",      "eval", "generate", NULL};
 // YAML key of each kd_from_kind, indexed by value
 const char *const kd_from_kind_keys[] = {"random", "stage", "checkpoint", "hf", "prev", NULL};
 static const char *const schedule_names[] = {"cosine", "linear", "constant", NULL};
@@ -122,7 +123,8 @@ static const kd_schema pseudo_schema = {pseudo_fields, N(pseudo_fields), NULL};
 static const kd_field dpo_loss_fields[] = {
     F("type", KD_F_ENUM, kd_dpo_loss, type, .def = KD_DPO_SIGMOID, .names = dpo_names),
     F("beta", KD_F_FLOAT, kd_dpo_loss, beta, .def = 0.1, .lo = 0, .hi = INF, .flags = KD_F_LO_OPEN),
-    F("label_smoothing", KD_F_FLOAT, kd_dpo_loss, label_smoothing, .def = 0.0, .lo = 0, .hi = 0.49999),
+    F("label_smoothing", KD_F_FLOAT, kd_dpo_loss, label_smoothing, .def = 0.0, .lo = 0,
+      .hi = 0.49999),
     F("gamma", KD_F_FLOAT, kd_dpo_loss, gamma, .def = 0.5, .lo = 0, .hi = INF),
 };
 static const kd_schema dpo_loss_schema = {dpo_loss_fields, N(dpo_loss_fields), NULL};
@@ -158,8 +160,8 @@ static const kd_field stage_fields[] = {
     // align
     F("phase", KD_F_ENUM, S, align.phase, .names = phase_names, .flags = KD_F_REQUIRED,
       .kinds = KIND(ALIGN)),
-    F("layers", KD_F_INTS, S, align.layers, COUNT(S, align.n_layers), .cap = KD_MAX_LAYERS,
-      .lo = 0, .hi = KD_MAX_LAYERS - 1, .flags = KD_F_UNIQUE, .kinds = KIND(ALIGN)),
+    F("layers", KD_F_INTS, S, align.layers, COUNT(S, align.n_layers), .cap = KD_MAX_LAYERS, .lo = 0,
+      .hi = KD_MAX_LAYERS - 1, .flags = KD_F_UNIQUE, .kinds = KIND(ALIGN)),
     // kd
     F("loss", KD_F_MAP, S, kd.loss, .sub = &kd_loss_schema, .kinds = KIND(KD)),
     F("mask_prompt", KD_F_BOOL, S, kd.mask_prompt, .def = 1, .kinds = KIND(KD)),
@@ -186,8 +188,8 @@ static const kd_field stage_fields[] = {
     F("temperature", KD_F_FLOAT, S, generate.temperature, .def = 0.7, .lo = 0, .hi = INF,
       .kinds = KIND(GENERATE)),
     F("top_k", KD_F_INT, S, generate.top_k, .def = 0, .lo = 0, .hi = BIG, .kinds = KIND(GENERATE)),
-    F("top_p", KD_F_FLOAT, S, generate.top_p, .def = 0.95, .lo = 0, .hi = 1,
-      .flags = KD_F_LO_OPEN, .kinds = KIND(GENERATE)),
+    F("top_p", KD_F_FLOAT, S, generate.top_p, .def = 0.95, .lo = 0, .hi = 1, .flags = KD_F_LO_OPEN,
+      .kinds = KIND(GENERATE)),
 };
 #undef S
 static const kd_schema stage_schema = {stage_fields, N(stage_fields), "kind"};

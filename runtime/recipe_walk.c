@@ -47,8 +47,10 @@ void kd_posmap_where(const kd_posmap *m, const char *path, const char *fallback,
                      size_t n) {
     int i = kd_posmap_find(m, path);
     char w[1100];
-    if (i >= 0) kd_yaml_where(m->src[i], m->line[i], m->col[i], w, sizeof w);
-    else snprintf(w, sizeof w, "%s", fallback);
+    if (i >= 0)
+        kd_yaml_where(m->src[i], m->line[i], m->col[i], w, sizeof w);
+    else
+        snprintf(w, sizeof w, "%s", fallback);
     snprintf(buf, n, "%s: %s", w, path);
 }
 
@@ -75,18 +77,25 @@ int kd_edit_distance(const char *a, const char *b) {
 }
 
 static void join(char *out, const char *path, const char *key) {
-    if (path[0]) snprintf(out, PATH_LEN, "%s.%s", path, key);
-    else snprintf(out, PATH_LEN, "%s", key);
+    if (path[0])
+        snprintf(out, PATH_LEN, "%s.%s", path, key);
+    else
+        snprintf(out, PATH_LEN, "%s", key);
 }
 
 // A short printable description of what a node holds, for "found ..." messages.
 static void found(const kd_yaml_node *v, char *buf, size_t n) {
     if (v->kind == KD_YAML_SEQ) {
-        if (!v->n) snprintf(buf, n, "an empty list");
-        else snprintf(buf, n, "a list of %d item%s", v->n, v->n == 1 ? "" : "s");
+        if (!v->n)
+            snprintf(buf, n, "an empty list");
+        else
+            snprintf(buf, n, "a list of %d item%s", v->n, v->n == 1 ? "" : "s");
         return;
     }
-    if (v->kind == KD_YAML_MAP) { snprintf(buf, n, "a map"); return; }
+    if (v->kind == KD_YAML_MAP) {
+        snprintf(buf, n, "a map");
+        return;
+    }
     char t[72];
     size_t k = 0;
     for (const char *p = v->text; *p && k < 64; p++) t[k++] = isprint((unsigned char)*p) ? *p : '?';
@@ -113,9 +122,12 @@ static void range_text(const kd_field *f, const char *noun, char *buf, size_t n)
     int has_lo = isfinite(f->lo) && !(f->lo == 0 && f->hi == 0);
     int has_hi = isfinite(f->hi) && f->hi < 1e9 && !(f->lo == 0 && f->hi == 0);
     if (has_lo && has_hi)
-        snprintf(buf, n, "%s in %s%g, %g]", noun, (f->flags & KD_F_LO_OPEN) ? "(" : "[", f->lo, f->hi);
-    else if (has_lo) snprintf(buf, n, "%s %s %g", noun, (f->flags & KD_F_LO_OPEN) ? ">" : ">=", f->lo);
-    else snprintf(buf, n, "%s", noun);
+        snprintf(buf, n, "%s in %s%g, %g]", noun, (f->flags & KD_F_LO_OPEN) ? "(" : "[", f->lo,
+                 f->hi);
+    else if (has_lo)
+        snprintf(buf, n, "%s %s %g", noun, (f->flags & KD_F_LO_OPEN) ? ">" : ">=", f->lo);
+    else
+        snprintf(buf, n, "%s", noun);
 }
 
 static int in_range(const kd_field *f, double x) {
@@ -145,14 +157,22 @@ static int parse_bool(const kd_yaml_node *v, const char *path, int *out, kd_erro
     static const char *const yes[] = {"true", "True", "TRUE", "yes", "Yes", "on", NULL};
     static const char *const no[] = {"false", "False", "FALSE", "no", "No", "off", NULL};
     if (v->kind == KD_YAML_SCALAR) {
-        for (int i = 0; yes[i]; i++) if (!strcmp(v->text, yes[i])) { *out = 1; return KD_OK; }
-        for (int i = 0; no[i]; i++) if (!strcmp(v->text, no[i])) { *out = 0; return KD_OK; }
+        for (int i = 0; yes[i]; i++)
+            if (!strcmp(v->text, yes[i])) {
+                *out = 1;
+                return KD_OK;
+            }
+        for (int i = 0; no[i]; i++)
+            if (!strcmp(v->text, no[i])) {
+                *out = 0;
+                return KD_OK;
+            }
     }
     return fail_at(err, v, path, "true or false");
 }
 
-static int parse_str(const kd_field *f, const kd_yaml_node *v, const char *path, char *out,
-                     int cap, kd_error *err) {
+static int parse_str(const kd_field *f, const kd_yaml_node *v, const char *path, char *out, int cap,
+                     kd_error *err) {
     char want[160];
     if (f->names) {
         char l[128];
@@ -164,11 +184,14 @@ static int parse_str(const kd_field *f, const kd_yaml_node *v, const char *path,
         snprintf(want, sizeof want, "a %sstring of at most %d characters",
                  (f->flags & KD_F_NONEMPTY) ? "non-empty " : "", cap - 1);
     }
-    if (v->kind != KD_YAML_SCALAR || strlen(v->text) >= (size_t)cap) return fail_at(err, v, path, want);
-    if ((f->flags & (KD_F_NONEMPTY | KD_F_IDENT)) && !v->text[0]) return fail_at(err, v, path, want);
+    if (v->kind != KD_YAML_SCALAR || strlen(v->text) >= (size_t)cap)
+        return fail_at(err, v, path, want);
+    if ((f->flags & (KD_F_NONEMPTY | KD_F_IDENT)) && !v->text[0])
+        return fail_at(err, v, path, want);
     if (f->flags & KD_F_IDENT)
         for (const char *p = v->text; *p; p++)
-            if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-') return fail_at(err, v, path, want);
+            if (!isalnum((unsigned char)*p) && *p != '_' && *p != '-')
+                return fail_at(err, v, path, want);
     if (f->names) {
         int ok = 0;
         for (int i = 0; f->names[i]; i++) ok |= !strcmp(f->names[i], v->text);
@@ -189,8 +212,8 @@ static int parse_from(const kd_field *f, const kd_yaml_node *v, const char *path
     for (int i = 0; kd_from_kind_keys[i]; i++)
         if (!strcmp(p->key, kd_from_kind_keys[i])) kind = i;
     if (kind < 0 || (kind == KD_FROM_PREV && (f->flags & KD_F_NO_PREV))) {
-        kd_yaml_node k = {.kind = KD_YAML_SCALAR, .src = v->src, .line = p->line, .col = p->col,
-                          .text = p->key};
+        kd_yaml_node k = {
+            .kind = KD_YAML_SCALAR, .src = v->src, .line = p->line, .col = p->col, .text = p->key};
         return fail_at(err, &k, path, want);
     }
     char sub[PATH_LEN];
@@ -217,11 +240,26 @@ static void set_defaults(const kd_schema *s, char *base, unsigned kind_bit);
 static void set_default(const kd_field *f, char *base) {
     char *p = base + f->off;
     switch (f->type) {
-    case KD_F_INT: case KD_F_BOOL: case KD_F_ENUM: *(int *)p = (int)f->def; break;
-    case KD_F_U64: *(uint64_t *)p = (uint64_t)f->def; break;
-    case KD_F_FLOAT: *(float *)p = (float)f->def; break;
-    case KD_F_STR: snprintf(p, (size_t)f->cap, "%s", f->sdef ? f->sdef : ""); break;
-    case KD_F_INTS: case KD_F_STRS: case KD_F_MAPS: *(int *)(base + f->count_off) = 0; break;
+    case KD_F_INT:
+    case KD_F_BOOL:
+    case KD_F_ENUM:
+        *(int *)p = (int)f->def;
+        break;
+    case KD_F_U64:
+        *(uint64_t *)p = (uint64_t)f->def;
+        break;
+    case KD_F_FLOAT: {
+        float x = (float)f->def;
+        memcpy(p, &x, sizeof x);
+    } break;
+    case KD_F_STR:
+        snprintf(p, (size_t)f->cap, "%s", f->sdef ? f->sdef : "");
+        break;
+    case KD_F_INTS:
+    case KD_F_STRS:
+    case KD_F_MAPS:
+        *(int *)(base + f->count_off) = 0;
+        break;
     case KD_F_FROM:
         ((kd_from *)p)->kind = (kd_from_kind)(int)f->def;
         ((kd_from *)p)->ref[0] = '\0';
@@ -233,7 +271,9 @@ static void set_default(const kd_field *f, char *base) {
     }
 }
 
-static int allowed(const kd_field *f, unsigned kind_bit) { return !f->kinds || (f->kinds & kind_bit); }
+static int allowed(const kd_field *f, unsigned kind_bit) {
+    return !f->kinds || (f->kinds & kind_bit);
+}
 
 // The selector field (already parsed) keeps its value.
 static void set_defaults(const kd_schema *s, char *base, unsigned kind_bit) {
@@ -259,10 +299,12 @@ static int parse_list(const kd_field *f, char *base, const kd_yaml_node *v, cons
             int *arr = (int *)(base + f->off);
             if (parse_int(f, it, item_path, &arr[i], err)) return err->code;
             for (int j = 0; j < i && (f->flags & KD_F_UNIQUE); j++)
-                if (arr[j] == arr[i]) return fail_at(err, it, item_path, "no duplicates in the list");
+                if (arr[j] == arr[i])
+                    return fail_at(err, it, item_path, "no duplicates in the list");
         } else {
             kd_field sf = {.flags = f->flags};
-            if (parse_str(&sf, it, item_path, base + f->off + (size_t)i * (size_t)f->item, f->item, err))
+            if (parse_str(&sf, it, item_path, base + f->off + (size_t)i * (size_t)f->item, f->item,
+                          err))
                 return err->code;
         }
     }
@@ -276,8 +318,10 @@ static int parse_field(const kd_field *f, char *base, const kd_yaml_node *v, con
     char want[160];
     pm_add(pm, path, v->src, v->line, v->col);
     switch (f->type) {
-    case KD_F_INT: return parse_int(f, v, path, (int *)p, err);
-    case KD_F_BOOL: return parse_bool(v, path, (int *)p, err);
+    case KD_F_INT:
+        return parse_int(f, v, path, (int *)p, err);
+    case KD_F_BOOL:
+        return parse_bool(v, path, (int *)p, err);
     case KD_F_U64: {
         char *end;
         errno = 0;
@@ -296,21 +340,29 @@ static int parse_field(const kd_field *f, char *base, const kd_yaml_node *v, con
         double x = strtod(v->text, &end);
         if (!v->text[0] || *end || !isfinite(x) || fabs(x) > 3e38 || !in_range(f, x))
             return fail_at(err, v, path, want);
-        *(float *)p = (float)x;
+        float xf = (float)x;
+        memcpy(p, &xf, sizeof xf); // fields are addressed by byte offset
         return KD_OK;
     }
-    case KD_F_STR: return parse_str(f, v, path, p, f->cap, err);
+    case KD_F_STR:
+        return parse_str(f, v, path, p, f->cap, err);
     case KD_F_ENUM: {
         char l[128];
         names_list(f->names, l, sizeof l);
         snprintf(want, sizeof want, "one of %s", l);
         if (v->kind == KD_YAML_SCALAR)
             for (int i = 0; f->names[i]; i++)
-                if (!strcmp(f->names[i], v->text)) { *(int *)p = i; return KD_OK; }
+                if (!strcmp(f->names[i], v->text)) {
+                    *(int *)p = i;
+                    return KD_OK;
+                }
         return fail_at(err, v, path, want);
     }
-    case KD_F_INTS: case KD_F_STRS: return parse_list(f, base, v, path, pm, err);
-    case KD_F_FROM: return parse_from(f, v, path, (kd_from *)p, pm, err);
+    case KD_F_INTS:
+    case KD_F_STRS:
+        return parse_list(f, base, v, path, pm, err);
+    case KD_F_FROM:
+        return parse_from(f, v, path, (kd_from *)p, pm, err);
     case KD_F_MAP:
         if (f->count_off) *(int *)(base + f->count_off) = 1;
         return kd_schema_walk(f->sub, p, v, path, pm, err);
@@ -336,11 +388,14 @@ static int parse_field(const kd_field *f, char *base, const kd_yaml_node *v, con
 
 static const kd_field *lookup(const kd_schema *s, const char *key, unsigned kind_bit) {
     for (int i = 0; i < s->n; i++)
-        if (!strcmp(s->fields[i].key, key) && allowed(&s->fields[i], kind_bit)) return &s->fields[i];
+        if (!strcmp(s->fields[i].key, key) && allowed(&s->fields[i], kind_bit))
+            return &s->fields[i];
     return NULL;
 }
 
-const kd_field *kd_schema_field(const kd_schema *s, const char *key) { return lookup(s, key, ~0u); }
+const kd_field *kd_schema_field(const kd_schema *s, const char *key) {
+    return lookup(s, key, ~0u);
+}
 
 static int unknown_key(const kd_schema *s, const kd_yaml_node *map, const kd_yaml_pair *p,
                        const char *path, unsigned kind_bit, kd_error *err) {
@@ -364,7 +419,10 @@ static int unknown_key(const kd_schema *s, const kd_yaml_node *map, const kd_yam
     for (int i = 0; i < s->n; i++) {
         if (!allowed(&s->fields[i], kind_bit)) continue;
         int d = kd_edit_distance(p->key, s->fields[i].key);
-        if (d < bd) { bd = d; best = s->fields[i].key; }
+        if (d < bd) {
+            bd = d;
+            best = s->fields[i].key;
+        }
     }
     int close = best && bd <= 2 && bd < (int)strlen(p->key);
     return kd_fail(err, KD_EINPUT, "%s: %s: unknown key%s%s%s", w, path,
@@ -374,8 +432,10 @@ static int unknown_key(const kd_schema *s, const kd_yaml_node *map, const kd_yam
 // `at` is the map (or the null value standing for it); NULL when there is no node at all.
 static int missing(const kd_yaml_node *at, const char *path, const char *key, kd_error *err) {
     char w[1100];
-    if (at) kd_yaml_where(at->src, at->line, at->col, w, sizeof w);
-    else snprintf(w, sizeof w, "(recipe)");
+    if (at)
+        kd_yaml_where(at->src, at->line, at->col, w, sizeof w);
+    else
+        snprintf(w, sizeof w, "(recipe)");
     return kd_fail(err, KD_EINPUT, "%s: %s: missing required key '%s'", w, path[0] ? path : "(top)",
                    key);
 }
@@ -386,7 +446,8 @@ int kd_schema_walk(const kd_schema *s, void *vbase, const kd_yaml_node *node, co
     char kp[PATH_LEN];
     const kd_yaml_node *at = node;
     if (kd_yaml_is_null(node)) node = NULL;
-    if (node && node->kind != KD_YAML_MAP) return fail_at(err, node, path[0] ? path : "(top)", "a map");
+    if (node && node->kind != KD_YAML_MAP)
+        return fail_at(err, node, path[0] ? path : "(top)", "a map");
     unsigned kind_bit = 0;
     if (node) {
         for (int j = 1; j < node->n; j++)
@@ -395,8 +456,8 @@ int kd_schema_walk(const kd_schema *s, void *vbase, const kd_yaml_node *node, co
                     char w[1100];
                     kd_yaml_where(node->src, node->pairs[j].line, node->pairs[j].col, w, sizeof w);
                     join(kp, path, node->pairs[j].key);
-                    return kd_fail(err, KD_EINPUT, "%s: %s: duplicate key (first at line %d)", w, kp,
-                                   node->pairs[i].line);
+                    return kd_fail(err, KD_EINPUT, "%s: %s: duplicate key (first at line %d)", w,
+                                   kp, node->pairs[i].line);
                 }
     }
     if (s->selector) {
@@ -414,7 +475,7 @@ int kd_schema_walk(const kd_schema *s, void *vbase, const kd_yaml_node *node, co
         join(kp, path, p->key);
         const kd_field *f = lookup(s, p->key, kind_bit);
         if (!f) return unknown_key(s, node, p, kp, kind_bit, err);
-        if (kd_yaml_is_null(p->val)) continue;  // null = the default
+        if (kd_yaml_is_null(p->val)) continue; // null = the default
         if (parse_field(f, base, p->val, kp, pm, err)) return err->code;
     }
     for (int i = 0; i < s->n; i++) {

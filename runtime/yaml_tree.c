@@ -37,8 +37,10 @@ void kd_yaml_free(kd_yaml_node *n) {
 static void grow(kd_yaml_node *n) {
     if (n->n < n->cap) return;
     n->cap = n->cap ? 2 * n->cap : 4;
-    if (n->kind == KD_YAML_SEQ) n->items = kd_realloc(n->items, (size_t)n->cap * sizeof *n->items);
-    else n->pairs = kd_realloc(n->pairs, (size_t)n->cap * sizeof *n->pairs);
+    if (n->kind == KD_YAML_SEQ)
+        n->items = kd_realloc(n->items, (size_t)n->cap * sizeof *n->items);
+    else
+        n->pairs = kd_realloc(n->pairs, (size_t)n->cap * sizeof *n->pairs);
 }
 
 static void seq_add(kd_yaml_node *seq, kd_yaml_node *v) {
@@ -74,8 +76,10 @@ int kd_yaml_is_null(const kd_yaml_node *n) {
 }
 
 void kd_yaml_where(const char *src, int line, int col, char *buf, size_t n) {
-    if (line > 0) snprintf(buf, n, "%s:%d:%d", src, line, col);
-    else snprintf(buf, n, "%s", src);
+    if (line > 0)
+        snprintf(buf, n, "%s:%d:%d", src, line, col);
+    else
+        snprintf(buf, n, "%s", src);
 }
 
 static kd_yaml_node *copy_tree(const kd_yaml_node *s, long *budget) {
@@ -86,11 +90,17 @@ static kd_yaml_node *copy_tree(const kd_yaml_node *s, long *budget) {
     for (int i = 0; i < s->n; i++) {
         if (s->kind == KD_YAML_SEQ) {
             kd_yaml_node *c = copy_tree(s->items[i], budget);
-            if (!c) { kd_yaml_free(d); return NULL; }
+            if (!c) {
+                kd_yaml_free(d);
+                return NULL;
+            }
             seq_add(d, c);
         } else {
             kd_yaml_node *c = copy_tree(s->pairs[i].val, budget);
-            if (!c) { kd_yaml_free(d); return NULL; }
+            if (!c) {
+                kd_yaml_free(d);
+                return NULL;
+            }
             kd_yaml_map_add(d, s->pairs[i].key, s->pairs[i].line, s->pairs[i].col, c);
         }
     }
@@ -114,7 +124,7 @@ typedef struct {
     kd_yaml_node *root;
     int n_anchors;
     char **anchor_names;
-    kd_yaml_node **anchor_nodes;  // not owned: they live in the tree
+    kd_yaml_node **anchor_nodes; // not owned: they live in the tree
     long budget;
 } builder;
 
@@ -188,7 +198,8 @@ static int handle_event(builder *b, yaml_event_t *ev, kd_error *err) {
         // a key scalar is freed once its pair is stored, so only values may carry anchors
         int is_key = b->depth > 0 && b->stack[b->depth - 1].node->kind == KD_YAML_MAP &&
                      !b->stack[b->depth - 1].key;
-        if (ev->data.scalar.anchor && !is_key) remember_anchor(b, (const char *)ev->data.scalar.anchor, n);
+        if (ev->data.scalar.anchor && !is_key)
+            remember_anchor(b, (const char *)ev->data.scalar.anchor, n);
         b->budget--;
         return attach(b, n, err);
     }
@@ -211,7 +222,7 @@ static int handle_event(builder *b, yaml_event_t *ev, kd_error *err) {
     case YAML_SEQUENCE_END_EVENT:
     case YAML_MAPPING_END_EVENT: {
         frame f = b->stack[--b->depth];
-        kd_yaml_free(f.key);  // cannot be set at a balanced end; defensive
+        kd_yaml_free(f.key); // cannot be set at a balanced end; defensive
         if (f.anchor) {
             remember_anchor(b, f.anchor, f.node);
             free(f.anchor);
@@ -238,11 +249,12 @@ static int handle_event(builder *b, yaml_event_t *ev, kd_error *err) {
     }
 }
 
-int kd_yaml_parse(const char *text, size_t len, const char *src, int positions,
-                  kd_yaml_node **out, kd_error *err) {
+int kd_yaml_parse(const char *text, size_t len, const char *src, int positions, kd_yaml_node **out,
+                  kd_error *err) {
     *out = NULL;
     yaml_parser_t p;
-    if (!yaml_parser_initialize(&p)) return kd_fail(err, KD_EINTERNAL, "%s: libyaml init failed", src);
+    if (!yaml_parser_initialize(&p))
+        return kd_fail(err, KD_EINTERNAL, "%s: libyaml init failed", src);
     yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
     builder b = {.src = src, .positions = positions, .budget = KD_YAML_MAX_NODES};
     int rc = KD_OK, done = 0;

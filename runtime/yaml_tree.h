@@ -13,26 +13,26 @@ typedef struct kd_yaml_node kd_yaml_node;
 
 typedef struct {
     char *key;
-    int line, col;     // position of the key
+    int line, col; // position of the key
     kd_yaml_node *val;
 } kd_yaml_pair;
 
 struct kd_yaml_node {
     kd_yaml_kind kind;
-    const char *src;   // file name or "--set EXPR"; not owned, outlives the tree
-    int line, col;     // 1-based; 0 for override values
-    char *text;        // KD_YAML_SCALAR: the value ("" for empty)
-    int plain;         // KD_YAML_SCALAR: 1 if written unquoted
-    int n, cap;        // items in seq / pairs in map
-    kd_yaml_node **items;   // KD_YAML_SEQ
-    kd_yaml_pair *pairs;    // KD_YAML_MAP
+    const char *src;      // file name or "--set EXPR"; not owned, outlives the tree
+    int line, col;        // 1-based; 0 for override values
+    char *text;           // KD_YAML_SCALAR: the value ("" for empty)
+    int plain;            // KD_YAML_SCALAR: 1 if written unquoted
+    int n, cap;           // items in seq / pairs in map
+    kd_yaml_node **items; // KD_YAML_SEQ
+    kd_yaml_pair *pairs;  // KD_YAML_MAP
 };
 
 // Parse a whole YAML text (one document) into *out. `src` names it in messages and must
 // outlive the tree. positions=0 stores line 0 everywhere (override values). Syntax errors
 // give "SRC:LINE:COL: YAML syntax error: PROBLEM". An empty document gives *out = NULL.
-int kd_yaml_parse(const char *text, size_t len, const char *src, int positions,
-                  kd_yaml_node **out, kd_error *err);
+int kd_yaml_parse(const char *text, size_t len, const char *src, int positions, kd_yaml_node **out,
+                  kd_error *err);
 void kd_yaml_free(kd_yaml_node *n);
 
 kd_yaml_node *kd_yaml_new(kd_yaml_kind kind, const char *src, int line, int col);

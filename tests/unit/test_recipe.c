@@ -13,28 +13,29 @@
 
 static int failures = 0;
 
-#define CHECK_INT(what, got, want)                                                         \
-    do {                                                                                   \
-        long long g_ = (long long)(got), w_ = (long long)(want);                           \
-        if (g_ != w_) {                                                                    \
-            printf("FAIL %s:%d %s: got %lld, want %lld\n", __FILE__, __LINE__, what, g_, w_); \
-            failures++;                                                                    \
-        }                                                                                  \
+#define CHECK_INT(what, got, want)                                                                 \
+    do {                                                                                           \
+        long long g_ = (long long)(got), w_ = (long long)(want);                                   \
+        if (g_ != w_) {                                                                            \
+            printf("FAIL %s:%d %s: got %lld, want %lld\n", __FILE__, __LINE__, what, g_, w_);      \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
-#define CHECK_F(what, got, want)                                                            \
-    do {                                                                                    \
-        float g_ = (got), w_ = (float)(want);                                               \
-        if (g_ != w_) {                                                                     \
-            printf("FAIL %s:%d %s: got %.9g, want %.9g\n", __FILE__, __LINE__, what, g_, w_); \
-            failures++;                                                                     \
-        }                                                                                   \
+#define CHECK_F(what, got, want)                                                                   \
+    do {                                                                                           \
+        float g_ = (got), w_ = (float)(want);                                                      \
+        if (g_ != w_) {                                                                            \
+            printf("FAIL %s:%d %s: got %.9g, want %.9g\n", __FILE__, __LINE__, what, g_, w_);      \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
-#define CHECK_STR(what, got, want)                                                           \
-    do {                                                                                     \
-        if (strcmp((got), (want)) != 0) {                                                    \
-            printf("FAIL %s:%d %s: got '%s', want '%s'\n", __FILE__, __LINE__, what, (got), (want)); \
-            failures++;                                                                      \
-        }                                                                                    \
+#define CHECK_STR(what, got, want)                                                                 \
+    do {                                                                                           \
+        if (strcmp((got), (want)) != 0) {                                                          \
+            printf("FAIL %s:%d %s: got '%s', want '%s'\n", __FILE__, __LINE__, what, (got),        \
+                   (want));                                                                        \
+            failures++;                                                                            \
+        }                                                                                          \
     } while (0)
 
 static char demo_path[1024];
@@ -203,9 +204,13 @@ static void test_demo(void) {
 
 // ---------------------------------------------------------------------------- overrides
 static void test_overrides(void) {
-    const char *ov[] = {"stages.dpo.optim.lr=1e-4", "stages[2].steps=5", "run.seed=7",
-                        "model.hybrid.ssm_layers=[2, 3]", "stages.sft.eval_data=held.h5",
-                        "stages.kd.loss={kl: 0.5}", "teacher.from={hf: /models/llama}"};
+    const char *ov[] = {"stages.dpo.optim.lr=1e-4",
+                        "stages[2].steps=5",
+                        "run.seed=7",
+                        "model.hybrid.ssm_layers=[2, 3]",
+                        "stages.sft.eval_data=held.h5",
+                        "stages.kd.loss={kl: 0.5}",
+                        "teacher.from={hf: /models/llama}"};
     kd_recipe *r = load(demo_path, ov, 7);
     if (!r) return;
     CHECK_F("dpo lr", r->stages[6].optim.lr, 1e-4f);
@@ -232,9 +237,9 @@ static void test_overrides(void) {
 
 // ---------------------------------------------------------------------------- round trip
 static int same_struct(const kd_recipe *a, const kd_recipe *b) {
-    return !memcmp(&a->run, &b->run, sizeof a->run) && !memcmp(&a->model, &b->model, sizeof a->model) &&
-           a->has_teacher == b->has_teacher && !memcmp(&a->teacher, &b->teacher, sizeof a->teacher) &&
-           a->n_stages == b->n_stages &&
+    return !memcmp(&a->run, &b->run, sizeof a->run) &&
+           !memcmp(&a->model, &b->model, sizeof a->model) && a->has_teacher == b->has_teacher &&
+           !memcmp(&a->teacher, &b->teacher, sizeof a->teacher) && a->n_stages == b->n_stages &&
            !memcmp(a->stages, b->stages, (size_t)a->n_stages * sizeof a->stages[0]);
 }
 
@@ -254,7 +259,8 @@ static void round_trip(const char *path, const char *const *ov, int n_ov, const 
         // line numbers differ between the two files by construction
         for (int i = 0; i < b->n_stages; i++) b->stages[i].line = a->stages[i].line;
         if (strcmp(a->resolved_yaml, b->resolved_yaml) != 0 || a->hash != b->hash) {
-            printf("FAIL %s: resolved YAML differs after a round trip:\n--- first\n%s\n--- second\n%s\n",
+            printf("FAIL %s: resolved YAML differs after a round trip:\n--- first\n%s\n--- "
+                   "second\n%s\n",
                    label, a->resolved_yaml, b->resolved_yaml);
             failures++;
         } else if (!same_struct(a, b)) {
@@ -273,12 +279,13 @@ static void test_round_trips(void) {
     round_trip(demo_path, NULL, 0, "demo");
     round_trip("mini.yaml", NULL, 0, "defaults");
     // arch unknown (HF origin): attn_layers stays unresolved and must survive the trip
-    write_file("hf.yaml", "model: {from: {hf: /m/llama}, hybrid: {attn_layers: [0, 5], d_state: auto}}\n"
-                          "teacher: {from: {hf: /m/llama}}\n"
-                          "stages:\n  - {name: init, kind: init}\n"
-                          "  - {name: al, kind: align, phase: matrix, data: \"a \\\"quoted\\\" path\"}\n"
-                          "  - {name: kd, kind: kd, data: k.h5, loss: {divergence: reverse}}\n"
-                          "  - {name: dpo, kind: dpo, data: p.h5, from: {checkpoint: ck/x}}\n");
+    write_file("hf.yaml",
+               "model: {from: {hf: /m/llama}, hybrid: {attn_layers: [0, 5], d_state: auto}}\n"
+               "teacher: {from: {hf: /m/llama}}\n"
+               "stages:\n  - {name: init, kind: init}\n"
+               "  - {name: al, kind: align, phase: matrix, data: \"a \\\"quoted\\\" path\"}\n"
+               "  - {name: kd, kind: kd, data: k.h5, loss: {divergence: reverse}}\n"
+               "  - {name: dpo, kind: dpo, data: p.h5, from: {checkpoint: ck/x}}\n");
     kd_recipe *r = load("hf.yaml", NULL, 0);
     if (r) {
         CHECK_INT("unresolved layout kept as attn_layers", r->model.hybrid.layers_by_attn, 1);
@@ -311,17 +318,24 @@ static uint64_t hash_with(const char *ov, int stage) {
 }
 
 static void test_model_hash(void) {
-    uint64_t base = hash_with(NULL, 5);  // sft: chain sft <- kd <- align2 <- align1 <- init <- teacher
+    uint64_t base =
+        hash_with(NULL, 5); // sft: chain sft <- kd <- align2 <- align1 <- init <- teacher
     struct {
         const char *ov;
         int changes;
     } cases[] = {
-        {"stages.sft.log_every=3", 0},        {"stages.sft.optim.lr=1e-5", 0},
-        {"stages.dpo.data=other.h5", 0},      {"stages.sft.steps=7", 0},
-        {"stages.sft.data=other.h5", 1},      {"stages.sft.batch.seq_len=32", 1},
-        {"stages.sft.batch.global=16", 1},    {"stages.teacher.data=other.h5", 1},
-        {"run.seed=99", 1},                   {"model.arch.d_model=32", 1},
-        {"model.hybrid.ssm_layers=[2]", 1},   {"stages.sft.from={hf: x}", 1},
+        {"stages.sft.log_every=3", 0},
+        {"stages.sft.optim.lr=1e-5", 0},
+        {"stages.dpo.data=other.h5", 0},
+        {"stages.sft.steps=7", 0},
+        {"stages.sft.data=other.h5", 1},
+        {"stages.sft.batch.seq_len=32", 1},
+        {"stages.sft.batch.global=16", 1},
+        {"stages.teacher.data=other.h5", 1},
+        {"run.seed=99", 1},
+        {"model.arch.d_model=32", 1},
+        {"model.hybrid.ssm_layers=[2]", 1},
+        {"stages.sft.from={hf: x}", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint64_t h = hash_with(cases[i].ov, 5);
