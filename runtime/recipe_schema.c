@@ -42,7 +42,7 @@ static const kd_field arch_fields[] = {
     F("init_std", KD_F_FLOAT, kd_arch, init_std, .def = 0.02, .lo = 0, .hi = INF,
       .flags = KD_F_LO_OPEN),
 };
-static const kd_schema arch_schema = {arch_fields, N(arch_fields), NULL};
+static const kd_schema arch_schema = {arch_fields, N(arch_fields), NULL, 0};
 
 static const kd_field hybrid_fields[] = {
     F("ssm_layers", KD_F_INTS, kd_hybrid, ssm_layers, COUNT(kd_hybrid, n_ssm_layers),
@@ -54,19 +54,19 @@ static const kd_field hybrid_fields[] = {
     F("chunk_size", KD_F_INT, kd_hybrid, chunk_size, .def = 64, .lo = 1, .hi = 1 << 16),
     F("conv_width", KD_F_INT, kd_hybrid, conv_width, .def = 4, .lo = 1, .hi = 64),
 };
-static const kd_schema hybrid_schema = {hybrid_fields, N(hybrid_fields), NULL};
+static const kd_schema hybrid_schema = {hybrid_fields, N(hybrid_fields), NULL, 0};
 
 static const kd_field model_fields[] = {
     F("from", KD_F_FROM, kd_model_spec, from, .def = KD_FROM_RANDOM, .flags = KD_F_NO_PREV),
     F("arch", KD_F_MAP, kd_model_spec, arch, .sub = &arch_schema),
     F("hybrid", KD_F_MAP, kd_model_spec, hybrid, .sub = &hybrid_schema),
 };
-static const kd_schema model_schema = {model_fields, N(model_fields), NULL};
+static const kd_schema model_schema = {model_fields, N(model_fields), NULL, 0};
 
 static const kd_field teacher_fields[] = {
     F("from", KD_F_FROM, kd_model_spec, from, .flags = KD_F_REQUIRED | KD_F_NO_PREV),
 };
-static const kd_schema teacher_schema = {teacher_fields, N(teacher_fields), NULL};
+static const kd_schema teacher_schema = {teacher_fields, N(teacher_fields), NULL, 0};
 
 // ---------------------------------------------------------------------------- stage blocks
 static const kd_field batch_fields[] = {
@@ -74,7 +74,7 @@ static const kd_field batch_fields[] = {
     F("micro", KD_F_INT, kd_batch, micro, .def = 0 /* derived: global */, .lo = 1, .hi = BIG),
     F("seq_len", KD_F_INT, kd_batch, seq_len, .def = 64, .lo = 1, .hi = 1 << 24),
 };
-static const kd_schema batch_schema = {batch_fields, N(batch_fields), NULL};
+static const kd_schema batch_schema = {batch_fields, N(batch_fields), NULL, 0};
 
 static const kd_field optim_fields[] = {
     F("lr", KD_F_FLOAT, kd_optim, lr, .def = 3e-4, .lo = 0, .hi = INF, .flags = KD_F_LO_OPEN),
@@ -87,14 +87,14 @@ static const kd_field optim_fields[] = {
     F("eps", KD_F_FLOAT, kd_optim, eps, .def = 1e-8, .lo = 0, .hi = 1, .flags = KD_F_LO_OPEN),
     F("grad_clip", KD_F_FLOAT, kd_optim, grad_clip, .def = 1.0, .lo = 0, .hi = INF),
 };
-static const kd_schema optim_schema = {optim_fields, N(optim_fields), NULL};
+static const kd_schema optim_schema = {optim_fields, N(optim_fields), NULL, 0};
 
 static const kd_field ckpt_fields[] = {
     F("every", KD_F_INT, kd_ckpt_policy, every, .def = 0, .lo = 0, .hi = BIG),
     F("keep", KD_F_INT, kd_ckpt_policy, keep, .def = 3, .lo = 2, .hi = 1000),
     F("at_end", KD_F_BOOL, kd_ckpt_policy, at_end, .def = 1),
 };
-static const kd_schema ckpt_schema = {ckpt_fields, N(ckpt_fields), NULL};
+static const kd_schema ckpt_schema = {ckpt_fields, N(ckpt_fields), NULL, 0};
 
 static const kd_field kd_loss_fields[] = {
     F("kl", KD_F_FLOAT, kd_kd_loss, kl, .def = 1.0, .lo = 0, .hi = INF),
@@ -105,7 +105,7 @@ static const kd_field kd_loss_fields[] = {
       .names = divergence_names),
     F("beta", KD_F_FLOAT, kd_kd_loss, beta, .def = 0.5, .lo = 0, .hi = 1),
 };
-static const kd_schema kd_loss_schema = {kd_loss_fields, N(kd_loss_fields), NULL};
+static const kd_schema kd_loss_schema = {kd_loss_fields, N(kd_loss_fields), NULL, 0};
 
 static const kd_field pseudo_fields[] = {
     F("generate", KD_F_BOOL, kd_pseudo_labels, generate, .def = 0),
@@ -118,7 +118,7 @@ static const kd_field pseudo_fields[] = {
     F("top_k_logits", KD_F_INT, kd_pseudo_labels, top_k_logits, .def = 0, .lo = 0, .hi = 1 << 16),
     F("out", KD_F_STR, kd_pseudo_labels, out, .cap = KD_PATH_MAX, .sdef = "" /* derived */),
 };
-static const kd_schema pseudo_schema = {pseudo_fields, N(pseudo_fields), NULL};
+static const kd_schema pseudo_schema = {pseudo_fields, N(pseudo_fields), NULL, 0};
 
 static const kd_field dpo_loss_fields[] = {
     F("type", KD_F_ENUM, kd_dpo_loss, type, .def = KD_DPO_SIGMOID, .names = dpo_names),
@@ -127,13 +127,13 @@ static const kd_field dpo_loss_fields[] = {
       .hi = 0.49999),
     F("gamma", KD_F_FLOAT, kd_dpo_loss, gamma, .def = 0.5, .lo = 0, .hi = INF),
 };
-static const kd_schema dpo_loss_schema = {dpo_loss_fields, N(dpo_loss_fields), NULL};
+static const kd_schema dpo_loss_schema = {dpo_loss_fields, N(dpo_loss_fields), NULL, 0};
 
 // `reference: {from: ...}` fills a kd_from directly (offset 0 of the block's target)
 static const kd_field reference_fields[] = {
     {.key = "from", .type = KD_F_FROM, .off = 0, .flags = KD_F_REQUIRED | KD_F_NO_PREV},
 };
-static const kd_schema reference_schema = {reference_fields, N(reference_fields), NULL};
+static const kd_schema reference_schema = {reference_fields, N(reference_fields), NULL, 0};
 
 // ---------------------------------------------------------------------------- stage
 #define S kd_stage_spec
@@ -192,7 +192,7 @@ static const kd_field stage_fields[] = {
       .kinds = KIND(GENERATE)),
 };
 #undef S
-static const kd_schema stage_schema = {stage_fields, N(stage_fields), "kind"};
+static const kd_schema stage_schema = {stage_fields, N(stage_fields), "kind", 0};
 
 // ---------------------------------------------------------------------------- document
 static const kd_field run_fields[] = {
@@ -206,7 +206,7 @@ static const kd_field run_fields[] = {
     F("collective_timeout_s", KD_F_FLOAT, kd_run_spec, collective_timeout_s, .def = 600, .lo = 0,
       .hi = INF, .flags = KD_F_LO_OPEN),
 };
-static const kd_schema run_schema = {run_fields, N(run_fields), NULL};
+static const kd_schema run_schema = {run_fields, N(run_fields), NULL, 0};
 
 static const kd_field recipe_fields[] = {
     F("run", KD_F_MAP, kd_recipe, run, .sub = &run_schema),
@@ -216,4 +216,4 @@ static const kd_field recipe_fields[] = {
     F("stages", KD_F_MAPS, kd_recipe, stages, COUNT(kd_recipe, n_stages), .cap = KD_MAX_STAGES,
       .item = sizeof(kd_stage_spec), .sub = &stage_schema, .lo = 1, .flags = KD_F_REQUIRED),
 };
-const kd_schema kd_recipe_schema = {recipe_fields, N(recipe_fields), NULL};
+const kd_schema kd_recipe_schema = {recipe_fields, N(recipe_fields), NULL, 1};

@@ -55,6 +55,7 @@ struct kd_schema {
     const kd_field *fields;
     int n;
     const char *selector; // key of an ENUM field whose value picks the allowed fields
+    int x_keys;           // 1: keys starting with "x-" are ignored (homes for YAML anchors)
 };
 
 extern const kd_schema kd_recipe_schema; // the whole recipe document

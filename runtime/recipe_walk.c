@@ -472,6 +472,7 @@ int kd_schema_walk(const kd_schema *s, void *vbase, const kd_yaml_node *node, co
     set_defaults(s, base, kind_bit);
     for (int i = 0; node && i < node->n; i++) {
         const kd_yaml_pair *p = &node->pairs[i];
+        if (s->x_keys && !strncmp(p->key, "x-", 2)) continue;
         join(kp, path, p->key);
         const kd_field *f = lookup(s, p->key, kind_bit);
         if (!f) return unknown_key(s, node, p, kp, kind_bit, err);

@@ -202,6 +202,21 @@ static void test_demo(void) {
     drop(r);
 }
 
+// ---------------------------------------------------------------------------- anchors
+// x- keys at the top level hold shared blocks; aliases copy them into each stage.
+static void test_anchors(void) {
+    write_file("anchors.yaml", "x-optim: &opt {lr: 2e-3, warmup: 7}\n"
+                               "stages:\n"
+                               "  - {name: a, kind: pretrain, data: d.h5, optim: *opt}\n"
+                               "  - {name: b, kind: sft, data: s.h5, optim: *opt}\n");
+    kd_recipe *r = load("anchors.yaml", NULL, 0);
+    if (!r) return;
+    CHECK_F("alias lr in a", r->stages[0].optim.lr, 2e-3f);
+    CHECK_INT("alias warmup in b", r->stages[1].optim.warmup, 7);
+    drop(r);
+    unlink("anchors.yaml");
+}
+
 // ---------------------------------------------------------------------------- overrides
 static void test_overrides(void) {
     const char *ov[] = {"stages.dpo.optim.lr=1e-4",
@@ -359,6 +374,7 @@ int main(void) {
     }
     test_defaults();
     test_demo();
+    test_anchors();
     test_overrides();
     test_round_trips();
     test_model_hash();
