@@ -1,7 +1,10 @@
 // recipe.h: the typed form of a YAML recipe (docs/recipe.md). kd_recipe_load parses with
 // libyaml, applies --set overrides, fills defaults, validates, and reports the first
 // problem as "FILE:LINE:COL: key.path: expected ..., found ...". The run, stages and
-// trainer read only these structs, never YAML.
+// trainer read only these structs, never YAML. Invariants after a successful load: every
+// field holds its value or its documented default; stage names are unique and match
+// [A-Za-z0-9_-]+; from.stage names an earlier stage; kd/align stages have a teacher;
+// batch.global % batch.micro == 0. The keys, types and defaults are in runtime/recipe_schema.c.
 #pragma once
 #include "runtime/common.h"
 
@@ -10,6 +13,7 @@
 #define KD_MAX_GLOBS 16
 #define KD_NAME_MAX 64
 #define KD_PATH_MAX 1024
+#define KD_MAX_TASKS 16
 
 // Where model weights come from.
 typedef enum {
@@ -17,6 +21,7 @@ typedef enum {
     KD_FROM_STAGE,        // the final weights of an earlier stage of this recipe
     KD_FROM_CHECKPOINT,   // a kdtrain checkpoint directory
     KD_FROM_HF,           // a Hugging Face Llama directory (config.json + safetensors)
+    KD_FROM_PREV,         // stages: the previous stage's output (first stage: model.from)
 } kd_from_kind;
 
 typedef struct {
@@ -39,9 +44,16 @@ typedef struct {
     float init_std;      // default 0.02
 } kd_arch;
 
+// Which layers are Mamba-2. YAML gives ssm_layers or attn_layers (its complement). When the
+// arch is known at load (the model chain starts from random init) both lists are filled,
+// sorted, and layers_by_attn = 0. Otherwise, if the layout was given as attn_layers,
+// layers_by_attn = 1 and the run calls kd_hybrid_resolve once n_layers is known.
 typedef struct {
     int n_ssm_layers;              // number of entries in ssm_layers (0: pure Transformer)
     int ssm_layers[KD_MAX_LAYERS]; // layer indices whose mixer is Mamba-2
+    int n_attn_layers;             // complement of ssm_layers (filled when resolved)
+    int attn_layers[KD_MAX_LAYERS];
+    int layers_by_attn;            // 1: only attn_layers is known yet (see above)
     int d_state;                   // 0 = auto (head_dim)
     int chunk_size;                // default 64
     int conv_width;                // default 4
@@ -65,6 +77,77 @@ typedef struct {
     float eps;            // default 1e-8
     float grad_clip;      // default 1.0 (0 = off)
 } kd_optim;
+
+// ---------------------------------------------------------------- kind-specific blocks
+typedef enum { KD_ALIGN_MATRIX = 0, KD_ALIGN_HIDDEN } kd_align_phase;
+
+typedef struct {
+    kd_align_phase phase;          // required: matrix (MOHAWK 1) | hidden (MOHAWK 2)
+    int n_layers;                  // 0 = all SSM layers (filled at load when known)
+    int layers[KD_MAX_LAYERS];
+} kd_align_spec;
+
+typedef enum { KD_DIV_FORWARD = 0, KD_DIV_REVERSE, KD_DIV_JSD } kd_divergence;
+
+typedef struct {
+    float kl;                  // weight of the teacher divergence term (default 1.0)
+    float ce;                  // weight of the next-token CE term (default 0.0)
+    float temperature;         // softmax temperature of both models (default 1.0)
+    kd_divergence divergence;  // default forward (KL(teacher || student))
+    float beta;                // JSD mixing weight (default 0.5)
+} kd_kd_loss;
+
+typedef struct {
+    int generate;              // 1: sample completions from the teacher first (default 0)
+    char prompts[KD_PATH_MAX]; // prompts dataset (required when generate)
+    int max_new_tokens;        // default 64
+    float temperature;         // default 0.7 (0 = greedy)
+    float top_p;               // default 0.95
+    int top_k;                 // default 0 (off)
+    int top_k_logits;          // teacher logits cached per token (default 0 = online teacher)
+    char out[KD_PATH_MAX];     // default STAGE_DIR/pseudo_labels.h5
+} kd_pseudo_labels;
+
+typedef struct {
+    kd_kd_loss loss;
+    int mask_prompt;           // default 1: no loss on prompt tokens
+    kd_pseudo_labels pseudo_labels;
+} kd_kd_spec;
+
+typedef struct {
+    int packing;               // default 1
+} kd_sft_spec;
+
+typedef enum { KD_DPO_SIGMOID = 0, KD_DPO_IPO, KD_DPO_HINGE, KD_DPO_SIMPO, KD_DPO_ORPO } kd_dpo_type;
+
+typedef struct {
+    kd_dpo_type type;          // default sigmoid
+    float beta;                // default 0.1
+    float label_smoothing;     // default 0.0
+    float gamma;               // SimPO margin (default 0.5)
+} kd_dpo_loss;
+
+typedef struct {
+    kd_dpo_loss loss;
+    int max_len;               // default 256
+    int max_prompt_len;        // default 128
+    int has_reference;         // 0: reference = the model at stage start
+    kd_from reference;         // reference.from
+} kd_dpo_spec;
+
+typedef struct {
+    int n_tasks;               // 0: perplexity on eval_data only
+    char tasks[KD_MAX_TASKS][KD_NAME_MAX];
+    int max_new_tokens;        // default 32
+} kd_eval_spec;
+
+typedef struct {
+    char prompts[KD_PATH_MAX]; // required
+    int max_new_tokens;        // default 64
+    float temperature;         // default 0.7 (0 = greedy)
+    int top_k;                 // default 0 (off)
+    float top_p;               // default 0.95
+} kd_generate_spec;
 
 typedef struct {
     int global;   // sequences per optimizer step, all ranks (default 8)
@@ -104,6 +187,16 @@ typedef struct {
     char freeze[KD_MAX_GLOBS][KD_NAME_MAX * 2];  // parameter-name globs to freeze
     int max_bad_steps;            // consecutive non-finite steps before abort (default 5)
     int line;                     // recipe line of this stage (for messages)
+    kd_from from;                 // default KD_FROM_PREV
+    int has_hybrid;               // init stages: own `hybrid:` block (else model.hybrid)
+    kd_hybrid hybrid;
+    // kind-specific blocks; only the one matching `kind` is meaningful
+    kd_align_spec align;
+    kd_kd_spec kd;
+    kd_sft_spec sft;
+    kd_dpo_spec dpo;
+    kd_eval_spec eval;
+    kd_generate_spec generate;
 } kd_stage_spec;
 
 typedef struct {
@@ -136,3 +229,20 @@ void kd_recipe_free(kd_recipe *r);
 // Index of the stage named `name`, or -1.
 int kd_recipe_stage_index(const kd_recipe *r, const char *name);
 const char *kd_stage_kind_name(kd_stage_kind k);
+
+// Write r->resolved_yaml to `path` atomically (PATH.tmp, fsync, rename). KD_ERUNTIME on I/O.
+int kd_recipe_write_resolved(const kd_recipe *r, const char *path, kd_error *err);
+// 64-bit FNV-1a over only what determines stage `stage`'s model and data: arch, hybrid
+// layouts, the from chain back to its origin, data paths, seq_len, global batch, seed and
+// the teacher. Resume compares it; a changed lr or log_every does not change it.
+uint64_t kd_recipe_model_hash(const kd_recipe *r, int stage);
+// Where stage `stage` starts: KD_FROM_PREV resolved to {STAGE, previous name} or, for the
+// first stage, to model.from. Never returns KD_FROM_PREV.
+kd_from kd_recipe_stage_source(const kd_recipe *r, int stage);
+// The stage's directory: OUT_DIR/stages/NN-NAME with NN = stage index, two digits.
+void kd_recipe_stage_dir(const kd_recipe *r, int stage, char *buf, size_t n);
+// Check indices in [0, n_layers), no duplicates, then fill both ssm_layers and attn_layers
+// (sorted) and clear layers_by_attn. `where` prefixes messages. KD_EINPUT on bad indices.
+int kd_hybrid_resolve(kd_hybrid *h, int n_layers, const char *where, kd_error *err);
+// 64-bit FNV-1a of n bytes.
+uint64_t kd_fnv1a64(const void *data, size_t n);
