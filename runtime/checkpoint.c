@@ -22,12 +22,6 @@
 
 // ---------------------------------------------------------------------------- small helpers
 
-void kd_shard_range(size_t total, int world, int rank, size_t *lo, size_t *hi) {
-    // 128-bit intermediate: total * rank must not overflow for any realistic size
-    *lo = (size_t)((unsigned __int128)total * (unsigned)rank / (unsigned)world);
-    *hi = (size_t)((unsigned __int128)total * (unsigned)(rank + 1) / (unsigned)world);
-}
-
 int kd_ckpt_agree(MPI_Comm comm, int rc, kd_error *err) {
     int rank, size, first;
     MPI_Comm_rank(comm, &rank);

@@ -22,10 +22,7 @@
 #define KD_CKPT_STR_MAX 256
 #define KD_CKPT_EXTRA_MAX 32
 
-// ZeRO-1 shard of a flat buffer of `total` floats over W ranks: rank r owns [lo, hi) with
-// lo = floor(r*total/W), hi = floor((r+1)*total/W). Shards differ by at most one element,
-// cover [0,total) exactly and in rank order; a rank may own nothing when W > total.
-void kd_shard_range(size_t total, int world, int rank, size_t *lo, size_t *hi);
+// kd_shard_range (runtime/params.h) defines which moments a rank owns.
 
 // A model-config attribute stored on model.h5 (e.g. {"d_model", KD_ATTR_INT, .i = 128}).
 typedef enum { KD_ATTR_INT = 0, KD_ATTR_FLOAT, KD_ATTR_STRING } kd_attr_type;

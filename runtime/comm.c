@@ -2,12 +2,25 @@
 // 2^30 elements because MPI counts are int.
 #include "runtime/comm.h"
 
+#include "runtime/params.h"
+
 #include <mpi.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 struct kd_comm {
     MPI_Comm comm;
     int rank, size, local_rank;
+    // watchdog: the collective in flight (name NULL when none), since when, at which step
+    _Atomic(const char *) op;
+    _Atomic double op_since;
+    _Atomic long step;
+    double timeout_s;
+    pthread_t watchdog;
+    int watchdog_on;
+    atomic_int stop;
     int *counts, *displs;  // per-rank shard sizes, for buffers of `shard_total`
     size_t shard_total;
 };
@@ -41,11 +54,49 @@ int kd_comm_init(kd_comm **out, int *argc, char ***argv) {
 
 void kd_comm_finalize(kd_comm *c) {
     if (!c) return;
+    if (c->watchdog_on) {
+        atomic_store(&c->stop, 1);
+        pthread_join(c->watchdog, NULL);
+    }
     free(c->counts);
     free(c->displs);
     free(c);
     MPI_Finalize();
 }
+
+// ----------------------------------------------------------------------------- watchdog
+
+static void *watchdog_main(void *arg) {
+    kd_comm *c = arg;
+    while (!atomic_load(&c->stop)) {
+        usleep(200 * 1000);
+        const char *op = atomic_load(&c->op);
+        double since = atomic_load(&c->op_since);
+        if (op && kd_now() - since > c->timeout_s) {
+            fprintf(stderr, "kdtrain: rank %d: watchdog: collective '%s' at step %ld has not completed after %.0f s "
+                    "(run.collective_timeout_s): a rank is stuck or dead; aborting so the job can be restarted and "
+                    "resume from its last checkpoint\n", c->rank, op, atomic_load(&c->step), c->timeout_s);
+            fflush(stderr);
+            _exit(KD_ERUNTIME);  // mpirun / srun tear down the other ranks
+        }
+    }
+    return NULL;
+}
+
+void kd_comm_start_watchdog(kd_comm *c, double timeout_s) {
+    if (c->watchdog_on || timeout_s <= 0) return;
+    c->timeout_s = timeout_s;
+    if (pthread_create(&c->watchdog, NULL, watchdog_main, c) == 0) c->watchdog_on = 1;
+}
+
+void kd_comm_set_step(kd_comm *c, long step) { atomic_store(&c->step, step); }
+
+static void op_begin(kd_comm *c, const char *name) {
+    atomic_store(&c->op_since, kd_now());
+    atomic_store(&c->op, name);
+}
+
+static void op_end(kd_comm *c) { atomic_store(&c->op, (const char *)NULL); }
 
 int kd_comm_rank(const kd_comm *c) { return c->rank; }
 int kd_comm_size(const kd_comm *c) { return c->size; }
@@ -56,65 +107,79 @@ void kd_comm_allreduce_f32(kd_comm *c, float *buf, size_t n) {
     const size_t step = (size_t)1 << 30;
     for (size_t i = 0; i < n; i += step) {
         size_t k = n - i < step ? n - i : step;
+        op_begin(c, "allreduce(grads)");
         mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)k, MPI_FLOAT, MPI_SUM, c->comm));
+        op_end(c);
     }
 }
 
 double kd_comm_sum_f64(kd_comm *c, double v) {
     double r = 0;
+    op_begin(c, "allreduce(sum)");
     mpi_check(MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_SUM, c->comm));
+    op_end(c);
     return r;
 }
 
 double kd_comm_max_f64(kd_comm *c, double v) {
     double r = 0;
+    op_begin(c, "allreduce(max)");
     mpi_check(MPI_Allreduce(&v, &r, 1, MPI_DOUBLE, MPI_MAX, c->comm));
+    op_end(c);
     return r;
 }
 
 int kd_comm_any(kd_comm *c, int flag) {
     int in = flag != 0, r = 0;
+    op_begin(c, "allreduce(flag)");
     mpi_check(MPI_Allreduce(&in, &r, 1, MPI_INT, MPI_LOR, c->comm));
+    op_end(c);
     return r;
 }
 
 void kd_comm_bcast(kd_comm *c, void *buf, size_t bytes) {
+    op_begin(c, "broadcast");
     mpi_check(MPI_Bcast(buf, (int)bytes, MPI_BYTE, 0, c->comm));
+    op_end(c);
 }
 
-void kd_comm_barrier(kd_comm *c) { mpi_check(MPI_Barrier(c->comm)); }
-
-void kd_shard_bounds(size_t total, int size, int rank, size_t *lo, size_t *hi) {
-    *lo = (size_t)((unsigned __int128)total * (unsigned)rank / (unsigned)size);
-    *hi = (size_t)((unsigned __int128)total * (unsigned)(rank + 1) / (unsigned)size);
+void kd_comm_barrier(kd_comm *c) {
+    op_begin(c, "barrier");
+    mpi_check(MPI_Barrier(c->comm));
+    op_end(c);
 }
 
 static void shard_layout(kd_comm *c, size_t total) {
     if (c->counts && c->shard_total == total) return;
-    KD_ASSERT(total / (size_t)c->size < (size_t)1 << 31);
+    // MPI counts and displacements are int: 2^31 floats (8 GiB of fp32 parameters) is the
+    // limit of one flat buffer here; larger models need bucketed collectives.
+    KD_ASSERT(total < (size_t)1 << 31);
     free(c->counts);
     free(c->displs);
     c->counts = kd_malloc(sizeof(int) * (size_t)c->size);
     c->displs = kd_malloc(sizeof(int) * (size_t)c->size);
     for (int r = 0; r < c->size; r++) {
         size_t lo, hi;
-        kd_shard_bounds(total, c->size, r, &lo, &hi);
+        kd_shard_range(total, c->size, r, &lo, &hi);
         c->counts[r] = (int)(hi - lo);
-        c->displs[r] = (int)lo;  // checked: total < 2^31 * size is required for displs
+        c->displs[r] = (int)lo;
     }
-    KD_ASSERT(total < (size_t)1 << 31);
     c->shard_total = total;
 }
 
 void kd_comm_reduce_scatter_f32(kd_comm *c, const float *full, float *shard, size_t total) {
     shard_layout(c, total);
+    op_begin(c, "reduce_scatter(grads)");
     mpi_check(MPI_Reduce_scatter(full, shard, c->counts, MPI_FLOAT, MPI_SUM, c->comm));
+    op_end(c);
 }
 
 void kd_comm_allgather_f32(kd_comm *c, float *buf, size_t total) {
     shard_layout(c, total);
+    op_begin(c, "allgather(params)");
     mpi_check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, c->counts, c->displs,
                              MPI_FLOAT, c->comm));
+    op_end(c);
 }
 
 _Noreturn void kd_comm_abort(kd_comm *c, int code) {

@@ -26,11 +26,14 @@ int kd_comm_any(kd_comm *c, int flag);
 // Every rank gets rank 0's bytes.
 void kd_comm_bcast(kd_comm *c, void *buf, size_t bytes);
 void kd_comm_barrier(kd_comm *c);
-// ZeRO-1: rank r receives the sum over ranks of full[lo_r, hi_r) into shard.
+// ZeRO-1 (shards as kd_shard_range in params.h): rank r receives the sum over ranks of full[lo_r, hi_r) into shard.
 void kd_comm_reduce_scatter_f32(kd_comm *c, const float *full, float *shard, size_t total);
 // Every rank's shard [lo_r, hi_r) of buf is gathered into every rank's buf.
 void kd_comm_allgather_f32(kd_comm *c, float *buf, size_t total);
-// The contiguous element range owned by `rank` of `size` ranks for a buffer of total.
-void kd_shard_bounds(size_t total, int size, int rank, size_t *lo, size_t *hi);
+// Watchdog: a thread that ends this rank (so mpirun/srun tear the job down) when one of the
+// collectives above has not completed within timeout_s; its message names the collective
+// and the step set by kd_comm_set_step.
+void kd_comm_start_watchdog(kd_comm *c, double timeout_s);
+void kd_comm_set_step(kd_comm *c, long step);
 // Abort all ranks (collective failure paths); never returns.
 _Noreturn void kd_comm_abort(kd_comm *c, int code);

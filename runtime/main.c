@@ -1,15 +1,52 @@
-// main.c: the kdtrain command line. Parses the subcommand and hands off; the only place
-// that turns an error code into an exit status.
+// main.c: the kdtrain command line. Dispatches the subcommand and is the only place that
+// turns an error code into an exit status (docs/cli.md).
 #include <stdio.h>
 #include <string.h>
 
+#include "runtime/comm.h"
 #include "runtime/common.h"
+#include "runtime/run.h"
+
+int kd_data_main(int argc, char **argv);
+int kd_ckpt_main(int argc, char **argv);
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: kdtrain <command> [options]   (kdtrain <command> --help for details)\n"
+            "commands:\n"
+            "  run RECIPE [--set K=V]...   run a recipe's stages (under mpirun for N ranks)\n"
+            "  check RECIPE [--set K=V]... validate a recipe and its data without training\n"
+            "  data <pack|inspect|synth>   make and inspect HDF5 token datasets\n"
+            "  ckpt <list|verify|digest>   inspect checkpoints\n"
+            "  version                     print the version\n");
+}
 
 int main(int argc, char **argv) {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-        printf("usage: kdtrain <run|check|data|ckpt> ...\n");
-        return argc < 2 ? KD_EINPUT : KD_OK;
+    if (argc < 2) {
+        usage(stderr);
+        return KD_EINPUT;
     }
-    fprintf(stderr, "kdtrain: unknown command '%s'\n", argv[1]);
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return KD_OK;
+    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("kdtrain %s\n", KD_VERSION);
+        return KD_OK;
+    }
+    if (strcmp(cmd, "data") == 0) return kd_data_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "ckpt") == 0) return kd_ckpt_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0) {
+        kd_comm *comm = NULL;
+        kd_comm_init(&comm, &argc, &argv);
+        int rc = kd_run_main(argc - 1, argv + 1, comm);
+        fflush(stdout);
+        fflush(stderr);
+        kd_comm_finalize(comm);
+        return rc;
+    }
+    fprintf(stderr, "kdtrain: unknown command '%s'\n", cmd);
+    usage(stderr);
     return KD_EINPUT;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "runtime/mixer_attn.h"
+#include "runtime/mixer_mamba2.h"
 #include "runtime/rng.h"
 
 // ----------------------------------------------------------------------------- structs
@@ -20,7 +21,8 @@ typedef struct {
 typedef struct {
     float *resid_in;      // (N,C) block input (the residual stream)
     float *ln1, *rstd1;   // (N,C), (N)
-    kd_attn_acts attn;
+    kd_attn_acts attn;    // attention layers
+    kd_mamba2_acts mamba; // Mamba-2 layers
     float *mix_out;       // (N,C) mixer output
     float *resid_mid;     // (N,C) resid_in + mix_out
     float *ln2, *rstd2;   // (N,C), (N)
@@ -35,6 +37,9 @@ struct kd_model {
     float *params, *grads;
     size_t off_wte, off_norm, off_head;
     layer_offsets lo[KD_MODEL_MAX_LAYERS];
+    kd_mamba2_cfg mcfg;                            // shared by all Mamba-2 layers
+    kd_mamba2_params mp[KD_MODEL_MAX_LAYERS];      // Mamba-2 parameter views
+    kd_mamba2_params mg[KD_MODEL_MAX_LAYERS];      // and their gradients
     // activations for the current (B,T)
     int B, T, acts_training;
     float *act_mem;
@@ -117,16 +122,11 @@ static void build_table(kd_model *m) {
             P("mixer.v_proj.weight", 1, 2, c->n_kv_heads * HD, C, 0);
             lo->wo = P("mixer.o_proj.weight", 1, 2, C, c->n_heads * HD, 0);
         } else {
-            int d_inner = c->n_heads * HD, d_xb = c->n_kv_heads * HD, H = c->n_heads;
-            int conv_dim = d_inner + 2 * d_xb;
-            lo->wqkv = P("mixer.in_proj.weight", 1, 2, 2 * d_inner + 2 * d_xb + H, C, 0);
-            P("mixer.conv1d.weight", 0, 3, conv_dim, 1, c->conv_width);
-            P("mixer.conv1d.bias", 0, 1, conv_dim, 0, 0);
-            P("mixer.dt_bias", 0, 1, H, 0, 0);
-            P("mixer.A_log", 0, 1, H, 0, 0);
-            P("mixer.D", 0, 1, H, 0, 0);
-            P("mixer.norm.weight", 0, 1, d_inner, 0, 0);
-            lo->wo = P("mixer.out_proj.weight", 1, 2, C, d_inner, 0);
+            kd_param_info mi[KD_MAMBA2_NPARAMS];
+            kd_mamba2_param_infos(&m->mcfg, l, mi);
+            for (int k = 0; k < KD_MAMBA2_NPARAMS; k++)
+                add_param(pt, cap, mi[k].name, mi[k].decay, mi[k].ndim, mi[k].shape[0], mi[k].shape[1],
+                          mi[k].shape[2]);
         }
         lo->ln2 = P("post_attention_layernorm.weight", 0, 1, C, 0, 0);
         lo->wgu = P("mlp.gate_proj.weight", 1, 2, F, C, 0);
@@ -139,13 +139,17 @@ static void build_table(kd_model *m) {
                                     : add_param(pt, cap, "lm_head.weight", 1, 2, c->vocab_size, C, 0);
 }
 
-int kd_params_find(const kd_param_table *pt, const char *name) {
-    for (int i = 0; i < pt->n; i++)
-        if (strcmp(pt->t[i].name, name) == 0) return i;
-    return -1;
-}
-
 // ----------------------------------------------------------------------------- lifecycle
+
+static kd_mamba2_cfg mamba_cfg(const kd_model_config *c) {
+    kd_mamba2_cfg m;
+    memset(&m, 0, sizeof m);
+    m.d_model = c->d_model;
+    m.k.H = c->n_heads, m.k.n_kv = c->n_kv_heads, m.k.P = c->head_dim, m.k.N = c->d_state;
+    m.k.W = c->conv_width, m.k.Q = c->chunk_size;
+    m.norm_eps = c->norm_eps;
+    return m;
+}
 
 int kd_model_create(kd_model **out, const kd_model_config *cfg, const kd_ops *ops,
                     int with_grads, kd_error *err) {
@@ -155,9 +159,27 @@ int kd_model_create(kd_model **out, const kd_model_config *cfg, const kd_ops *op
     kd_model *m = kd_calloc(1, sizeof *m);
     m->cfg = *cfg;
     m->ops = ops;
+    m->mcfg = mamba_cfg(cfg);
+    if (kd_model_n_ssm(cfg) > 0 && (rc = kd_mamba2_check(&m->mcfg, err))) {
+        free(m);
+        return rc;
+    }
     build_table(m);
     m->params = ops->alloc(m->table.total * sizeof(float));
     if (with_grads) m->grads = ops->alloc(m->table.total * sizeof(float));
+    if (!m->params || (with_grads && !m->grads)) {
+        size_t total = m->table.total;
+        if (m->params) ops->free(m->params);
+        if (m->grads) ops->free(m->grads);
+        free(m->table.t);
+        free(m);
+        return kd_fail(err, KD_ERUNTIME, "model: cannot allocate %zu parameters on the %s backend", total, ops->name);
+    }
+    for (int l = 0; l < cfg->n_layers; l++) {
+        if (cfg->mixer[l] != KD_MIXER_MAMBA2) continue;
+        KD_ASSERT(kd_mamba2_params_bind(&m->mp[l], m->params, &m->table, &m->mcfg, l, err) == KD_OK);
+        if (with_grads) KD_ASSERT(kd_mamba2_params_bind(&m->mg[l], m->grads, &m->table, &m->mcfg, l, err) == KD_OK);
+    }
     *out = m;
     return KD_OK;
 }
@@ -165,6 +187,7 @@ int kd_model_create(kd_model **out, const kd_model_config *cfg, const kd_ops *op
 static void free_acts(kd_model *m) {
     const kd_ops *o = m->ops;
     if (m->act_mem) o->free(m->act_mem);
+    m->act_mem = NULL;
     if (m->ids) o->free(m->ids);
     if (m->pos) o->free(m->pos);
     if (m->seg) o->free(m->seg);
@@ -247,11 +270,20 @@ static kd_attn_dims attn_dims(const kd_model_config *c) {
     return d;
 }
 
+static size_t mixer_floats(const kd_model_config *c, int l, int B, int T) {
+    if (c->mixer[l] == KD_MIXER_MAMBA2) {
+        kd_mamba2_cfg mc = mamba_cfg(c);
+        return kd_mamba2_acts_floats(&mc, B, T);
+    }
+    kd_attn_dims ad = attn_dims(c);
+    return kd_attn_act_floats(&ad, B, T);
+}
+
 double kd_model_activation_bytes(const kd_model_config *c, int B, int T, int training) {
     double N = (double)B * T, C = c->d_model, F = c->ffn_dim;
     kd_attn_dims ad = attn_dims(c);
-    double per_layer = N * (5 * C + 2 + 3 * F) + (double)kd_attn_act_floats(&ad, B, T);
-    double total = c->n_layers * per_layer + N * (2 * C + 1 + c->vocab_size);
+    double total = N * (2 * C + 1 + c->vocab_size);
+    for (int l = 0; l < c->n_layers; l++) total += N * (5 * C + 2 + 3 * F) + (double)mixer_floats(c, l, B, T);
     if (training) total += N * (2 * C + 3 * F) + (double)kd_attn_act_floats(&ad, B, T);
     return total * 4.0;
 }
@@ -264,8 +296,8 @@ static void prepare(kd_model *m, int B, int T) {
     size_t N = (size_t)B * T, C = c->d_model, F = c->ffn_dim, V = c->vocab_size;
     kd_attn_dims ad = attn_dims(c);
     size_t attn = kd_attn_act_floats(&ad, B, T);
-    size_t per_layer = 5 * N * C + 2 * N + 3 * N * F + attn;
-    size_t total = c->n_layers * per_layer + 2 * N * C + N + N * V;
+    size_t total = 2 * N * C + N + N * V;
+    for (int l = 0; l < c->n_layers; l++) total += 5 * N * C + 2 * N + 3 * N * F + mixer_floats(c, l, B, T);
     int training = m->grads != NULL;
     if (training) total += 2 * N * C + 3 * N * F + attn;
     total += 2 * N;  // weights, losses
@@ -277,7 +309,9 @@ static void prepare(kd_model *m, int B, int T) {
         a->resid_in = p, p += N * C;
         a->ln1 = p, p += N * C;
         a->rstd1 = p, p += N;
-        kd_attn_bind(&ad, B, T, p, &a->attn), p += attn;
+        if (c->mixer[l] == KD_MIXER_MAMBA2) kd_mamba2_acts_bind(&a->mamba, p, &m->mcfg, B, T);
+        else kd_attn_bind(&ad, B, T, p, &a->attn);
+        p += mixer_floats(c, l, B, T);
         a->mix_out = p, p += N * C;
         a->resid_mid = p, p += N * C;
         a->ln2 = p, p += N * C;
@@ -314,9 +348,7 @@ int kd_model_forward(kd_model *m, const int32_t *ids, const int32_t *pos, const 
                      int B, int T, kd_error *err) {
     const kd_model_config *c = &m->cfg;
     const kd_ops *o = m->ops;
-    for (int l = 0; l < c->n_layers; l++)
-        if (c->mixer[l] != KD_MIXER_ATTN)
-            return kd_fail(err, KD_EINPUT, "model: layer %d is Mamba-2, which this build cannot run yet", l);
+    (void)err;
     prepare(m, B, T);
     int N = B * T, C = c->d_model, F = c->ffn_dim;
     o->upload(m->ids, ids, (size_t)N * sizeof(int32_t));
@@ -340,7 +372,10 @@ int kd_model_forward(kd_model *m, const int32_t *ids, const int32_t *pos, const 
         const layer_offsets *lo = &m->lo[l];
         float *next = l + 1 < c->n_layers ? m->la[l + 1].resid_in : m->resid_final;
         o->rmsnorm_fwd(a->ln1, a->rstd1, a->resid_in, P + lo->ln1, N, C, c->norm_eps);
-        kd_attn_forward(o, &ad, P + lo->wqkv, P + lo->wo, &a->attn, a->ln1, m->pos, segp, B, T, a->mix_out);
+        if (c->mixer[l] == KD_MIXER_MAMBA2)
+            kd_mamba2_forward(o, &m->mcfg, &m->mp[l], &a->mamba, a->mix_out, a->ln1, segp, B, T);
+        else
+            kd_attn_forward(o, &ad, P + lo->wqkv, P + lo->wo, &a->attn, a->ln1, m->pos, segp, B, T, a->mix_out);
         o->add(a->resid_mid, a->resid_in, a->mix_out, (size_t)N * C);
         o->rmsnorm_fwd(a->ln2, a->rstd2, a->resid_mid, P + lo->ln2, N, C, c->norm_eps);
         o->matmul_fwd(a->gu, a->ln2, P + lo->wgu, N, C, 2 * F);
@@ -396,8 +431,12 @@ void kd_model_backward(kd_model *m) {
         o->rmsnorm_bwd(m->dres, G + lo->ln2, m->dtmp, a->resid_mid, P + lo->ln2, a->rstd2, N, C);
         // mixer: resid_mid = resid_in + mixer(ln1(resid_in))
         o->zero(m->dtmp, NC);
-        kd_attn_backward(o, &ad, P + lo->wqkv, P + lo->wo, G + lo->wqkv, G + lo->wo, &a->attn,
-                         &m->attn_s, a->ln1, m->pos, B, T, m->dres, m->dtmp);
+        if (c->mixer[l] == KD_MIXER_MAMBA2)
+            kd_mamba2_backward(o, &m->mcfg, &m->mp[l], &m->mg[l], &a->mamba, m->dtmp, m->dres, a->ln1,
+                               m->has_seg ? m->seg : NULL, B, T);
+        else
+            kd_attn_backward(o, &ad, P + lo->wqkv, P + lo->wo, G + lo->wqkv, G + lo->wo, &a->attn,
+                             &m->attn_s, a->ln1, m->pos, B, T, m->dres, m->dtmp);
         o->rmsnorm_bwd(m->dres, G + lo->ln1, m->dtmp, a->resid_in, P + lo->ln1, a->rstd1, N, C);
     }
     o->embedding_bwd(G + m->off_wte, m->dres, m->ids, N, C);

@@ -1,6 +1,6 @@
 // optim.h: AdamW with ZeRO-1 sharding, learning-rate schedules and gradient clipping.
 // Each rank holds the moments m and v only for its shard [lo, hi) of the flat parameter
-// buffer (kd_shard_bounds); the trainer reduce-scatters gradients into `gshard`, calls
+// buffer (kd_shard_range); the trainer reduce-scatters gradients into `gshard`, calls
 // kd_optim_step, then all-gathers the parameters. Frozen tensors are neither updated nor
 // counted in the gradient norm.
 #pragma once

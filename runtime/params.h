@@ -25,3 +25,8 @@ typedef struct {
 
 // Index of `name` or -1.
 int kd_params_find(const kd_param_table *pt, const char *name);
+
+// ZeRO-1 shard of a flat buffer of `total` floats over W ranks: rank r owns [lo, hi) with
+// lo = floor(r*total/W), hi = floor((r+1)*total/W). Shards differ by at most one element,
+// cover [0,total) exactly and in rank order; a rank may own nothing when W > total.
+void kd_shard_range(size_t total, int world, int rank, size_t *lo, size_t *hi);

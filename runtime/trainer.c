@@ -47,7 +47,7 @@ int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *pr, kd_error *err) {
                        sp->name, G, mb, world);
     int per_rank = G / world, accum = per_rank / mb;
     size_t lo, hi;
-    kd_shard_bounds(pt->total, world, rank, &lo, &hi);
+    kd_shard_range(pt->total, world, rank, &lo, &hi);
     kd_optimizer opt;
     int n_frozen = 0;
     kd_optim_init(&opt, ops, pt, &sp->optim, sp->steps, lo, hi, (char(*)[128])sp->freeze,
@@ -196,7 +196,7 @@ int kd_trainer_evaluate(const kd_trainer_cfg *cfg, uint64_t n_samples, double *m
     int rank = kd_comm_rank(comm), world = kd_comm_size(comm);
     int mb = sp->batch.micro, T = sp->batch.seq_len;
     size_t lo, hi;
-    kd_shard_bounds(n_samples, world, rank, &lo, &hi);
+    kd_shard_range(n_samples, world, rank, &lo, &hi);
     host_batch hb;
     batch_alloc(&hb, (size_t)mb * T);
     uint64_t *pos = kd_malloc(sizeof(uint64_t) * (size_t)mb);

@@ -21,11 +21,8 @@ endif()
 # Script tests call `$KD_DATA_TOOL data ...`; point KD_DATA_TOOL at the real kdtrain
 # binary once runtime/main.c dispatches `data` to kd_data_main.
 kd_script_test(data_cli data_cli.sh)
-set_property(TEST data_cli APPEND PROPERTY ENVIRONMENT "KD_DATA_TOOL=$<TARGET_FILE:test_data_tool>")
 kd_script_test(data_h5py data_h5py.sh)
-set_property(TEST data_h5py APPEND PROPERTY ENVIRONMENT "KD_DATA_TOOL=$<TARGET_FILE:test_data_tool>")
 kd_script_test(data_synth_learnable data_synth_learnable.sh)
-set_property(TEST data_synth_learnable APPEND PROPERTY ENVIRONMENT "KD_DATA_TOOL=$<TARGET_FILE:test_data_tool>")
 
 # Independent per-rank opens and rank slices under a real mpirun (2 and 3 ranks).
 add_executable(data_mpi ${CMAKE_SOURCE_DIR}/tests/unit/test_data_mpi.c)

@@ -1,0 +1,273 @@
+// run.c: the run orchestration (run.h): CLI options of run/check, validation, run
+// directory, backend choice, model creation and the stage sequence.
+#include "runtime/run.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data/dataset.h"
+#include "runtime/log.h"
+#include "runtime/model.h"
+#include "runtime/recipe.h"
+#include "stages/stage.h"
+
+#define MAX_SETS 64
+
+typedef struct {
+    int check_only;
+    const char *recipe;
+    const char *sets[MAX_SETS];
+    int n_sets;
+    int ranks;     // check --ranks
+    int quiet;
+} run_opts;
+
+static void usage(int check) {
+    if (check)
+        printf("usage: kdtrain check RECIPE [--set KEY=VALUE]... [--ranks N]\n"
+               "  Validate a recipe, its data files and shapes without training; print a summary.\n"
+               "  --set KEY=VALUE   override a recipe key (e.g. stages.pretrain.optim.lr=1e-4)\n"
+               "  --ranks N         check batch divisibility for N ranks (default: the MPI world size)\n");
+    else
+        printf("usage: [mpirun -np N] kdtrain run RECIPE [--set KEY=VALUE]... [--quiet]\n"
+               "  Run the recipe's stages in order on N data-parallel ranks.\n"
+               "  --set KEY=VALUE   override a recipe key (e.g. stages.pretrain.steps=50)\n"
+               "  --quiet           no settings table or progress lines\n");
+}
+
+static int parse_opts(int argc, char **argv, run_opts *o, kd_error *err) {
+    memset(o, 0, sizeof *o);
+    o->check_only = strcmp(argv[0], "check") == 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(o->check_only);
+            return -1;
+        } else if (strcmp(a, "--set") == 0) {
+            if (i + 1 >= argc) return kd_fail(err, KD_EINPUT, "--set needs KEY=VALUE");
+            if (o->n_sets >= MAX_SETS) return kd_fail(err, KD_EINPUT, "at most %d --set options", MAX_SETS);
+            o->sets[o->n_sets++] = argv[++i];
+        } else if (strncmp(a, "--set=", 6) == 0) {
+            if (o->n_sets >= MAX_SETS) return kd_fail(err, KD_EINPUT, "at most %d --set options", MAX_SETS);
+            o->sets[o->n_sets++] = a + 6;
+        } else if (strcmp(a, "--ranks") == 0 && o->check_only) {
+            if (i + 1 >= argc || atoi(argv[i + 1]) < 1) return kd_fail(err, KD_EINPUT, "--ranks needs a positive integer");
+            o->ranks = atoi(argv[++i]);
+        } else if (strcmp(a, "--quiet") == 0) {
+            o->quiet = 1;
+        } else if (a[0] == '-') {
+            return kd_fail(err, KD_EINPUT, "%s: unknown option '%s' (see kdtrain %s --help)", argv[0], a, argv[0]);
+        } else if (!o->recipe) {
+            o->recipe = a;
+        } else {
+            return kd_fail(err, KD_EINPUT, "%s: unexpected argument '%s' (one recipe only)", argv[0], a);
+        }
+    }
+    if (!o->recipe) return kd_fail(err, KD_EINPUT, "%s: missing RECIPE (see kdtrain %s --help)", argv[0], argv[0]);
+    return KD_OK;
+}
+
+// ----------------------------------------------------------------------------- model config
+
+static void model_config(const kd_model_spec *ms, kd_model_config *c) {
+    memset(c, 0, sizeof *c);
+    const kd_arch *a = &ms->arch;
+    c->vocab_size = a->vocab_size, c->d_model = a->d_model, c->n_layers = a->n_layers;
+    c->n_heads = a->n_heads, c->n_kv_heads = a->n_kv_heads, c->head_dim = a->head_dim;
+    c->ffn_dim = a->ffn_dim, c->rope_theta = a->rope_theta, c->norm_eps = a->norm_eps;
+    c->tie_embeddings = a->tie_embeddings;
+    c->d_state = ms->hybrid.d_state > 0 ? ms->hybrid.d_state : a->head_dim;
+    c->chunk_size = ms->hybrid.chunk_size, c->conv_width = ms->hybrid.conv_width;
+    for (int i = 0; i < ms->hybrid.n_ssm_layers; i++)
+        if (ms->hybrid.ssm_layers[i] >= 0 && ms->hybrid.ssm_layers[i] < KD_MODEL_MAX_LAYERS)
+            c->mixer[ms->hybrid.ssm_layers[i]] = KD_MIXER_MAMBA2;
+}
+
+// ----------------------------------------------------------------------------- validation
+
+typedef int (*stage_fn)(kd_stage_ctx *, kd_error *);
+
+static stage_fn stage_impl(kd_stage_kind k) {
+    switch (k) {
+    case KD_STAGE_PRETRAIN: return kd_stage_pretrain;
+    default: return NULL;
+    }
+}
+
+static int check_dataset(const char *path, const char *what, const kd_model_config *mc, int seq_len,
+                         uint64_t *n_tokens, kd_error *err) {
+    kd_dataset *ds = NULL;
+    int rc = kd_dataset_open(&ds, path, err);
+    if (rc) {
+        kd_error_prefix(err, "%s: ", what);
+        return rc;
+    }
+    const kd_dataset_info *info = kd_dataset_get_info(ds);
+    if (info->vocab_size > mc->vocab_size)
+        rc = kd_fail(err, KD_EINPUT, "%s: %s: dataset vocab_size %d is larger than the model's vocab_size %d",
+                     what, path, info->vocab_size, mc->vocab_size);
+    else if (kd_dataset_n_windows(ds, seq_len) == 0)
+        rc = kd_fail(err, KD_EINPUT, "%s: %s: seq_len %d is larger than the data (%llu tokens)", what, path,
+                     seq_len, (unsigned long long)info->n_tokens);
+    if (n_tokens) *n_tokens = info->n_tokens;
+    kd_dataset_close(ds);
+    return rc;
+}
+
+// Everything that can be checked before writing anything. Prints the summary if verbose.
+static int validate(const kd_recipe *r, const kd_model_config *mc, int world, int verbose, kd_error *err) {
+    int rc = kd_model_config_check(mc, err);
+    if (rc) return rc;
+    if (verbose) {
+        kd_log_table_begin("recipe");
+        kd_log_kv("recipe", "%s", r->path);
+        kd_log_kv("run", "%s -> %s", r->run.name, r->run.out_dir);
+        kd_log_kv("ranks", "%d", world);
+    }
+    for (int i = 0; i < r->n_stages; i++) {
+        const kd_stage_spec *s = &r->stages[i];
+        char what[160];
+        snprintf(what, sizeof what, "stages.%s.data", s->name);
+        if (!stage_impl(s->kind))
+            return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.kind: '%s' is not available in this build yet", r->path,
+                           s->line, s->name, kd_stage_kind_name(s->kind));
+        if (s->batch.global % (s->batch.micro * world) != 0)
+            return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.batch: global (%d) must be divisible by micro (%d) x ranks (%d)",
+                           r->path, s->line, s->name, s->batch.global, s->batch.micro, world);
+        double act = kd_model_activation_bytes(mc, s->batch.micro, s->batch.seq_len, 1);
+        if (act > 64.0 * (1ull << 30))
+            return kd_fail(err, KD_EINPUT, "stages.%s.batch: micro %d x seq_len %d needs %.1f GiB of activations "
+                           "(limit 64 GiB): lower batch.micro or batch.seq_len",
+                           s->name, s->batch.micro, s->batch.seq_len, act / (1ull << 30));
+        uint64_t ntok = 0, neval = 0;
+        if (!s->data[0]) return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.data: a '%s' stage needs a dataset", r->path,
+                                        s->line, s->name, kd_stage_kind_name(s->kind));
+        rc = check_dataset(s->data, what, mc, s->batch.seq_len, &ntok, err);
+        if (!rc && s->eval_data[0]) {
+            snprintf(what, sizeof what, "stages.%s.eval_data", s->name);
+            rc = check_dataset(s->eval_data, what, mc, s->batch.seq_len, &neval, err);
+        }
+        if (rc) return rc;
+        if (verbose) {
+            char key[96];
+            snprintf(key, sizeof key, "stage %d: %s", i, s->name);
+            kd_log_kv(key, "%s, %d steps x %d tokens = %.3g tokens (data %llu tokens)", kd_stage_kind_name(s->kind),
+                      s->steps, s->batch.global * s->batch.seq_len,
+                      (double)s->steps * s->batch.global * s->batch.seq_len, (unsigned long long)ntok);
+        }
+    }
+    if (verbose) {
+        kd_log_kv("model", "%d layers (%d Mamba-2), d_model %d, heads %d/%d x %d, ffn %d, vocab %d", mc->n_layers,
+                  kd_model_n_ssm(mc), mc->d_model, mc->n_heads, mc->n_kv_heads, mc->head_dim, mc->ffn_dim,
+                  mc->vocab_size);
+        kd_log_table_end();
+    }
+    return KD_OK;
+}
+
+// ----------------------------------------------------------------------------- run
+
+static int mkdir_p(const char *path, kd_error *err) {
+    char tmp[KD_PATH_MAX * 2];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return kd_fail(err, KD_ERUNTIME, "%s: cannot create directory: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return kd_fail(err, KD_ERUNTIME, "%s: cannot create directory: %s", tmp, strerror(errno));
+    return KD_OK;
+}
+
+static const kd_ops *pick_backend(const char *want, int rank) {
+    char why[256] = "";
+    if (strcmp(want, "cpu") != 0) {
+        const kd_ops *cuda = kd_ops_cuda(why, sizeof why);
+        if (cuda) return cuda;
+        if (rank == 0 && strcmp(want, "cuda") == 0) kd_log_warn("backend cuda unavailable (%s): using cpu", why);
+        else if (rank == 0) kd_log_info("backend auto: %s; using cpu", why);
+    }
+    return kd_ops_cpu();
+}
+
+static int agree(kd_comm *comm, int rc, kd_error *err) {
+    // Every rank takes the same branch: the worst status wins.
+    double worst = kd_comm_max_f64(comm, (double)rc);
+    if ((int)worst != KD_OK && rc == KD_OK) kd_fail(err, (int)worst, "another rank failed (see its message)");
+    return (int)worst;
+}
+
+static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *comm, int quiet, kd_error *err) {
+    int rank = kd_comm_rank(comm);
+    int rc = KD_OK;
+    char path[KD_PATH_MAX * 2];
+    if (rank == 0) {
+        rc = mkdir_p(r->run.out_dir, err);
+        snprintf(path, sizeof path, "%s/recipe.resolved.yaml", r->run.out_dir);
+        if (!rc) rc = kd_recipe_write_resolved(r, path, err);
+    }
+    if ((rc = agree(comm, rc, err))) return rc;
+    const kd_ops *ops = pick_backend(r->run.backend, rank);
+    kd_model *model = NULL;
+    rc = kd_model_create(&model, mc, ops, 1, err);
+    if (rc) return rc;
+    kd_model_init_random(model, r->run.seed, r->model.arch.init_std);
+    for (int i = 0; i < r->n_stages && rc == KD_OK; i++) {
+        const kd_stage_spec *s = &r->stages[i];
+        char dir[KD_PATH_MAX * 2];
+        snprintf(dir, sizeof dir, "%s/stages/%02d-%s", r->run.out_dir, i, s->name);
+        if (rank == 0) rc = mkdir_p(dir, err);
+        if ((rc = agree(comm, rc, err))) break;
+        kd_progress pr = {0};
+        kd_stage_ctx ctx = {.recipe = r, .stage_index = i, .spec = s, .comm = comm, .ops = ops,
+                            .model = model, .stage_dir = dir, .progress = &pr, .quiet = quiet};
+        if (rank == 0 && !quiet) kd_log_info("stage %d/%d: %s (%s)", i + 1, r->n_stages, s->name, kd_stage_kind_name(s->kind));
+        rc = stage_impl(s->kind)(&ctx, err);
+        rc = agree(comm, rc, err);
+        if (rc) break;
+        if (rank == 0) {
+            if (!isnan(ctx.eval_loss)) kd_log_info("stage %s: held-out loss %.6f", s->name, ctx.eval_loss);
+            snprintf(path, sizeof path, "%s/DONE", dir);
+            FILE *f = fopen(path, "w");
+            if (f) {
+                fprintf(f, "step %lld\neval_loss %.9g\n", (long long)pr.step, ctx.eval_loss);
+                fclose(f);
+            }
+        }
+    }
+    kd_model_free(model);
+    return rc;
+}
+
+int kd_run_main(int argc, char **argv, kd_comm *comm) {
+    kd_error err = {0};
+    run_opts o;
+    int rank = kd_comm_rank(comm);
+    int rc = parse_opts(argc, argv, &o, &err);
+    if (rc == -1) return KD_OK;
+    kd_recipe *r = kd_calloc(1, sizeof *r);  // large (hundreds of KiB): not on the stack
+    if (!rc) rc = kd_recipe_load(r, o.recipe, o.sets, o.n_sets, &err);
+    kd_model_config mc;
+    if (!rc) {
+        model_config(&r->model, &mc);
+        int world = o.check_only && o.ranks > 0 ? o.ranks : kd_comm_size(comm);
+        rc = validate(r, &mc, world, rank == 0 && (o.check_only || !o.quiet), &err);
+    }
+    rc = agree(comm, rc, &err);
+    if (!rc && o.check_only) {
+        if (rank == 0) printf("kdtrain: %s: OK\n", o.recipe);
+    } else if (!rc) {
+        rc = run_stages(r, &mc, comm, o.quiet, &err);
+    }
+    if (rc && rank == 0) fprintf(stderr, "kdtrain: error: %s\n", err.msg);
+    kd_recipe_free(r);
+    free(r);
+    return rc;
+}

@@ -1,0 +1,2 @@
+# Integration tests: the kdtrain binary under mpirun on small recipes.
+kd_script_test(train_np1_equals_np2 integration/tiny_ranks.sh LABELS "integration;mpi" TIMEOUT 600)
