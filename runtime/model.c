@@ -9,52 +9,9 @@
 
 #include "runtime/mixer_attn.h"
 #include "runtime/mixer_mamba2.h"
+#include "runtime/model_internal.h"
 #include "runtime/rng.h"
 
-// ----------------------------------------------------------------------------- structs
-
-typedef struct {
-    // parameter offsets (floats) into params/grads; -1 when absent
-    size_t ln1, wqkv, wo, ln2, wgu, wdown;
-} layer_offsets;
-
-typedef struct {
-    float *resid_in;      // (N,C) block input (the residual stream)
-    float *ln1, *rstd1;   // (N,C), (N)
-    kd_attn_acts attn;    // attention layers
-    kd_mamba2_acts mamba; // Mamba-2 layers
-    float *mix_out;       // (N,C) mixer output
-    float *resid_mid;     // (N,C) resid_in + mix_out
-    float *ln2, *rstd2;   // (N,C), (N)
-    float *gu;            // (N,2F)
-    float *swi;           // (N,F)
-} layer_acts;
-
-struct kd_model {
-    kd_model_config cfg;
-    const kd_ops *ops;
-    kd_param_table table;
-    float *params, *grads;
-    size_t off_wte, off_norm, off_head;
-    layer_offsets lo[KD_MODEL_MAX_LAYERS];
-    kd_mamba2_cfg mcfg;                            // shared by all Mamba-2 layers
-    kd_mamba2_params mp[KD_MODEL_MAX_LAYERS];      // Mamba-2 parameter views
-    kd_mamba2_params mg[KD_MODEL_MAX_LAYERS];      // and their gradients
-    // activations for the current (B,T)
-    int B, T, acts_training;
-    float *act_mem;
-    size_t act_floats;
-    int32_t *ids, *pos, *seg;   // backend (N)
-    int has_seg;
-    layer_acts la[KD_MODEL_MAX_LAYERS];
-    float *resid_final, *lnf, *rstdf, *logits;
-    // backward scratch
-    float *dres, *dtmp, *dgu, *dswi;
-    kd_attn_scratch attn_s;
-    int32_t *targets;  // backend (N)
-    float *weights;    // backend (N)
-    float *losses;     // backend (N)
-};
 
 // ----------------------------------------------------------------------------- config
 
@@ -112,7 +69,7 @@ static void build_table(kd_model *m) {
     int C = c->d_model, HD = c->head_dim, F = c->ffn_dim;
     m->off_wte = add_param(pt, cap, "embed_tokens.weight", 1, 2, c->vocab_size, C, 0);
     for (int l = 0; l < c->n_layers; l++) {
-        layer_offsets *lo = &m->lo[l];
+        kd_layer_offsets *lo = &m->lo[l];
 #define P(suffix, decay, nd, a, b, cc) \
     (snprintf(nm, sizeof nm, "layers.%d.%s", l, suffix), add_param(pt, cap, nm, decay, nd, a, b, cc))
         lo->ln1 = P("input_layernorm.weight", 0, 1, C, 0, 0);
@@ -305,7 +262,7 @@ static void prepare(kd_model *m, int B, int T) {
     m->act_mem = p;
     m->act_floats = total;
     for (int l = 0; l < c->n_layers; l++) {
-        layer_acts *a = &m->la[l];
+        kd_layer_acts *a = &m->la[l];
         a->resid_in = p, p += N * C;
         a->ln1 = p, p += N * C;
         a->rstd1 = p, p += N;
@@ -368,8 +325,8 @@ int kd_model_forward(kd_model *m, const int32_t *ids, const int32_t *pos, const 
 
     o->embedding_fwd(m->la[0].resid_in, m->ids, P + m->off_wte, N, C);
     for (int l = 0; l < c->n_layers; l++) {
-        layer_acts *a = &m->la[l];
-        const layer_offsets *lo = &m->lo[l];
+        kd_layer_acts *a = &m->la[l];
+        const kd_layer_offsets *lo = &m->lo[l];
         float *next = l + 1 < c->n_layers ? m->la[l + 1].resid_in : m->resid_final;
         o->rmsnorm_fwd(a->ln1, a->rstd1, a->resid_in, P + lo->ln1, N, C, c->norm_eps);
         if (c->mixer[l] == KD_MIXER_MAMBA2)
@@ -420,8 +377,8 @@ void kd_model_backward(kd_model *m) {
     o->matmul_bwd(m->dtmp, G + m->off_head, m->logits, m->lnf, P + m->off_head, N, C, c->vocab_size);
     o->rmsnorm_bwd(m->dres, G + m->off_norm, m->dtmp, m->resid_final, P + m->off_norm, m->rstdf, N, C);
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        layer_acts *a = &m->la[l];
-        const layer_offsets *lo = &m->lo[l];
+        kd_layer_acts *a = &m->la[l];
+        const kd_layer_offsets *lo = &m->lo[l];
         // MLP: resid_out = resid_mid + down(swiglu(gu(ln2(resid_mid))))
         o->zero(m->dswi, (size_t)N * F * sizeof(float));
         o->matmul_bwd(m->dswi, G + lo->wdown, m->dres, a->swi, P + lo->wdown, N, F, C);
@@ -440,4 +397,12 @@ void kd_model_backward(kd_model *m) {
         o->rmsnorm_bwd(m->dres, G + lo->ln1, m->dtmp, a->resid_in, P + lo->ln1, a->rstd1, N, C);
     }
     o->embedding_bwd(G + m->off_wte, m->dres, m->ids, N, C);
+}
+
+// ----------------------------------------------------------------------------- views
+
+const float *kd_model_mixer_input(const kd_model *m, int layer) { return m->la[layer].ln1; }
+const float *kd_model_mixer_output(const kd_model *m, int layer) { return m->la[layer].mix_out; }
+const float *kd_model_attn_probs(const kd_model *m, int layer) {
+    return m->cfg.mixer[layer] == KD_MIXER_ATTN ? m->la[layer].attn.att : NULL;
 }

@@ -63,3 +63,10 @@ void kd_model_zero_grad(kd_model *m);
 const float *kd_model_dembed(const kd_model *m);
 // Hidden state entering layer l (0..n_layers; n_layers = before final norm), backend (B,T,C).
 const float *kd_model_hidden(const kd_model *m, int layer);
+
+// Per-layer views of the last forward (backend memory, valid until the next forward):
+// the mixer's input (after input_layernorm) and output (before the residual add), both
+// (B,T,C), and for attention layers the softmax probabilities (B,NH,T,T) (NULL otherwise).
+const float *kd_model_mixer_input(const kd_model *m, int layer);
+const float *kd_model_mixer_output(const kd_model *m, int layer);
+const float *kd_model_attn_probs(const kd_model *m, int layer);

@@ -9,10 +9,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <unistd.h>
+
 #include "data/dataset.h"
 #include "runtime/log.h"
 #include "runtime/model.h"
+#include "runtime/model_io.h"
 #include "runtime/recipe.h"
+#include "runtime/signals.h"
 #include "stages/stage.h"
 
 #define MAX_SETS 64
@@ -24,6 +28,8 @@ typedef struct {
     int n_sets;
     int ranks;     // check --ranks
     int quiet;
+    kd_resume_mode resume;
+    const char *stage;  // --stage NAME: run only this stage
 } run_opts;
 
 static void usage(int check) {
@@ -36,7 +42,13 @@ static void usage(int check) {
         printf("usage: [mpirun -np N] kdtrain run RECIPE [--set KEY=VALUE]... [--quiet]\n"
                "  Run the recipe's stages in order on N data-parallel ranks.\n"
                "  --set KEY=VALUE   override a recipe key (e.g. stages.pretrain.steps=50)\n"
-               "  --quiet           no settings table or progress lines\n");
+               "  --resume MODE     auto (default): continue each unfinished stage from its newest valid\n"
+               "                    checkpoint; never: start unfinished stages over; force: resume even\n"
+               "                    if the recipe's model or data changed since the checkpoint\n"
+               "  --stage NAME      run only this stage (earlier stages must have finished)\n"
+               "  --quiet           no settings table or progress lines\n"
+               "exit status: 0 done, 2 bad input, 3 runtime failure (last checkpoint intact),\n"
+               "             75 stopped by a signal or run.max_minutes after saving (requeue)\n");
 }
 
 static int parse_opts(int argc, char **argv, run_opts *o, kd_error *err) {
@@ -59,6 +71,15 @@ static int parse_opts(int argc, char **argv, run_opts *o, kd_error *err) {
             o->ranks = atoi(argv[++i]);
         } else if (strcmp(a, "--quiet") == 0) {
             o->quiet = 1;
+        } else if (strcmp(a, "--resume") == 0 && !o->check_only) {
+            const char *v = i + 1 < argc ? argv[++i] : "";
+            if (strcmp(v, "auto") == 0) o->resume = KD_RESUME_AUTO;
+            else if (strcmp(v, "never") == 0) o->resume = KD_RESUME_NEVER;
+            else if (strcmp(v, "force") == 0) o->resume = KD_RESUME_FORCE;
+            else return kd_fail(err, KD_EINPUT, "--resume: expected auto, never or force, found '%s'", v);
+        } else if (strcmp(a, "--stage") == 0 && !o->check_only) {
+            if (i + 1 >= argc) return kd_fail(err, KD_EINPUT, "--stage needs a stage name");
+            o->stage = argv[++i];
         } else if (a[0] == '-') {
             return kd_fail(err, KD_EINPUT, "%s: unknown option '%s' (see kdtrain %s --help)", argv[0], a, argv[0]);
         } else if (!o->recipe) {
@@ -82,9 +103,7 @@ static void model_config(const kd_model_spec *ms, kd_model_config *c) {
     c->tie_embeddings = a->tie_embeddings;
     c->d_state = ms->hybrid.d_state > 0 ? ms->hybrid.d_state : a->head_dim;
     c->chunk_size = ms->hybrid.chunk_size, c->conv_width = ms->hybrid.conv_width;
-    for (int i = 0; i < ms->hybrid.n_ssm_layers; i++)
-        if (ms->hybrid.ssm_layers[i] >= 0 && ms->hybrid.ssm_layers[i] < KD_MODEL_MAX_LAYERS)
-            c->mixer[ms->hybrid.ssm_layers[i]] = KD_MIXER_MAMBA2;
+    // a random start is a pure Transformer: model.hybrid is what `init` stages produce
 }
 
 // ----------------------------------------------------------------------------- validation
@@ -204,9 +223,97 @@ static int agree(kd_comm *comm, int rc, kd_error *err) {
     return (int)worst;
 }
 
-static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *comm, int quiet, kd_error *err) {
+// DONE marker: "checkpoint PATH\nstep N\neval_loss X\n", written atomically by rank 0.
+static int write_done(const char *dir, const char *ckpt, int64_t step, double eval_loss, kd_error *err) {
+    char path[KD_PATH_MAX * 2 + 16], tmp[KD_PATH_MAX * 2 + 32];
+    snprintf(path, sizeof path, "%s/DONE", dir);
+    snprintf(tmp, sizeof tmp, "%s/.DONE.tmp", dir);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
+    fprintf(f, "checkpoint %s\nstep %lld\neval_loss %.9g\n", ckpt, (long long)step, eval_loss);
+    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return KD_OK;
+}
+
+// 1 and the final checkpoint path if the stage finished, else 0.
+static int read_done(const char *dir, char *ckpt, size_t n) {
+    char path[KD_PATH_MAX * 2 + 16], line[KD_PATH_MAX * 2 + 32];
+    snprintf(path, sizeof path, "%s/DONE", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    int ok = 0;
+    if (fgets(line, sizeof line, f) && strncmp(line, "checkpoint ", 11) == 0) {
+        line[strcspn(line, "\n")] = '\0';
+        snprintf(ckpt, n, "%s", line + 11);
+        ok = 1;
+    }
+    fclose(f);
+    return ok;
+}
+
+typedef struct {
+    const kd_recipe *r;
+    const kd_model_config *mc;
+    kd_comm *comm;
+    const kd_ops *ops;
+    const run_opts *o;
+    char done_ckpt[KD_MAX_STAGES][KD_PATH_MAX * 2];  // final checkpoint of finished stages
+} run_state;
+
+// The model stage i starts from. *cur (the previous stage's model, or NULL) is reused when
+// the source is the previous stage; otherwise a model is loaded or created.
+static int stage_input(run_state *st, int i, kd_model **cur, kd_error *err) {
+    const kd_recipe *r = st->r;
+    kd_from src = kd_recipe_stage_source(r, i);
+    if (src.kind == KD_FROM_STAGE) {
+        int j = kd_recipe_stage_index(r, src.ref);
+        if (j == i - 1 && *cur) return KD_OK;
+        if (j < 0 || !st->done_ckpt[j][0])
+            return kd_fail(err, KD_EINPUT, "stage '%s' starts from stage '%s', which has not finished (run it first)",
+                           r->stages[i].name, src.ref);
+        kd_model_free(*cur);
+        *cur = NULL;
+        return kd_model_load(st->comm, st->done_ckpt[j], st->ops, 1, cur, err);
+    }
+    kd_model_free(*cur);
+    *cur = NULL;
+    if (src.kind == KD_FROM_CHECKPOINT) return kd_model_load(st->comm, src.ref, st->ops, 1, cur, err);
+    if (src.kind == KD_FROM_HF)
+        return kd_fail(err, KD_EINPUT, "stage '%s': loading a Hugging Face directory is not available in this build yet",
+                       r->stages[i].name);
+    int rc = kd_model_create(cur, st->mc, st->ops, 1, err);
+    if (!rc) kd_model_init_random(*cur, r->run.seed, r->model.arch.init_std);
+    return rc;
+}
+
+static int load_teacher(run_state *st, int i, kd_model **teacher, kd_error *err) {
+    const kd_recipe *r = st->r;
+    if (*teacher || !r->has_teacher) return KD_OK;
+    kd_stage_kind k = r->stages[i].kind;
+    if (k != KD_STAGE_KD && k != KD_STAGE_ALIGN && k != KD_STAGE_INIT) return KD_OK;
+    const kd_from *f = &r->teacher.from;
+    if (f->kind == KD_FROM_STAGE) {
+        int j = kd_recipe_stage_index(r, f->ref);
+        if (j < 0 || !st->done_ckpt[j][0])
+            return kd_fail(err, KD_EINPUT, "teacher: stage '%s' has not finished", f->ref);
+        return kd_model_load(st->comm, st->done_ckpt[j], st->ops, 0, teacher, err);
+    }
+    if (f->kind == KD_FROM_CHECKPOINT) return kd_model_load(st->comm, f->ref, st->ops, 0, teacher, err);
+    return kd_fail(err, KD_EINPUT, "teacher.from: only {stage: NAME} and {checkpoint: PATH} are available in this build");
+}
+
+static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *comm, const run_opts *o,
+                      kd_error *err) {
     int rank = kd_comm_rank(comm);
     int rc = KD_OK;
+    double deadline = r->run.max_minutes > 0 ? kd_now() + 60.0 * r->run.max_minutes : 0;
+    kd_signals_install();
+    kd_comm_start_watchdog(comm, r->run.collective_timeout_s);
     char path[KD_PATH_MAX * 2];
     if (rank == 0) {
         rc = mkdir_p(r->run.out_dir, err);
@@ -214,35 +321,56 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
         if (!rc) rc = kd_recipe_write_resolved(r, path, err);
     }
     if ((rc = agree(comm, rc, err))) return rc;
-    const kd_ops *ops = pick_backend(r->run.backend, rank);
-    kd_model *model = NULL;
-    rc = kd_model_create(&model, mc, ops, 1, err);
-    if (rc) return rc;
-    kd_model_init_random(model, r->run.seed, r->model.arch.init_std);
+    run_state *st = kd_calloc(1, sizeof *st);
+    st->r = r, st->mc = mc, st->comm = comm, st->o = o;
+    st->ops = pick_backend(r->run.backend, rank);
+    kd_model *model = NULL, *teacher = NULL;
+    int only = o->stage ? kd_recipe_stage_index(r, o->stage) : -1;
+    if (o->stage && only < 0) rc = kd_fail(err, KD_EINPUT, "--stage %s: no stage of that name in %s", o->stage, r->path);
     for (int i = 0; i < r->n_stages && rc == KD_OK; i++) {
         const kd_stage_spec *s = &r->stages[i];
         char dir[KD_PATH_MAX * 2];
-        snprintf(dir, sizeof dir, "%s/stages/%02d-%s", r->run.out_dir, i, s->name);
+        kd_recipe_stage_dir(r, i, dir, sizeof dir);
+        if (read_done(dir, st->done_ckpt[i], sizeof st->done_ckpt[i])) {
+            if (rank == 0 && !o->quiet && (only < 0 || only == i))
+                kd_log_info("stage %d/%d: %s already finished (%s)", i + 1, r->n_stages, s->name, st->done_ckpt[i]);
+            kd_model_free(model);
+            model = NULL;
+            continue;
+        }
+        if (only >= 0 && i != only) {
+            if (i < only) {
+                rc = kd_fail(err, KD_EINPUT, "--stage %s: earlier stage '%s' has not finished", o->stage, s->name);
+            }
+            continue;
+        }
         if (rank == 0) rc = mkdir_p(dir, err);
         if ((rc = agree(comm, rc, err))) break;
+        if (!rc) rc = stage_input(st, i, &model, err);
+        if (!rc) rc = load_teacher(st, i, &teacher, err);
+        if ((rc = agree(comm, rc, err))) break;
         kd_progress pr = {0};
-        kd_stage_ctx ctx = {.recipe = r, .stage_index = i, .spec = s, .comm = comm, .ops = ops,
-                            .model = model, .stage_dir = dir, .progress = &pr, .quiet = quiet};
-        if (rank == 0 && !quiet) kd_log_info("stage %d/%d: %s (%s)", i + 1, r->n_stages, s->name, kd_stage_kind_name(s->kind));
+        kd_stage_ctx ctx = {.recipe = r, .stage_index = i, .spec = s, .comm = comm, .ops = st->ops,
+                            .model = model, .teacher = teacher, .stage_dir = dir, .progress = &pr,
+                            .quiet = o->quiet, .resume = o->resume, .deadline = deadline};
+        if (rank == 0 && !o->quiet) kd_log_info("stage %d/%d: %s (%s)", i + 1, r->n_stages, s->name, kd_stage_kind_name(s->kind));
         rc = stage_impl(s->kind)(&ctx, err);
+        if (ctx.model != model) {  // the stage built a new model (init): it replaces the input
+            kd_model_free(model);
+            model = ctx.model;
+        }
         rc = agree(comm, rc, err);
         if (rc) break;
+        snprintf(st->done_ckpt[i], sizeof st->done_ckpt[i], "%s", ctx.final_ckpt);
         if (rank == 0) {
-            if (!isnan(ctx.eval_loss)) kd_log_info("stage %s: held-out loss %.6f", s->name, ctx.eval_loss);
-            snprintf(path, sizeof path, "%s/DONE", dir);
-            FILE *f = fopen(path, "w");
-            if (f) {
-                fprintf(f, "step %lld\neval_loss %.9g\n", (long long)pr.step, ctx.eval_loss);
-                fclose(f);
-            }
+            if (!isnan(ctx.eval_loss) && !o->quiet) kd_log_info("stage %s: held-out loss %.6f", s->name, ctx.eval_loss);
+            rc = write_done(dir, ctx.final_ckpt, pr.step, ctx.eval_loss, err);
         }
+        rc = agree(comm, rc, err);
     }
     kd_model_free(model);
+    kd_model_free(teacher);
+    free(st);
     return rc;
 }
 
@@ -264,7 +392,7 @@ int kd_run_main(int argc, char **argv, kd_comm *comm) {
     if (!rc && o.check_only) {
         if (rank == 0) printf("kdtrain: %s: OK\n", o.recipe);
     } else if (!rc) {
-        rc = run_stages(r, &mc, comm, o.quiet, &err);
+        rc = run_stages(r, &mc, comm, &o, &err);
     }
     if (rc && rank == 0) fprintf(stderr, "kdtrain: error: %s\n", err.msg);
     kd_recipe_free(r);

@@ -18,8 +18,16 @@ typedef struct {
     const char *stage_dir;
     kd_progress *progress;
     int quiet;
+    kd_resume_mode resume;
+    double deadline;      // kd_now() after which training saves and stops (0: none)
     double eval_loss;     // out: held-out loss at the end (NAN if no eval_data)
+    char final_ckpt[2 * KD_PATH_MAX];  // out: checkpoint holding the stage's output model
 } kd_stage_ctx;
+
+// Fills the trainer config fields every training stage shares (comm, model, spec, dirs,
+// seed, resume, hashes, checkpoint attributes, deadline, final checkpoint out-path).
+// attrs must have room for KD_MODEL_ATTRS entries and outlive the trainer call.
+void kd_stage_trainer_cfg(kd_stage_ctx *ctx, kd_trainer_cfg *tc, kd_ckpt_attr *attrs);
 
 int kd_stage_pretrain(kd_stage_ctx *ctx, kd_error *err);
 
