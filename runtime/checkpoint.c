@@ -429,18 +429,16 @@ int kd_ckpt_save(MPI_Comm comm, const char *ckpt_root, int64_t step, const kd_pa
     }
     if ((rc = kd_ckpt_agree(comm, rc, err))) return rc;
 
-    size_t lo, hi;
-    kd_shard_range(pt->total, world, rank, &lo, &hi);
     const char *pg[] = {"params"};
-    const float *pd[] = {params + lo};
+    const float *pd[] = {params};
     snprintf(path, sizeof path, "%s/model.h5", tmp);
-    rc = kd_ckpt_h5_write(comm, path, pt, pg, pd, 1, lo, hi, attrs, n_attrs, -1, err);
+    rc = kd_ckpt_h5_write(comm, path, pt, pg, pd, 1, 1, attrs, n_attrs, -1, err);
     rc = kd_ckpt_agree(comm, rc, err);
     if (rc == KD_OK && have_m) {
         const char *og[] = {"m", "v"};
         const float *od[] = {m_shard, v_shard};
         snprintf(path, sizeof path, "%s/optim.h5", tmp);
-        rc = kd_ckpt_h5_write(comm, path, pt, og, od, 2, lo, hi, NULL, 0, ts->optim_step, err);
+        rc = kd_ckpt_h5_write(comm, path, pt, og, od, 2, 0, NULL, 0, ts->optim_step, err);
         rc = kd_ckpt_agree(comm, rc, err);
     }
     if (rc == KD_OK && rank == 0) rc = finish_rank0(ckpt_root, tmp, final, have_m, ts, world, err);
