@@ -43,3 +43,5 @@ add_test(NAME ckpt_failed_save_leaves_previous_intact COMMAND timeout -k 10 120 
   ${KD_MPIRUN_FLAGS} -np 2 $<TARGET_FILE:test_ckpt_fault>)
 set_tests_properties(ckpt_failed_save_leaves_previous_intact PROPERTIES LABELS "mpi;fault"
   TIMEOUT 150 ENVIRONMENT "OMP_NUM_THREADS=1")
+
+kd_script_test(ckpt_reshard_across_world_sizes ckpt_reshard.sh LABELS mpi TIMEOUT 300)
