@@ -45,3 +45,4 @@ set_tests_properties(ckpt_failed_save_leaves_previous_intact PROPERTIES LABELS "
   TIMEOUT 150 ENVIRONMENT "OMP_NUM_THREADS=1")
 
 kd_script_test(ckpt_reshard_across_world_sizes ckpt_reshard.sh LABELS mpi TIMEOUT 300)
+kd_script_test(ckpt_cli_list_verify_digest ckpt_cli.sh LABELS "mpi;fault" TIMEOUT 300)
