@@ -27,9 +27,13 @@ static void quiet_begin(quiet_h5 *q) {
     H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
-static void quiet_end(quiet_h5 *q) { H5Eset_auto2(H5E_DEFAULT, q->fn, q->data); }
+static void quiet_end(quiet_h5 *q) {
+    H5Eset_auto2(H5E_DEFAULT, q->fn, q->data);
+}
 
-static const char *errno_text(int e) { return e ? strerror(e) : "HDF5 reported an error"; }
+static const char *errno_text(int e) {
+    return e ? strerror(e) : "HDF5 reported an error";
+}
 
 // Select flat (row-major) elements [a, b) of the sub-array whose leading d indices are
 // start[0..d). Adds at most 2*ndim hyperslabs to `space` (OR-ed together).
@@ -37,7 +41,7 @@ static int select_flat_rec(hid_t space, int ndim, const hsize_t *dims, int d, hs
                            hsize_t a, hsize_t b, int *first) {
     hsize_t inner = 1;
     for (int k = d + 1; k < ndim; k++) inner *= dims[k];
-    if (a % inner == 0 && b % inner == 0) {  // whole rows [a/inner, b/inner) of dim d
+    if (a % inner == 0 && b % inner == 0) { // whole rows [a/inner, b/inner) of dim d
         hsize_t st[8], cnt[8];
         for (int k = 0; k < ndim; k++) {
             st[k] = k < d ? start[k] : 0;
@@ -50,7 +54,7 @@ static int select_flat_rec(hid_t space, int ndim, const hsize_t *dims, int d, hs
         return H5Sselect_hyperslab(space, op, st, NULL, cnt, NULL) < 0 ? -1 : 0;
     }
     hsize_t r0 = a / inner, r1 = (b - 1) / inner;
-    if (r0 == r1) {  // inside one row: descend
+    if (r0 == r1) { // inside one row: descend
         start[d] = r0;
         return select_flat_rec(space, ndim, dims, d + 1, start, a - r0 * inner, b - r0 * inner,
                                first);
@@ -109,10 +113,13 @@ static int write_root_attrs(hid_t f, const char *path, const kd_ckpt_attr *attrs
         return kd_fail(err, KD_ERUNTIME, "%s: cannot write attribute step", path);
     for (int i = 0; i < n_attrs; i++) {
         const kd_ckpt_attr *at = &attrs[i];
-        int r = at->type == KD_ATTR_INT ? write_num_attr(f, at->name, H5T_STD_I64LE, H5T_NATIVE_INT64, &at->i)
-              : at->type == KD_ATTR_FLOAT ? write_num_attr(f, at->name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &at->f)
-              : write_str_attr(f, at->name, at->s);
-        if (r < 0) return kd_fail(err, KD_ERUNTIME, "%s: cannot write attribute %s", path, at->name);
+        int r = at->type == KD_ATTR_INT
+                    ? write_num_attr(f, at->name, H5T_STD_I64LE, H5T_NATIVE_INT64, &at->i)
+                : at->type == KD_ATTR_FLOAT
+                    ? write_num_attr(f, at->name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &at->f)
+                    : write_str_attr(f, at->name, at->s);
+        if (r < 0)
+            return kd_fail(err, KD_ERUNTIME, "%s: cannot write attribute %s", path, at->name);
     }
     return KD_OK;
 }
@@ -134,7 +141,7 @@ static int create_layout(const char *path, const kd_param_table *pt, const char 
     H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
     H5Pset_layout(dcpl, H5D_CONTIGUOUS);
-    H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);  // fixed offsets now, data written later
+    H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY); // fixed offsets now, data written later
     H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
     for (int g = 0; g < ngroups && rc == KD_OK; g++) {
         hid_t grp = H5Gcreate2(f, groups[g], H5P_DEFAULT, gcpl, H5P_DEFAULT);
@@ -147,7 +154,8 @@ static int create_layout(const char *path, const kd_param_table *pt, const char 
             hid_t ds = H5Dcreate2(grp, p->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT);
             haddr_t at = ds >= 0 ? H5Dget_offset(ds) : HADDR_UNDEF;
             if (ds < 0 || (at == HADDR_UNDEF && p->numel > 0))
-                rc = kd_fail(err, KD_ERUNTIME, "%s: cannot create /%s/%s", path, groups[g], p->name);
+                rc =
+                    kd_fail(err, KD_ERUNTIME, "%s: cannot create /%s/%s", path, groups[g], p->name);
             off[g * pt->n + i] = (uint64_t)at;
             if (ds >= 0) H5Dclose(ds);
             H5Sclose(fs);
@@ -198,7 +206,8 @@ int kd_ckpt_h5_write(MPI_Comm comm, const char *path, const kd_param_table *pt,
             rc = kd_fail(err, KD_EINTERNAL, "%s: checkpoints need a little-endian host", path);
         quiet_h5 q;
         quiet_begin(&q);
-        if (rc == KD_OK) rc = create_layout(path, pt, groups, ngroups, attrs, n_attrs, step, off, err);
+        if (rc == KD_OK)
+            rc = create_layout(path, pt, groups, ngroups, attrs, n_attrs, step, off, err);
         quiet_end(&q);
         if (rc == KD_OK && (fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
             rc = kd_fail(err, KD_ERUNTIME, "%s: cannot reopen: %s", path, strerror(errno));
@@ -211,19 +220,22 @@ int kd_ckpt_h5_write(MPI_Comm comm, const char *path, const kd_param_table *pt,
     for (int r = 0; r < world; r++) kd_shard_range(pt->total, world, r, &bound[r], &bound[r + 1]);
     const size_t lo = bound[rank];
     for (int i = 0; i < pt->n; i++) big = pt->t[i].numel > big ? pt->t[i].numel : big;
-    const size_t CH = (size_t)1 << 24;  // elements per gather: bounds rank 0's extra memory
-    float *stage = rank == 0 && !replicated ? kd_malloc((big < CH ? big : CH) * sizeof(float)) : NULL;
-    int *counts = kd_calloc((size_t)world, sizeof(int)), *displs = kd_calloc((size_t)world, sizeof(int));
+    const size_t CH = (size_t)1 << 24; // elements per gather: bounds rank 0's extra memory
+    float *stage =
+        rank == 0 && !replicated ? kd_malloc((big < CH ? big : CH) * sizeof(float)) : NULL;
+    int *counts = kd_calloc((size_t)world, sizeof(int)),
+        *displs = kd_calloc((size_t)world, sizeof(int));
     for (int g = 0; g < ngroups && go; g++) {
         for (int i = 0; i < pt->n; i++) {
             const kd_param_info *p = &pt->t[i];
             for (size_t a = 0; a < p->numel; a += CH) {
                 size_t b = a + CH < p->numel ? a + CH : p->numel;
-                size_t s = p->offset + a, en = p->offset + b;  // flat range of this piece
+                size_t s = p->offset + a, en = p->offset + b; // flat range of this piece
                 const float *src = replicated ? data[g] + s : stage;
-                if (!replicated) {  // rank 0 collects [s, en) from the ranks that own it
+                if (!replicated) { // rank 0 collects [s, en) from the ranks that own it
                     for (int r = 0; r < world; r++) {
-                        size_t x = bound[r] > s ? bound[r] : s, y = bound[r + 1] < en ? bound[r + 1] : en;
+                        size_t x = bound[r] > s ? bound[r] : s,
+                               y = bound[r + 1] < en ? bound[r + 1] : en;
                         counts[r] = y > x ? (int)(y - x) : 0;
                         displs[r] = y > x ? (int)(x - s) : 0;
                     }
@@ -231,10 +243,11 @@ int kd_ckpt_h5_write(MPI_Comm comm, const char *path, const kd_param_table *pt,
                     MPI_Gatherv(counts[rank] ? data[g] + (x - lo) : NULL, counts[rank], MPI_FLOAT,
                                 stage, counts, displs, MPI_FLOAT, 0, comm);
                 }
-                if (rank != 0 || rc != KD_OK) continue;  // after a failure: gathers only
+                if (rank != 0 || rc != KD_OK) continue; // after a failure: gathers only
                 // row-major contiguous dataset: flat element k lives at offset + 4k
                 int e = injected_failure(path) ? ENOSPC
-                        : pwrite_all(fd, src, (b - a) * sizeof(float), off[g * pt->n + i] + a * sizeof(float));
+                                               : pwrite_all(fd, src, (b - a) * sizeof(float),
+                                                            off[g * pt->n + i] + a * sizeof(float));
                 if (e)
                     rc = kd_fail(err, KD_ERUNTIME, "%s: writing /%s/%s: %s", path, groups[g],
                                  p->name, strerror(e));
@@ -274,7 +287,8 @@ static herr_t table_visit(hid_t grp, const char *name, const H5L_info_t *info, v
     hid_t fs = H5Dget_space(ds);
     int nd = H5Sget_simple_extent_ndims(fs);
     hsize_t dims[8];
-    if (nd < 0 || nd > 4) w->bad = 1;
+    if (nd < 0 || nd > 4)
+        w->bad = 1;
     else {
         H5Sget_simple_extent_dims(fs, dims, NULL);
         snprintf(p->name, sizeof p->name, "%s", name);
@@ -310,8 +324,9 @@ static int read_group_table(hid_t f, const char *path, const char *group, kd_par
     if (r < 0 || w.bad) {
         free(pt->t);
         memset(pt, 0, sizeof *pt);
-        return kd_fail(err, KD_EINPUT, "%s: /%s holds an entry that is not a float tensor of rank <= 4",
-                       path, group);
+        return kd_fail(err, KD_EINPUT,
+                       "%s: /%s holds an entry that is not a float tensor of rank <= 4", path,
+                       group);
     }
     return KD_OK;
 }
@@ -356,13 +371,14 @@ int kd_ckpt_h5_check(const char *path, const char *shown, const char *group,
                          want->name, a, b);
         }
     }
-    if (rc == KD_OK && have.n != pt->n) {  // same names present: something extra is stored
+    if (rc == KD_OK && have.n != pt->n) { // same names present: something extra is stored
         for (int j = 0; j < have.n; j++) {
             int i = 0;
             while (i < pt->n && strcmp(have.t[j].name, pt->t[i].name) != 0) i++;
             if (i == pt->n) {
-                rc = kd_fail(err, KD_EINPUT, "%s: has tensor /%s/%s, which the recipe's model does not",
-                             shown, group, have.t[j].name);
+                rc = kd_fail(err, KD_EINPUT,
+                             "%s: has tensor /%s/%s, which the recipe's model does not", shown,
+                             group, have.t[j].name);
                 break;
             }
         }
@@ -377,7 +393,8 @@ static int read_part(hid_t ds, const kd_param_info *p, size_t a, size_t b, hid_t
     dims_of(p, dims);
     hid_t fs = H5Dget_space(ds);
     hid_t ms = H5Screate_simple(1, &cnt, NULL);
-    int rc = select_flat(fs, p->ndim, dims, a, b) < 0 || H5Dread(ds, mtype, ms, fs, H5P_DEFAULT, dst) < 0;
+    int rc = select_flat(fs, p->ndim, dims, a, b) < 0 ||
+             H5Dread(ds, mtype, ms, fs, H5P_DEFAULT, dst) < 0;
     H5Sclose(ms);
     H5Sclose(fs);
     return rc ? -1 : 0;
@@ -398,7 +415,8 @@ int kd_ckpt_h5_read(const char *path, const char *group, const kd_param_table *p
         size_t e = hi < p->offset + p->numel ? hi : p->offset + p->numel;
         if (e <= s) continue;
         hid_t ds = H5Dopen2(grp, p->name, H5P_DEFAULT);
-        if (ds < 0 || read_part(ds, p, s - p->offset, e - p->offset, H5T_NATIVE_FLOAT, dst + (s - lo)) < 0)
+        if (ds < 0 ||
+            read_part(ds, p, s - p->offset, e - p->offset, H5T_NATIVE_FLOAT, dst + (s - lo)) < 0)
             rc = kd_fail(err, KD_ERUNTIME, "%s: cannot read /%s/%s", path, group, p->name);
         if (ds >= 0) H5Dclose(ds);
     }
@@ -451,7 +469,7 @@ static herr_t attr_visit(hid_t obj, const char *name, const H5A_info_t *info, vo
     } else if (cls == H5T_STRING) {
         at->type = KD_ATTR_STRING;
         hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_cset(mt, H5Tget_cset(t));  // HDF5 does not convert between character sets
+        H5Tset_cset(mt, H5Tget_cset(t)); // HDF5 does not convert between character sets
         if (H5Tis_variable_str(t) > 0) {
             char *v = NULL;
             H5Tset_size(mt, H5T_VARIABLE);
@@ -461,7 +479,7 @@ static herr_t attr_visit(hid_t obj, const char *name, const H5A_info_t *info, vo
         } else {
             size_t n = H5Tget_size(t);
             char *v = kd_calloc(n + 1, 1);
-            H5Tset_size(mt, n + 1);  // room for the terminator
+            H5Tset_size(mt, n + 1); // room for the terminator
             r = H5Aread(a, mt, v);
             snprintf(at->s, sizeof at->s, "%s", v);
             free(v);
@@ -492,7 +510,7 @@ int kd_ckpt_read_attrs(const char *ckpt_dir, kd_ckpt_attr *out, int max, int *n_
     attr_walk w = {out, max, 0, 0, 0};
     hsize_t idx = 0;
     herr_t r = H5Aiterate2(f, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, attr_visit, &w);
-    if (r < 0 && !w.bad && w.n == 0) {  // file without tracked attribute order
+    if (r < 0 && !w.bad && w.n == 0) { // file without tracked attribute order
         idx = 0;
         r = H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_visit, &w);
     }
@@ -530,7 +548,7 @@ int kd_ckpt_digest(const char *ckpt_dir, char hex[65], kd_error *err) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     hid_t grp = f >= 0 ? H5Gopen2(f, "params", H5P_DEFAULT) : -1;
     if (grp < 0) rc = kd_fail(err, KD_EINPUT, "%s: cannot open /params", path);
-    enum { CHUNK = 1 << 20 };  // elements per read: bounded memory for any tensor size
+    enum { CHUNK = 1 << 20 }; // elements per read: bounded memory for any tensor size
     float *buf = kd_malloc(CHUNK * sizeof(float));
     kd_sha256 c;
     kd_sha256_init(&c);

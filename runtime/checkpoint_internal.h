@@ -7,9 +7,9 @@
 
 #include "runtime/checkpoint.h"
 
-#define KD_CKPT_FORMAT_ATTR "kdtrain_format"    // root attribute of model.h5 / optim.h5
+#define KD_CKPT_FORMAT_ATTR "kdtrain_format" // root attribute of model.h5 / optim.h5
 #define KD_CKPT_VERSION_ATTR "kdtrain_version"
-#define KD_CKPT_FORMAT_NAME "kdtrain-checkpoint"  // file/MANIFEST format tag
+#define KD_CKPT_FORMAT_NAME "kdtrain-checkpoint" // file/MANIFEST format tag
 
 // Every rank passes its own status; all ranks return the status of the lowest failing
 // rank, and err is replaced by that rank's message, so all ranks report the same error.

@@ -14,14 +14,14 @@
 static int fails = 0, rank, world;
 static char base[256], root[300];
 
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL rank %d line %d: ", rank, __LINE__);                     \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, "\n");                                                         \
-            fails++;                                                                       \
-        }                                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL rank %d line %d: ", rank, __LINE__);                             \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            fails++;                                                                               \
+        }                                                                                          \
     } while (0)
 
 static int save_to(const char *where, int64_t step, int seed, int weights_only, kd_error *err) {
@@ -59,10 +59,12 @@ static void same_everywhere(const kd_error *err) {
 // After a failed save of step 20: nothing of it on disk, step 10 still valid and loadable.
 static void nothing_half_written(const char *what) {
     if (rank == 0) {
-        CHECK(!exists("step-00000020") && !exists(".tmp-step-00000020"), "%s: step 20 left on disk", what);
+        CHECK(!exists("step-00000020") && !exists(".tmp-step-00000020"), "%s: step 20 left on disk",
+              what);
         char dir[600], why[1024];
         snprintf(dir, sizeof dir, "%s/step-00000010", root);
-        CHECK(kd_ckpt_verify(dir, why, sizeof why), "%s: previous checkpoint broken: %s", what, why);
+        CHECK(kd_ckpt_verify(dir, why, sizeof why), "%s: previous checkpoint broken: %s", what,
+              why);
     }
     kd_param_table pt = fx_table(-1);
     float *p = calloc(pt.total, sizeof(float));
@@ -70,7 +72,8 @@ static void nothing_half_written(const char *what) {
     char dir[600];
     snprintf(dir, sizeof dir, "%s/step-00000010", root);
     int rc = kd_ckpt_load(MPI_COMM_WORLD, dir, &pt, p, NULL, NULL, NULL, &err);
-    CHECK(rc == KD_OK && fx_first_diff(p, 0, 0, pt.total, 1) < 0, "%s: reload step 10: %s", what, err.msg);
+    CHECK(rc == KD_OK && fx_first_diff(p, 0, 0, pt.total, 1) < 0, "%s: reload step 10: %s", what,
+          err.msg);
     free(p), free(pt.t);
 }
 
@@ -81,8 +84,8 @@ static void fail_writing(const char *file) {
     kd_error err = {0};
     int rc = save_to(root, 20, 2, 0, &err);
     if (rank == 0) unsetenv("KD_CKPT_FAIL_WRITE");
-    CHECK(rc == KD_ERUNTIME && strstr(err.msg, "No space left on device") && strstr(err.msg, root) &&
-              strstr(err.msg, file),
+    CHECK(rc == KD_ERUNTIME && strstr(err.msg, "No space left on device") &&
+              strstr(err.msg, root) && strstr(err.msg, file),
           "ENOSPC in %s: rc %d msg %s", file, rc, err.msg);
     same_everywhere(&err);
     if (rank == 0) printf("ok: write failure -> %s\n", err.msg);
@@ -122,7 +125,8 @@ int main(int argc, char **argv) {
         MPI_Barrier(MPI_COMM_WORLD);
         rc = save_to(root, 20, 2, 0, &err);
         if (rank == 0) chmod(root, 0755);
-        CHECK(rc == KD_ERUNTIME && strstr(err.msg, "Permission denied"), "EACCES: rc %d %s", rc, err.msg);
+        CHECK(rc == KD_ERUNTIME && strstr(err.msg, "Permission denied"), "EACCES: rc %d %s", rc,
+              err.msg);
         same_everywhere(&err);
         nothing_half_written("EACCES");
     } else if (rank == 0) {
@@ -143,13 +147,14 @@ int main(int argc, char **argv) {
         snprintf(p, sizeof p, "%s/.tmp-step-00000070", root);
         mkdir(p, 0777);
         snprintf(p, sizeof p, "%s/step-00000080", root);
-        mkdir(p, 0777);  // no MANIFEST: does not exist as a checkpoint, newer than all valid
+        mkdir(p, 0777); // no MANIFEST: does not exist as a checkpoint, newer than all valid
     }
     rc = kd_ckpt_prune(MPI_COMM_WORLD, root, 2, &err);
     CHECK(rc == KD_OK, "prune: %s", err.msg);
     if (rank == 0) {
         const char *kept[] = {"step-00000080", "step-00000060", "step-00000050"};
-        const char *gone[] = {"step-00000040", "step-00000030", "step-00000010", ".tmp-step-00000070"};
+        const char *gone[] = {"step-00000040", "step-00000030", "step-00000010",
+                              ".tmp-step-00000070"};
         for (int i = 0; i < 3; i++) CHECK(exists(kept[i]), "prune keep=2 deleted %s", kept[i]);
         for (int i = 0; i < 4; i++) CHECK(!exists(gone[i]), "prune keep=2 left %s", gone[i]);
     }
