@@ -60,7 +60,7 @@ static size_t add_param(kd_param_table *pt, int cap, const char *name, int decay
 
 static void build_table(kd_model *m) {
     const kd_model_config *c = &m->cfg;
-    int cap = 4 + c->n_layers * 12;
+    int cap = 4 + c->n_layers * (4 + KD_MAMBA2_NPARAMS + 4);  // generous: norms, mixer, MLP
     kd_param_table *pt = &m->table;
     pt->t = kd_calloc((size_t)cap, sizeof(kd_param_info));
     pt->n = 0;
@@ -312,8 +312,12 @@ int kd_model_forward(kd_model *m, const int32_t *ids, const int32_t *pos, const 
     if (pos) {
         o->upload(m->pos, pos, (size_t)N * sizeof(int32_t));
     } else {
+        // default positions: 0.. within each row, restarting at every document boundary
         int32_t *hp = kd_malloc((size_t)N * sizeof(int32_t));
-        for (int i = 0; i < N; i++) hp[i] = i % T;
+        for (int i = 0; i < N; i++) {
+            int t = i % T;
+            hp[i] = (t == 0 || (seg && seg[i] != seg[i - 1])) ? 0 : hp[i - 1] + 1;
+        }
         o->upload(m->pos, hp, (size_t)N * sizeof(int32_t));
         free(hp);
     }

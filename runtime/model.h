@@ -46,7 +46,9 @@ float *kd_model_grads(kd_model *m);   // backend, or NULL without grads
 void kd_model_init_random(kd_model *m, uint64_t seed, float std);
 
 // Forward of a (B,T) batch of token ids (host memory). pos (B,T) positions and seg (B,T)
-// document ids are optional (NULL: 0..T-1 and one document per row). Activations are
+// document ids are optional (NULL positions: 0.. restarting at each document of seg;
+// NULL seg: one document per row). Documents never see each other: attention masks them
+// and Mamba-2 layers reset their state and conv history at each boundary. Activations are
 // kept for backward when the model has grads. Logits (B,T,V) land in kd_model_logits().
 int kd_model_forward(kd_model *m, const int32_t *ids, const int32_t *pos, const int32_t *seg,
                      int B, int T, kd_error *err);

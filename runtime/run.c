@@ -113,11 +113,13 @@ typedef int (*stage_fn)(kd_stage_ctx *, kd_error *);
 static stage_fn stage_impl(kd_stage_kind k) {
     switch (k) {
     case KD_STAGE_PRETRAIN: return kd_stage_pretrain;
+    case KD_STAGE_SFT: return kd_stage_sft;
     default: return NULL;
     }
 }
 
-static int check_dataset(const char *path, const char *what, const kd_model_config *mc, int seq_len,
+// windows: the stage reads windows of seq_len+1 tokens of the token stream (pretrain).
+static int check_dataset(const char *path, const char *what, const kd_model_config *mc, int seq_len, int windows,
                          uint64_t *n_tokens, kd_error *err) {
     kd_dataset *ds = NULL;
     int rc = kd_dataset_open(&ds, path, err);
@@ -129,7 +131,7 @@ static int check_dataset(const char *path, const char *what, const kd_model_conf
     if (info->vocab_size > mc->vocab_size)
         rc = kd_fail(err, KD_EINPUT, "%s: %s: dataset vocab_size %d is larger than the model's vocab_size %d",
                      what, path, info->vocab_size, mc->vocab_size);
-    else if (kd_dataset_n_windows(ds, seq_len) == 0)
+    else if (windows && kd_dataset_n_windows(ds, seq_len) == 0)
         rc = kd_fail(err, KD_EINPUT, "%s: %s: seq_len %d is larger than the data (%llu tokens)", what, path,
                      seq_len, (unsigned long long)info->n_tokens);
     if (n_tokens) *n_tokens = info->n_tokens;
@@ -165,10 +167,11 @@ static int validate(const kd_recipe *r, const kd_model_config *mc, int world, in
         uint64_t ntok = 0, neval = 0;
         if (!s->data[0]) return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.data: a '%s' stage needs a dataset", r->path,
                                         s->line, s->name, kd_stage_kind_name(s->kind));
-        rc = check_dataset(s->data, what, mc, s->batch.seq_len, &ntok, err);
+        int win = s->kind == KD_STAGE_PRETRAIN;
+        rc = check_dataset(s->data, what, mc, s->batch.seq_len, win, &ntok, err);
         if (!rc && s->eval_data[0]) {
             snprintf(what, sizeof what, "stages.%s.eval_data", s->name);
-            rc = check_dataset(s->eval_data, what, mc, s->batch.seq_len, &neval, err);
+            rc = check_dataset(s->eval_data, what, mc, s->batch.seq_len, win, &neval, err);
         }
         if (rc) return rc;
         if (verbose) {

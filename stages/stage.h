@@ -30,6 +30,7 @@ typedef struct {
 void kd_stage_trainer_cfg(kd_stage_ctx *ctx, kd_trainer_cfg *tc, kd_ckpt_attr *attrs);
 
 int kd_stage_pretrain(kd_stage_ctx *ctx, kd_error *err);
+int kd_stage_sft(kd_stage_ctx *ctx, kd_error *err);
 
 // Shared by stages that train on token datasets: the CE task over windows of a dataset.
 // ctx_out must be freed with kd_lm_task_free. shuffle=0 reads windows in order (eval).
@@ -37,3 +38,12 @@ typedef struct kd_lm_task kd_lm_task;
 int kd_lm_task_open(kd_lm_task **out, const char *path, int vocab_size, int seq_len,
                     uint64_t seed, int shuffle, kd_task *task, kd_error *err);
 void kd_lm_task_free(kd_lm_task *t);
+
+// Document task: next-token CE over documents of a dataset masked by its loss_mask, rows
+// of seq_len tokens packed first-fit (packing=1) or one document per row, documents kept
+// apart by ids. Longer documents are truncated to seq_len (counted).
+typedef struct kd_doc_task kd_doc_task;
+int kd_doc_task_open(kd_doc_task **out, const char *path, int vocab_size, int seq_len,
+                     uint64_t seed, int shuffle, int packing, kd_task *task, kd_error *err);
+uint64_t kd_doc_task_truncated(const kd_doc_task *t);
+void kd_doc_task_free(kd_doc_task *t);
