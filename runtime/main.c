@@ -5,6 +5,7 @@
 
 #include "runtime/comm.h"
 #include "runtime/common.h"
+#include "runtime/hf.h"
 #include "runtime/run.h"
 
 int kd_data_main(int argc, char **argv);
@@ -18,6 +19,7 @@ static void usage(FILE *f) {
             "  check RECIPE [--set K=V]... validate a recipe and its data without training\n"
             "  data <pack|inspect|synth>   make and inspect HDF5 token datasets\n"
             "  ckpt <list|verify|digest>   inspect checkpoints\n"
+            "  export CKPT --out DIR       write a checkpoint's model as a Hugging Face directory\n"
             "  version                     print the version\n");
 }
 
@@ -37,10 +39,11 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "data") == 0) return kd_data_main(argc - 1, argv + 1);
     if (strcmp(cmd, "ckpt") == 0) return kd_ckpt_main(argc - 1, argv + 1);
-    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0) {
+    if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0 || strcmp(cmd, "export") == 0) {
         kd_comm *comm = NULL;
         kd_comm_init(&comm, &argc, &argv);
-        int rc = kd_run_main(argc - 1, argv + 1, comm);
+        int rc = strcmp(cmd, "export") == 0 ? kd_export_main(argc - 1, argv + 1, comm)
+                                            : kd_run_main(argc - 1, argv + 1, comm);
         fflush(stdout);
         fflush(stderr);
         kd_comm_finalize(comm);

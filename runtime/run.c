@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "data/dataset.h"
+#include "runtime/hf.h"
 #include "runtime/log.h"
 #include "runtime/model.h"
 #include "runtime/model_io.h"
@@ -286,9 +287,7 @@ static int stage_input(run_state *st, int i, kd_model **cur, kd_error *err) {
     kd_model_free(*cur);
     *cur = NULL;
     if (src.kind == KD_FROM_CHECKPOINT) return kd_model_load(st->comm, src.ref, st->ops, 1, cur, err);
-    if (src.kind == KD_FROM_HF)
-        return kd_fail(err, KD_EINPUT, "stage '%s': loading a Hugging Face directory is not available in this build yet",
-                       r->stages[i].name);
+    if (src.kind == KD_FROM_HF) return kd_hf_load(src.ref, st->ops, 1, cur, err);
     int rc = kd_model_create(cur, st->mc, st->ops, 1, err);
     if (!rc) kd_model_init_random(*cur, r->run.seed, r->model.arch.init_std);
     return rc;
@@ -307,7 +306,8 @@ static int load_teacher(run_state *st, int i, kd_model **teacher, kd_error *err)
         return kd_model_load(st->comm, st->done_ckpt[j], st->ops, 0, teacher, err);
     }
     if (f->kind == KD_FROM_CHECKPOINT) return kd_model_load(st->comm, f->ref, st->ops, 0, teacher, err);
-    return kd_fail(err, KD_EINPUT, "teacher.from: only {stage: NAME} and {checkpoint: PATH} are available in this build");
+    if (f->kind == KD_FROM_HF) return kd_hf_load(f->ref, st->ops, 0, teacher, err);
+    return kd_fail(err, KD_EINPUT, "teacher.from: {random: true} is not a teacher: name a stage, checkpoint or hf directory");
 }
 
 static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *comm, const run_opts *o,
@@ -387,7 +387,12 @@ int kd_run_main(int argc, char **argv, kd_comm *comm) {
     if (!rc) rc = kd_recipe_load(r, o.recipe, o.sets, o.n_sets, &err);
     kd_model_config mc;
     if (!rc) {
-        model_config(&r->model, &mc);
+        // the starting model's shape: the recipe's arch, or what the source directory says
+        if (r->model.from.kind == KD_FROM_HF) rc = kd_hf_config(r->model.from.ref, &mc, &err);
+        else if (r->model.from.kind == KD_FROM_CHECKPOINT) rc = kd_model_config_from_ckpt(r->model.from.ref, &mc, &err);
+        else model_config(&r->model, &mc);
+    }
+    if (!rc) {
         int world = o.check_only && o.ranks > 0 ? o.ranks : kd_comm_size(comm);
         rc = validate(r, &mc, world, rank == 0 && (o.check_only || !o.quiet), &err);
     }
