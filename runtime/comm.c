@@ -113,6 +113,16 @@ void kd_comm_allreduce_f32(kd_comm *c, float *buf, size_t n) {
     }
 }
 
+void kd_comm_allreduce_f64(kd_comm *c, double *buf, size_t n) {
+    const size_t step = (size_t)1 << 30;
+    for (size_t i = 0; i < n; i += step) {
+        size_t k = n - i < step ? n - i : step;
+        op_begin(c, "allreduce(f64)");
+        mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)k, MPI_DOUBLE, MPI_SUM, c->comm));
+        op_end(c);
+    }
+}
+
 double kd_comm_sum_f64(kd_comm *c, double v) {
     double r = 0;
     op_begin(c, "allreduce(sum)");

@@ -19,6 +19,7 @@ void *kd_comm_mpi(const kd_comm *c);  // the MPI_Comm (as void*: for checkpoint 
 
 // In-place sum over ranks of n floats (host memory).
 void kd_comm_allreduce_f32(kd_comm *c, float *buf, size_t n);
+void kd_comm_allreduce_f64(kd_comm *c, double *buf, size_t n);
 double kd_comm_sum_f64(kd_comm *c, double v);
 double kd_comm_max_f64(kd_comm *c, double v);
 // 1 if any rank passed a non-zero flag (every rank gets the same answer).

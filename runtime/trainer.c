@@ -238,7 +238,8 @@ int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *pr, kd_error *err) {
         }
         double wlocal = 0;
         for (size_t i = 0; i < ntok; i++) wlocal += hb.targets[i] >= 0 ? hb.weights[i] : 0.0;
-        double wtotal = kd_comm_sum_f64(comm, wlocal);
+        double wtotal = cfg->task.samples_per_unit > 0 ? (double)G / cfg->task.samples_per_unit
+                                                       : kd_comm_sum_f64(comm, wlocal);
         float dscale = wtotal > 0 ? (float)(1.0 / wtotal) : 0.0f;
 
         // ---- micro-batches

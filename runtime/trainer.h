@@ -29,6 +29,10 @@ typedef struct {
     int n_extra;
     const char *extra_names[KD_TASK_MAX_EXTRA];
     uint64_t n_samples;   // samples per epoch (for the epoch counter and messages)
+    // Loss normalisation: 0 (default) per target token (sum of weights of targets >= 0
+    // over the global batch); k > 0: per group of k samples (e.g. 2 rows per preference
+    // pair), i.e. the global batch counts global/k units whatever the weights.
+    int samples_per_unit;
     // Optional: replaces forward + loss + backward of one micro-batch (e.g. per-layer
     // alignment, preference pairs). Must ACCUMULATE gradients into the model's grads
     // (scaled by dscale) and add the weighted loss sum to *loss_sum.
