@@ -471,10 +471,13 @@ static int convert_line(const kd_chat_template *t, const kd_json *v, const char 
     }
     if (rc) return rc;
     // 1. prompt from the left to max_prompt (keeping BOS and the assistant header)
-    size_t np = bufs[0].n;
+    // (the default max_len/2 never cuts into BOS + assistant header; an explicit one must
+    // leave room for them)
+    size_t np = bufs[0].n, protect = strlen(t->header[KD_CHAT_ASSISTANT]);
+    size_t floor = (size_t)t->bos + protect, mp = max_prompt;
+    if (mp == 0 && max_len > 0) mp = max_len / 2 > floor ? max_len / 2 : floor;
     int pc = 0, cc = 0;
-    rc = kd_chat_truncate(&bufs[0], &np, (size_t)t->bos, strlen(t->header[KD_CHAT_ASSISTANT]),
-                          max_prompt, 0, &pc, &cc, err);
+    rc = kd_chat_truncate(&bufs[0], &np, (size_t)t->bos, protect, mp, 0, &pc, &cc, err);
     if (rc) {
         kd_error_prefix(err, "%s: prompt: ", where);
         return rc;
@@ -506,7 +509,6 @@ int kd_prefs_convert_jsonl(const char *jsonl, const char *out, const char *templ
     kd_jsonl *r = NULL;
     kd_prefs_writer *w = NULL;
     kd_chat_buf bufs[3] = {{0}};
-    if (max_prompt == 0) max_prompt = max_len / 2;
     int rc = kd_chat_template_load(&t, template_name, err);
     if (rc == KD_OK) rc = kd_jsonl_open(&r, jsonl, err);
     if (rc == KD_OK)

@@ -51,7 +51,8 @@ void kd_prefs_close(kd_prefs *p); // NULL is fine
 // `kdtrain data prefs`: JSONL lines {"prompt": str|messages, "chosen": str|messages,
 // "rejected": str|messages} -> preference dataset at out. The prompt is rendered up to
 // and including the assistant header; chosen/rejected are assistant content + footer
-// (+ EOS). max_len 0 = no limit; max_prompt 0 = max_len/2. Truncation and counts as in
+// (+ EOS). max_len 0 = no limit; max_prompt 0 = max_len/2 (but
+// never less than BOS + assistant header). Truncation and counts as in
 // docs/formats.md (stats.completion_truncated counts chosen and rejected separately).
 // On any error nothing is written at out.
 int kd_prefs_convert_jsonl(const char *jsonl, const char *out, const char *template_name,
