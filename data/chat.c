@@ -144,10 +144,13 @@ static int load_yaml(kd_chat_template **out, const char *path, kd_error *err) {
     kd_chat_template *t = template_new(path);
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root || root->type != YAML_MAPPING_NODE) {
-        rc = root ? yfail(err, path, root, "template", "a mapping with bos, eos, system, user, "
-                                                       "assistant")
-                  : kd_fail(err, KD_EINPUT, "%s: expected a template mapping, found an empty "
-                                            "file", path);
+        rc = root ? yfail(err, path, root, "template",
+                          "a mapping with bos, eos, system, user, "
+                          "assistant")
+                  : kd_fail(err, KD_EINPUT,
+                            "%s: expected a template mapping, found an empty "
+                            "file",
+                            path);
     }
     int seen_bos = 0, seen_eos = 0;
     for (yaml_node_pair_t *p = rc ? NULL : root->data.mapping.pairs.start;
@@ -170,11 +173,14 @@ static int load_yaml(kd_chat_template **out, const char *path, kd_error *err) {
             rc = yfail(err, path, k, "template", "a key bos|eos|system|user|assistant");
         }
     }
-    if (rc == KD_OK && (!seen_bos || !seen_eos || !t->has_role[KD_CHAT_USER] ||
-                        !t->has_role[KD_CHAT_ASSISTANT]))
+    if (rc == KD_OK &&
+        (!seen_bos || !seen_eos || !t->has_role[KD_CHAT_USER] || !t->has_role[KD_CHAT_ASSISTANT]))
         rc = kd_fail(err, KD_EINPUT, "%s: expected keys bos, eos, user and assistant, found no %s",
-                     path, !seen_bos ? "bos" : !seen_eos ? "eos"
-                                     : !t->has_role[KD_CHAT_USER] ? "user" : "assistant");
+                     path,
+                     !seen_bos                    ? "bos"
+                     : !seen_eos                  ? "eos"
+                     : !t->has_role[KD_CHAT_USER] ? "user"
+                                                  : "assistant");
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     fclose(f);
@@ -268,40 +274,42 @@ int kd_chat_render(const kd_chat_template *t, const kd_chat_msg *msgs, int n, in
     return KD_OK;
 }
 
+// Message i of a messages array: an object with string "role" (a known role) and
+// "content".
+static int parse_one(const kd_json *o, const char *where, const char *key, size_t i, kd_chat_msg *m,
+                     kd_error *err) {
+    if (o->type != KD_JSON_OBJECT)
+        return kd_fail(err, KD_EINPUT,
+                       "%s: %s[%zu]: expected an object {\"role\", \"content\"}, found %s", where,
+                       key, i, kd_json_type_name(o->type));
+    const kd_json *role = kd_json_get(o, "role"), *content = kd_json_get(o, "content");
+    if (!role || role->type != KD_JSON_STRING)
+        return kd_fail(err, KD_EINPUT, "%s: %s[%zu].role: expected a string, found %s", where, key,
+                       i, role ? kd_json_type_name(role->type) : "no \"role\" key");
+    if (!content || content->type != KD_JSON_STRING)
+        return kd_fail(err, KD_EINPUT, "%s: %s[%zu].content: expected a string, found %s", where,
+                       key, i, content ? kd_json_type_name(content->type) : "no \"content\" key");
+    for (int k = 0; k < KD_CHAT_N_ROLES; k++)
+        if (strlen(ROLE_NAMES[k]) == role->len && !strcmp(role->str, ROLE_NAMES[k])) {
+            *m = (kd_chat_msg){(kd_chat_role)k, content->str, content->len};
+            return KD_OK;
+        }
+    return kd_fail(err, KD_EINPUT,
+                   "%s: %s[%zu].role: expected one of system|user|assistant, found \"%.40s\"",
+                   where, key, i, role->str);
+}
+
 int kd_chat_parse_messages(const kd_json *arr, const char *where, const char *key,
                            kd_chat_msg **msgs, int *n, kd_error *err) {
     *msgs = NULL;
     *n = 0;
     if (arr->type != KD_JSON_ARRAY || arr->n == 0)
-        return kd_fail(err, KD_EINPUT, "%s: %s: expected a non-empty array of messages, found %s",
-                       where, key, arr->type == KD_JSON_ARRAY ? "an empty array"
-                                                              : kd_json_type_name(arr->type));
+        return kd_fail(
+            err, KD_EINPUT, "%s: %s: expected a non-empty array of messages, found %s", where, key,
+            arr->type == KD_JSON_ARRAY ? "an empty array" : kd_json_type_name(arr->type));
     kd_chat_msg *m = kd_calloc(arr->n, sizeof *m);
     for (size_t i = 0; i < arr->n; i++) {
-        const kd_json *o = &arr->items[i], *role = kd_json_get(o, "role"),
-                      *content = kd_json_get(o, "content");
-        int rc = KD_OK;
-        if (o->type != KD_JSON_OBJECT)
-            rc = kd_fail(err, KD_EINPUT, "%s: %s[%zu]: expected an object {\"role\", \"content\"}, "
-                         "found %s", where, key, i, kd_json_type_name(o->type));
-        else if (!role || role->type != KD_JSON_STRING)
-            rc = kd_fail(err, KD_EINPUT, "%s: %s[%zu].role: expected a string, found %s", where,
-                         key, i, role ? kd_json_type_name(role->type) : "no \"role\" key");
-        else if (!content || content->type != KD_JSON_STRING)
-            rc = kd_fail(err, KD_EINPUT, "%s: %s[%zu].content: expected a string, found %s", where,
-                         key, i, content ? kd_json_type_name(content->type) : "no \"content\" key");
-        if (rc == KD_OK) {
-            int r = -1;
-            for (int k = 0; k < KD_CHAT_N_ROLES; k++)
-                if (!strcmp(role->str, ROLE_NAMES[k]) && strlen(ROLE_NAMES[k]) == role->len) r = k;
-            if (r < 0)
-                rc = kd_fail(err, KD_EINPUT,
-                             "%s: %s[%zu].role: expected one of system|user|assistant, found "
-                             "\"%.40s\"", where, key, i, role->str);
-            m[i].role = (kd_chat_role)r;
-            m[i].content = content->str;
-            m[i].len = content->len;
-        }
+        int rc = parse_one(&arr->items[i], where, key, i, &m[i], err);
         if (rc) {
             free(m);
             return rc;
@@ -331,7 +339,8 @@ int kd_chat_truncate(kd_chat_buf *b, size_t *np, size_t keep_head, size_t protec
         if (max_prompt < floor)
             return kd_fail(err, KD_EINPUT,
                            "expected --max-prompt-len >= %zu (BOS and the assistant header), "
-                           "found %zu", floor, max_prompt);
+                           "found %zu",
+                           floor, max_prompt);
         buf_erase(b, keep_head, *np - max_prompt);
         *np = max_prompt;
         *prompt_cut = 1;
@@ -365,8 +374,7 @@ static int render_line(const kd_chat_template *t, const kd_json *v, const char *
         return kd_fail(err, KD_EINPUT, "%s: expected an object {\"messages\": [...]}, found %s",
                        where, kd_json_type_name(v->type));
     const kd_json *arr = kd_json_get(v, "messages");
-    if (!arr)
-        return kd_fail(err, KD_EINPUT, "%s: expected a key \"messages\", found none", where);
+    if (!arr) return kd_fail(err, KD_EINPUT, "%s: expected a key \"messages\", found none", where);
     kd_chat_msg *m;
     int n, rc = kd_chat_parse_messages(arr, where, "messages", &m, &n, err), n_asst = 0;
     for (int i = 0; rc == KD_OK && i < n; i++) {
@@ -375,15 +383,19 @@ static int render_line(const kd_chat_template *t, const kd_json *v, const char *
         if (m[i].len == 0)
             rc = kd_fail(err, KD_EINPUT,
                          "%s: messages[%d].content: expected a non-empty assistant reply, "
-                         "found \"\"", where, i);
+                         "found \"\"",
+                         where, i);
     }
     if (rc == KD_OK && n_asst == 0)
-        rc = kd_fail(err, KD_EINPUT, "%s: messages: expected at least one assistant turn, found "
-                     "none", where);
+        rc = kd_fail(err, KD_EINPUT,
+                     "%s: messages: expected at least one assistant turn, found "
+                     "none",
+                     where);
     if (rc == KD_OK && m[n - 1].role != KD_CHAT_ASSISTANT)
-        rc = kd_fail(err, KD_EINPUT, "%s: messages[%d].role: expected the conversation to end "
-                     "with an assistant turn, found \"%s\"", where, n - 1,
-                     kd_chat_role_name(m[n - 1].role));
+        rc = kd_fail(err, KD_EINPUT,
+                     "%s: messages[%d].role: expected the conversation to end "
+                     "with an assistant turn, found \"%s\"",
+                     where, n - 1, kd_chat_role_name(m[n - 1].role));
     if (rc == KD_OK) {
         kd_chat_buf_reset(b);
         rc = kd_chat_render(t, m, n, 0, b, np, err);

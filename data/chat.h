@@ -17,13 +17,13 @@ typedef enum { KD_CHAT_SYSTEM = 0, KD_CHAT_USER = 1, KD_CHAT_ASSISTANT = 2 } kd_
 #define KD_CHAT_N_ROLES 3
 
 typedef struct {
-    char name[128];                  // "bytes", "llama3" or the YAML file's path
-    int bos;                         // 1: a conversation starts with the BOS id
-    int eos;                         // 1: each assistant turn ends with its footer then EOS
-    int has_role[KD_CHAT_N_ROLES];   // 0: messages of that role are refused
-    char *header[KD_CHAT_N_ROLES];   // owned, NUL-terminated, "" when absent
+    char name[128];                // "bytes", "llama3" or the YAML file's path
+    int bos;                       // 1: a conversation starts with the BOS id
+    int eos;                       // 1: each assistant turn ends with its footer then EOS
+    int has_role[KD_CHAT_N_ROLES]; // 0: messages of that role are refused
+    char *header[KD_CHAT_N_ROLES]; // owned, NUL-terminated, "" when absent
     char *footer[KD_CHAT_N_ROLES];
-    int32_t bos_id, eos_id;          // the tokenizer's special ids
+    int32_t bos_id, eos_id; // the tokenizer's special ids
 } kd_chat_template;
 
 // A built-in template ("bytes" or "llama3") or, when name is not one of them, a YAML file

@@ -37,8 +37,10 @@ int kd_prefs_writer_open(kd_prefs_writer **out, const char *path, int vocab_size
                          int pad, const char *tokenizer, kd_error *err) {
     *out = NULL;
     if (vocab_size < 1 || strlen(tokenizer) == 0 || strlen(tokenizer) >= 32)
-        return kd_fail(err, KD_EINPUT, "%s: vocab_size %d / tokenizer '%s', expected >= 1 / 1..31 "
-                       "characters", path, vocab_size, tokenizer);
+        return kd_fail(err, KD_EINPUT,
+                       "%s: vocab_size %d / tokenizer '%s', expected >= 1 / 1..31 "
+                       "characters",
+                       path, vocab_size, tokenizer);
     int ids[3] = {bos, eos, pad};
     for (int i = 0; i < 3; i++)
         if (ids[i] < -1 || ids[i] >= vocab_size)
@@ -48,8 +50,9 @@ int kd_prefs_writer_open(kd_prefs_writer **out, const char *path, int vocab_size
     if (slash) *slash = '\0';
     const char *pdir = !slash ? "." : slash == parent ? "/" : parent;
     int ok = access(pdir, W_OK | X_OK) == 0;
-    if (!ok) kd_fail(err, KD_EINPUT, "%s: cannot write into directory '%s': %s", path, pdir,
-                     strerror(errno));
+    if (!ok)
+        kd_fail(err, KD_EINPUT, "%s: cannot write into directory '%s': %s", path, pdir,
+                strerror(errno));
     free(parent);
     if (!ok) return KD_EINPUT;
     kd_prefs_writer *w = kd_calloc(1, sizeof *w);
@@ -86,15 +89,16 @@ static void part_add(part_buf *p, const int32_t *ids, size_t n, uint64_t count) 
     p->off[count + 1] = p->n;
 }
 
-int kd_prefs_writer_add(kd_prefs_writer *w, const int32_t *prompt, size_t np,
-                        const int32_t *chosen, size_t nc, const int32_t *rejected, size_t nr,
-                        kd_error *err) {
+int kd_prefs_writer_add(kd_prefs_writer *w, const int32_t *prompt, size_t np, const int32_t *chosen,
+                        size_t nc, const int32_t *rejected, size_t nr, kd_error *err) {
     const int32_t *ids[3] = {prompt, chosen, rejected};
     size_t n[3] = {np, nc, nr};
     for (int k = 1; k < 3; k++)
         if (n[k] == 0)
-            return kd_fail(err, KD_EINPUT, "%s: example %llu: expected a non-empty %s, found 0 "
-                           "tokens", w->path, (unsigned long long)w->count, PART[k]);
+            return kd_fail(err, KD_EINPUT,
+                           "%s: example %llu: expected a non-empty %s, found 0 "
+                           "tokens",
+                           w->path, (unsigned long long)w->count, PART[k]);
     for (int k = 0; k < 3; k++)
         for (size_t i = 0; i < n[k]; i++)
             if (ids[k][i] < 0 || ids[k][i] >= w->vocab_size)
@@ -125,7 +129,8 @@ static int write_1d(hid_t loc, const char *name, hid_t ftype, hid_t mtype, const
     }
     hid_t ds = H5Dcreate2(loc, name, ftype, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     int rc = ds >= 0 && (n == 0 || H5Dwrite(ds, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0)
-                 ? 0 : -1;
+                 ? 0
+                 : -1;
     if (ds >= 0) H5Dclose(ds);
     H5Pclose(dcpl);
     H5Sclose(s);
@@ -148,10 +153,10 @@ static int write_file(kd_prefs_writer *w) {
     for (int k = 0; !bad && k < 3; k++) {
         hid_t g = H5Gcreate2(f, PART[k], H5P_DEFAULT, gcpl, H5P_DEFAULT);
         bad = g < 0 ||
-              write_1d(g, "tokens", H5T_STD_U32LE, H5T_NATIVE_UINT32, w->part[k].tok,
-                       w->part[k].n, 1) < 0 ||
-              write_1d(g, "offsets", H5T_STD_U64LE, H5T_NATIVE_UINT64, w->part[k].off,
-                       w->count + 1, 0) < 0;
+              write_1d(g, "tokens", H5T_STD_U32LE, H5T_NATIVE_UINT32, w->part[k].tok, w->part[k].n,
+                       1) < 0 ||
+              write_1d(g, "offsets", H5T_STD_U64LE, H5T_NATIVE_UINT64, w->part[k].off, w->count + 1,
+                       0) < 0;
         if (g >= 0) H5Gclose(g);
     }
     if (f >= 0 && H5Fclose(f) < 0) bad = 1;
@@ -164,11 +169,15 @@ int kd_prefs_writer_close(kd_prefs_writer *w, int commit, kd_error *err) {
     if (!w) return KD_OK;
     int rc = KD_OK;
     if (commit && w->count == 0)
-        rc = kd_fail(err, KD_EINPUT, "%s: no examples were added, refusing to write an empty "
-                     "dataset", w->path);
+        rc = kd_fail(err, KD_EINPUT,
+                     "%s: no examples were added, refusing to write an empty "
+                     "dataset",
+                     w->path);
     if (commit && rc == KD_OK) {
         int bad;
-        H5E_BEGIN_TRY { bad = write_file(w); }
+        H5E_BEGIN_TRY {
+            bad = write_file(w);
+        }
         H5E_END_TRY;
         int fd = bad ? -1 : open(w->tmp, O_RDONLY);
         if (bad)
@@ -217,8 +226,8 @@ void kd_prefs_close(kd_prefs *p) {
 static int open_1d(kd_prefs *p, const char *name, hid_t *out, uint64_t *len, kd_error *err) {
     *out = -1;
     if (H5Lexists(p->file, name, H5P_DEFAULT) <= 0)
-        return kd_fail(err, KD_EINPUT, "%s: %s is missing, expected a 1-D integer dataset",
-                       p->path, name);
+        return kd_fail(err, KD_EINPUT, "%s: %s is missing, expected a 1-D integer dataset", p->path,
+                       name);
     hid_t ds = H5Dopen2(p->file, name, H5P_DEFAULT);
     if (ds < 0)
         return kd_fail(err, KD_EINPUT, "%s: %s is not a dataset, expected a 1-D integer dataset",
@@ -272,8 +281,9 @@ static int open_part(kd_prefs *p, int k, kd_error *err) {
             (uint64_t)o[i] > n)
             rc = kd_fail(err, KD_EINPUT, "%s: %s[%llu] = %lld, expected %s", p->path, name,
                          (unsigned long long)i, (long long)o[i],
-                         i == 0 ? "0" : (uint64_t)o[i] > n ? "<= the number of tokens"
-                                      : k > 0 ? "> the previous offset (completions are non-empty)"
+                         i == 0               ? "0"
+                         : (uint64_t)o[i] > n ? "<= the number of tokens"
+                         : k > 0              ? "> the previous offset (completions are non-empty)"
                                               : ">= the previous offset");
     }
     if (rc == KD_OK && (uint64_t)o[no - 1] != n)
@@ -289,8 +299,8 @@ static int open_part(kd_prefs *p, int k, kd_error *err) {
     if (ods >= 0) H5Dclose(ods);
     // every id in the vocabulary: scanned once here so reads cannot meet a bad one
     int64_t *blk = rc == KD_OK ? kd_malloc(SCAN_BLOCK * sizeof *blk) : NULL;
-    for (uint64_t s = 0; rc == KD_OK && s < n; s += SCAN_BLOCK) {
-        uint64_t m = n - s < SCAN_BLOCK ? n - s : SCAN_BLOCK;
+    for (uint64_t s = 0, m; rc == KD_OK && s < n; s += m) {
+        m = n - s < SCAN_BLOCK ? n - s : SCAN_BLOCK; // >= 1 since s < n
         if (read_range(p->tokens[k], s, m, blk) < 0)
             rc = kd_fail(err, KD_EINPUT, "%s: cannot read /%s/tokens", p->path, PART[k]);
         for (uint64_t i = 0; rc == KD_OK && i < m; i++)
@@ -318,12 +328,16 @@ int kd_prefs_open(kd_prefs **out, const char *path, kd_error *err) {
         const char *ak[4] = {"vocab_size", "bos_id", "eos_id", "pad_id"};
         p->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
         if (p->file < 0)
-            rc = kd_fail(err, KD_EINPUT, "%s: expected an HDF5 preference dataset, found a file "
-                         "HDF5 cannot open", path);
+            rc = kd_fail(err, KD_EINPUT,
+                         "%s: expected an HDF5 preference dataset, found a file "
+                         "HDF5 cannot open",
+                         path);
         else if (kd_h5_read_str_attr(p->file, "kind", kind, sizeof kind) < 0 ||
                  strcmp(kind, "preference"))
-            rc = kd_fail(err, KD_EINPUT, "%s: attribute kind: expected \"preference\", found "
-                         "\"%s\"", path, kind);
+            rc = kd_fail(err, KD_EINPUT,
+                         "%s: attribute kind: expected \"preference\", found "
+                         "\"%s\"",
+                         path, kind);
         for (int i = 0; rc == KD_OK && i < 4; i++)
             if (kd_h5_read_int_attr(p->file, ak[i], &v[i]) < 0 ||
                 (i == 0 ? v[0] < 1 || v[0] > INT32_MAX : v[i] < -1 || v[i] >= v[0]))
@@ -338,8 +352,10 @@ int kd_prefs_open(kd_prefs **out, const char *path, kd_error *err) {
             p->info.pad_id = (int)v[3];
             if (kd_h5_read_str_attr(p->file, "tokenizer", p->info.tokenizer,
                                     sizeof p->info.tokenizer) < 0)
-                rc = kd_fail(err, KD_EINPUT, "%s: attribute tokenizer: expected a string, found "
-                             "none", path);
+                rc = kd_fail(err, KD_EINPUT,
+                             "%s: attribute tokenizer: expected a string, found "
+                             "none",
+                             path);
         }
         for (int k = 0; rc == KD_OK && k < 3; k++) rc = open_part(p, k, err);
     }
@@ -360,47 +376,48 @@ const kd_prefs_info *kd_prefs_get_info(const kd_prefs *p) {
     return &p->info;
 }
 
+// Read n ids of part k from a into a new array (caller frees); NULL on an HDF5 error.
+static int32_t *read_ids(kd_prefs *p, int k, uint64_t a, uint64_t n) {
+    int64_t *tmp = kd_malloc((n ? n : 1) * sizeof *tmp);
+    int bad;
+    H5E_BEGIN_TRY {
+        bad = read_range(p->tokens[k], a, n, tmp);
+    }
+    H5E_END_TRY;
+    int32_t *ids = bad ? NULL : kd_malloc((n ? n : 1) * sizeof *ids);
+    for (uint64_t j = 0; ids && j < n; j++) ids[j] = (int32_t)tmp[j]; // checked < vocab at open
+    free(tmp);
+    return ids;
+}
+
 int kd_prefs_read(kd_prefs *p, uint64_t i, int32_t **prompt, int *np, int32_t **chosen, int *nc,
                   int32_t **rejected, int *nr, kd_error *err) {
-    int32_t **out[3] = {prompt, chosen, rejected};
-    int *len[3] = {np, nc, nr};
-    for (int k = 0; k < 3; k++) {
-        *out[k] = NULL;
-        *len[k] = 0;
-    }
+    int32_t *ids[3] = {NULL, NULL, NULL};
+    int lens[3] = {0, 0, 0}, rc = KD_OK;
     if (i >= p->info.count)
-        return kd_fail(err, KD_EINTERNAL, "%s: example %llu, expected < %llu", p->path,
-                       (unsigned long long)i, (unsigned long long)p->info.count);
-    for (int k = 0; k < 3; k++) {
+        rc = kd_fail(err, KD_EINTERNAL, "%s: example %llu, expected < %llu", p->path,
+                     (unsigned long long)i, (unsigned long long)p->info.count);
+    for (int k = 0; rc == KD_OK && k < 3; k++) {
         uint64_t a = p->off[k][i], n = p->off[k][i + 1] - a;
-        if (n > INT32_MAX) {
-            for (int j = 0; j < k; j++) {
-                free(*out[j]);
-                *out[j] = NULL;
-            }
-            return kd_fail(err, KD_EINPUT, "%s: example %llu %s has %llu tokens, expected < 2^31",
-                           p->path, (unsigned long long)i, PART[k], (unsigned long long)n);
-        }
-        int64_t *tmp = kd_malloc((n ? n : 1) * sizeof *tmp);
-        int bad;
-        H5E_BEGIN_TRY { bad = read_range(p->tokens[k], a, n, tmp); }
-        H5E_END_TRY;
-        if (bad) {
-            free(tmp);
-            for (int j = 0; j < k; j++) {
-                free(*out[j]);
-                *out[j] = NULL;
-            }
-            return kd_fail(err, KD_ERUNTIME, "%s: reading example %llu /%s/tokens failed", p->path,
-                           (unsigned long long)i, PART[k]);
-        }
-        int32_t *ids = kd_malloc((n ? n : 1) * sizeof *ids);
-        for (uint64_t j = 0; j < n; j++) ids[j] = (int32_t)tmp[j];
-        free(tmp);
-        *out[k] = ids;
-        *len[k] = (int)n;
+        if (n > INT32_MAX)
+            rc = kd_fail(err, KD_EINPUT, "%s: example %llu %s has %llu tokens, expected < 2^31",
+                         p->path, (unsigned long long)i, PART[k], (unsigned long long)n);
+        else if (!(ids[k] = read_ids(p, k, a, n)))
+            rc = kd_fail(err, KD_ERUNTIME, "%s: reading example %llu /%s/tokens failed", p->path,
+                         (unsigned long long)i, PART[k]);
+        else
+            lens[k] = (int)n;
     }
-    return KD_OK;
+    if (rc) {
+        for (int k = 0; k < 3; k++) {
+            free(ids[k]);
+            ids[k] = NULL;
+            lens[k] = 0;
+        }
+    }
+    *prompt = ids[0], *chosen = ids[1], *rejected = ids[2];
+    *np = lens[0], *nc = lens[1], *nr = lens[2];
+    return rc;
 }
 
 // ============================================================================ converter
@@ -415,8 +432,10 @@ static int render_prompt(const kd_chat_template *t, const kd_json *v, const char
     } else if ((rc = kd_chat_parse_messages(v, where, "prompt", &m, &n, err))) {
         return rc;
     } else if (m[n - 1].role != KD_CHAT_USER) {
-        rc = kd_fail(err, KD_EINPUT, "%s: prompt[%d].role: expected the prompt to end with a user "
-                     "turn, found \"%s\"", where, n - 1, kd_chat_role_name(m[n - 1].role));
+        rc = kd_fail(err, KD_EINPUT,
+                     "%s: prompt[%d].role: expected the prompt to end with a user "
+                     "turn, found \"%s\"",
+                     where, n - 1, kd_chat_role_name(m[n - 1].role));
     }
     if (rc == KD_OK && (rc = kd_chat_render(t, m, n, 1, b, NULL, err)))
         kd_error_prefix(err, "%s: prompt: ", where);
@@ -431,9 +450,10 @@ static int completion_text(const kd_json *v, const char *where, const char *key,
     if (v->type == KD_JSON_ARRAY) {
         const kd_json *role = v->n == 1 ? kd_json_get(&v->items[0], "role") : NULL;
         if (v->n != 1 || !role || role->type != KD_JSON_STRING || strcmp(role->str, "assistant"))
-            return kd_fail(err, KD_EINPUT, "%s: %s: expected one message with role \"assistant\", "
-                           "found %zu message(s)%s", where, key, v->n,
-                           v->n == 1 ? " of another role" : "");
+            return kd_fail(err, KD_EINPUT,
+                           "%s: %s: expected one message with role \"assistant\", "
+                           "found %zu message(s)%s",
+                           where, key, v->n, v->n == 1 ? " of another role" : "");
         c = kd_json_get(&v->items[0], "content");
         if (!c || c->type != KD_JSON_STRING)
             return kd_fail(err, KD_EINPUT, "%s: %s[0].content: expected a string, found %s", where,
@@ -443,8 +463,8 @@ static int completion_text(const kd_json *v, const char *where, const char *key,
                        where, key, kd_json_type_name(v->type));
     }
     if (c->len == 0)
-        return kd_fail(err, KD_EINPUT, "%s: %s: expected a non-empty completion, found \"\"",
-                       where, key);
+        return kd_fail(err, KD_EINPUT, "%s: %s: expected a non-empty completion, found \"\"", where,
+                       key);
     *s = c->str;
     *len = c->len;
     return KD_OK;
@@ -452,11 +472,13 @@ static int completion_text(const kd_json *v, const char *where, const char *key,
 
 // One JSONL line -> one example added to w; counts into st.
 static int convert_line(const kd_chat_template *t, const kd_json *v, const char *where,
-                        size_t max_len, size_t max_prompt, kd_chat_buf bufs[3],
-                        kd_prefs_writer *w, kd_chat_stats *st, kd_error *err) {
+                        size_t max_len, size_t max_prompt, kd_chat_buf bufs[3], kd_prefs_writer *w,
+                        kd_chat_stats *st, kd_error *err) {
     if (v->type != KD_JSON_OBJECT)
-        return kd_fail(err, KD_EINPUT, "%s: expected an object {\"prompt\", \"chosen\", "
-                       "\"rejected\"}, found %s", where, kd_json_type_name(v->type));
+        return kd_fail(err, KD_EINPUT,
+                       "%s: expected an object {\"prompt\", \"chosen\", "
+                       "\"rejected\"}, found %s",
+                       where, kd_json_type_name(v->type));
     const kd_json *f[3];
     for (int k = 0; k < 3; k++)
         if (!(f[k] = kd_json_get(v, PART[k])))
@@ -484,7 +506,8 @@ static int convert_line(const kd_chat_template *t, const kd_json *v, const char 
     }
     // 2. completions from the right to max_len - prompt
     if (max_len > 0 && np >= max_len)
-        return kd_fail(err, KD_EINPUT, "%s: prompt: expected fewer than --max-len %zu tokens so "
+        return kd_fail(err, KD_EINPUT,
+                       "%s: prompt: expected fewer than --max-len %zu tokens so "
                        "that some of the completion remains, found %zu after truncation",
                        where, max_len, np);
     for (int k = 1; k < 3; k++)
@@ -502,8 +525,7 @@ static int convert_line(const kd_chat_template *t, const kd_json *v, const char 
 }
 
 int kd_prefs_convert_jsonl(const char *jsonl, const char *out, const char *template_name,
-                           size_t max_len, size_t max_prompt, kd_chat_stats *stats,
-                           kd_error *err) {
+                           size_t max_len, size_t max_prompt, kd_chat_stats *stats, kd_error *err) {
     kd_chat_stats st = {0};
     kd_chat_template *t = NULL;
     kd_jsonl *r = NULL;

@@ -18,9 +18,8 @@ typedef struct kd_prefs_writer kd_prefs_writer;
 int kd_prefs_writer_open(kd_prefs_writer **w, const char *path, int vocab_size, int bos, int eos,
                          int pad, const char *tokenizer, kd_error *err);
 // One example; chosen and rejected must be non-empty, every id in [0, vocab_size).
-int kd_prefs_writer_add(kd_prefs_writer *w, const int32_t *prompt, size_t np,
-                        const int32_t *chosen, size_t nc, const int32_t *rejected, size_t nr,
-                        kd_error *err);
+int kd_prefs_writer_add(kd_prefs_writer *w, const int32_t *prompt, size_t np, const int32_t *chosen,
+                        size_t nc, const int32_t *rejected, size_t nr, kd_error *err);
 uint64_t kd_prefs_writer_count(const kd_prefs_writer *w);
 // commit=1 writes, fsyncs and renames into place (KD_EINPUT if empty); commit=0 leaves
 // nothing. Always frees w (NULL is fine).
@@ -56,5 +55,4 @@ void kd_prefs_close(kd_prefs *p); // NULL is fine
 // docs/formats.md (stats.completion_truncated counts chosen and rejected separately).
 // On any error nothing is written at out.
 int kd_prefs_convert_jsonl(const char *jsonl, const char *out, const char *template_name,
-                           size_t max_len, size_t max_prompt, kd_chat_stats *stats,
-                           kd_error *err);
+                           size_t max_len, size_t max_prompt, kd_chat_stats *stats, kd_error *err);

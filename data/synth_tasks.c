@@ -55,14 +55,10 @@ static void task_add(rng_t *r, char *q, char *a, char *wrong) {
 
 static void task_sub(rng_t *r, char *q, char *a, char *wrong) {
     int x = rng_int(r, 100), y = rng_int(r, 100);
-    if (x < y) {
-        int t = x;
-        x = y;
-        y = t;
-    }
-    snprintf(q, TXT, "What is %d-%d?", x, y);
-    snprintf(a, TXT, "%d", x - y);
-    snprintf(wrong, TXT, "%d", x - y == 0 || rng_int(r, 2) ? x - y + 1 : x - y - 1);
+    int hi = x > y ? x : y, lo = x > y ? y : x, d = hi - lo; // never negative
+    snprintf(q, TXT, "What is %d-%d?", hi, lo);
+    snprintf(a, TXT, "%d", d);
+    snprintf(wrong, TXT, "%d", d == 0 || rng_int(r, 2) ? d + 1 : d - 1);
 }
 
 // A copy of s (n chars from alphabet [base, base+k)) with one change: two neighbouring
@@ -155,9 +151,8 @@ static void task_kv(rng_t *r, char *q, char *a, char *wrong) {
     snprintf(wrong, TXT, "%d", vals[other] != vals[k] ? vals[other] : (vals[k] + 1) % 10);
 }
 
-static const task_t TASKS[] = {{"add", task_add},         {"sub", task_sub},
-                               {"copy", task_copy},       {"reverse", task_reverse},
-                               {"sort", task_sort},       {"kv", task_kv}};
+static const task_t TASKS[] = {{"add", task_add},         {"sub", task_sub},   {"copy", task_copy},
+                               {"reverse", task_reverse}, {"sort", task_sort}, {"kv", task_kv}};
 #define N_TASKS ((int)(sizeof TASKS / sizeof TASKS[0]))
 
 static const char *SYSTEM_MSG = "You are a careful assistant. Answer with the result only.";
@@ -239,8 +234,7 @@ static int write_sft_jsonl(const char *path, uint64_t seed, uint64_t n, int held
 
 // {"prompt": str or messages (with a system turn), "chosen": ..., "rejected": ...}; a
 // quarter of the completions use the messages form.
-static int write_prefs_jsonl(const char *path, uint64_t seed, uint64_t n, int held,
-                             kd_error *err) {
+static int write_prefs_jsonl(const char *path, uint64_t seed, uint64_t n, int held, kd_error *err) {
     char tmp[4300];
     FILE *f = tmp_open(path, tmp, sizeof tmp, err);
     if (!f) return KD_EINPUT;
@@ -261,10 +255,13 @@ static int write_prefs_jsonl(const char *path, uint64_t seed, uint64_t n, int he
         const char *keys[2] = {"chosen", "rejected"}, *vals[2] = {e.a, e.wrong};
         for (int k = 0; k < 2; k++) {
             fprintf(f, ", \"%s\": ", keys[k]);
-            if (as_msgs) fputc('[', f);
-            if (as_msgs) put_msg(f, "assistant", vals[k], 0);
-            else kd_json_write_string(f, vals[k]);
-            if (as_msgs) fputc(']', f);
+            if (as_msgs) {
+                fputc('[', f);
+                put_msg(f, "assistant", vals[k], 0);
+                fputc(']', f);
+            } else {
+                kd_json_write_string(f, vals[k]);
+            }
         }
         fputs("}\n", f);
     }

@@ -248,7 +248,8 @@ static int cmd_synth(int argc, char **argv, kd_error *err) {
     if (rc == KD_OK) rc = kd_data_synth_tasks(dir, seed, examples, err);
     if (rc == KD_OK)
         printf("wrote %s/pretrain.h5 and %s/pretrain_val.h5, and the chat task suite "
-               "(sft, sft_val, prefs, prefs_val, prompts, eval_tasks.jsonl)\n", dir, dir);
+               "(sft, sft_val, prefs, prefs_val, prompts, eval_tasks.jsonl)\n",
+               dir, dir);
     return rc;
 }
 
@@ -273,11 +274,12 @@ static int cmd_chat_prefs(int argc, char **argv, int prefs, kd_error *err) {
         else if (!strcmp(a, "--template"))
             tmpl = v;
         else if (is_len || is_plen) {
-            if (parse_u64(v, is_len ? &max_len : &max_prompt) || (is_len ? max_len : max_prompt) >
-                                                                     ((uint64_t)1 << 30))
-                return usage_error(cmd, err, is_len ? "--max-len expects an integer 0..2^30, found"
-                                                    : "--max-prompt-len expects an integer "
-                                                      "0..2^30, found",
+            if (parse_u64(v, is_len ? &max_len : &max_prompt) ||
+                (is_len ? max_len : max_prompt) > ((uint64_t)1 << 30))
+                return usage_error(cmd, err,
+                                   is_len ? "--max-len expects an integer 0..2^30, found"
+                                          : "--max-prompt-len expects an integer "
+                                            "0..2^30, found",
                                    v);
         } else
             return usage_error(cmd, err, "unknown argument", a);
@@ -292,8 +294,7 @@ static int cmd_chat_prefs(int argc, char **argv, int prefs, kd_error *err) {
         printf("%s: wrote %llu examples to %s (%llu tokens, %llu %s); truncated: %llu prompts "
                "from the left, %llu completions from the right\n",
                cmd, (unsigned long long)st.examples, out, (unsigned long long)st.tokens,
-               (unsigned long long)st.target_tokens,
-               prefs ? "completion tokens" : "target tokens",
+               (unsigned long long)st.target_tokens, prefs ? "completion tokens" : "target tokens",
                (unsigned long long)st.prompt_truncated,
                (unsigned long long)st.completion_truncated);
     return rc;
@@ -302,8 +303,9 @@ static int cmd_chat_prefs(int argc, char **argv, int prefs, kd_error *err) {
 int kd_data_main(int argc, char **argv) {
     kd_error err = {0};
     if (argc < 2) {
-        fprintf(stderr, "kdtrain data: expected a subcommand pack|inspect|synth|chat|prefs (see kdtrain "
-                        "data --help)\n");
+        fprintf(stderr,
+                "kdtrain data: expected a subcommand pack|inspect|synth|chat|prefs (see kdtrain "
+                "data --help)\n");
         return KD_EINPUT;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {

@@ -24,3 +24,8 @@ foreach(s errors synth)
   set_property(TEST data_chat_${s} APPEND PROPERTY ENVIRONMENT
     "KD_DATA_TOOL=$<TARGET_FILE:test_data_tool>")
 endforeach()
+
+# h5py-written preference files, good and broken, through the reader.
+kd_script_test(data_chat_h5py data_chat_h5py.sh LABELS integration TIMEOUT 120)
+set_property(TEST data_chat_h5py APPEND PROPERTY ENVIRONMENT
+  "KD_PREFS_PROBE=$<TARGET_FILE:chat_prefs_roundtrip>")

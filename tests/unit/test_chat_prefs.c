@@ -14,14 +14,14 @@
 #include "data/writer.h"
 
 static int fails = 0;
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-            fails++;                                                                       \
-        }                                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            fails++;                                                                               \
+        }                                                                                          \
     } while (0)
 
 static char dir[] = "/tmp/kd_chat_prefs_XXXXXX";
@@ -51,17 +51,21 @@ static void test_roundtrip(void) {
     CHECK(kd_prefs_writer_open(&w, path, 259, 256, 257, 258, "bytes", &e) == KD_OK, "open: %s",
           e.msg);
     for (int i = 0; i < 3; i++)
-        CHECK(kd_prefs_writer_add(w, P[i], (size_t)NP[i], C[i], (size_t)NC[i], R[i],
-                                  (size_t)NR[i], &e) == KD_OK, "add %d: %s", i, e.msg);
+        CHECK(kd_prefs_writer_add(w, P[i], (size_t)NP[i], C[i], (size_t)NC[i], R[i], (size_t)NR[i],
+                                  &e) == KD_OK,
+              "add %d: %s", i, e.msg);
     // refused: an empty completion and an id outside the vocabulary (the writer stays usable)
     CHECK(kd_prefs_writer_add(w, p0, 3, c0, 0, r0, 2, &e) == KD_EINPUT &&
-              strstr(e.msg, "non-empty chosen"), "empty chosen: %s", e.msg);
+              strstr(e.msg, "non-empty chosen"),
+          "empty chosen: %s", e.msg);
     kd_error_clear(&e);
     int32_t bad[] = {259};
     CHECK(kd_prefs_writer_add(w, p0, 3, c0, 4, bad, 1, &e) == KD_EINPUT &&
-              strstr(e.msg, "rejected token 0 = 259"), "bad id: %s", e.msg);
+              strstr(e.msg, "rejected token 0 = 259"),
+          "bad id: %s", e.msg);
     kd_error_clear(&e);
-    CHECK(kd_prefs_writer_count(w) == 3, "count %llu", (unsigned long long)kd_prefs_writer_count(w));
+    CHECK(kd_prefs_writer_count(w) == 3, "count %llu",
+          (unsigned long long)kd_prefs_writer_count(w));
     CHECK(kd_prefs_writer_close(w, 1, &e) == KD_OK, "commit: %s", e.msg);
     CHECK(n_files() == 1, "%d files after commit, expected 1 (no temporary)", n_files());
 
@@ -73,9 +77,9 @@ static void test_roundtrip(void) {
               in->eos_id == 257 && in->pad_id == 258 && !strcmp(in->tokenizer, "bytes") &&
               in->n_tokens[0] == 8 && in->n_tokens[1] == 6 && in->n_tokens[2] == 8,
           "info: count %llu vocab %d ids %d/%d/%d tok '%s' n %llu/%llu/%llu",
-          (unsigned long long)kd_prefs_count(p), in->vocab_size, in->bos_id, in->eos_id,
-          in->pad_id, in->tokenizer, (unsigned long long)in->n_tokens[0],
-          (unsigned long long)in->n_tokens[1], (unsigned long long)in->n_tokens[2]);
+          (unsigned long long)kd_prefs_count(p), in->vocab_size, in->bos_id, in->eos_id, in->pad_id,
+          in->tokenizer, (unsigned long long)in->n_tokens[0], (unsigned long long)in->n_tokens[1],
+          (unsigned long long)in->n_tokens[2]);
     for (int i = 2; i >= 0; i--) { // any order
         int32_t *a, *b, *c;
         int na, nb, nc;
@@ -101,8 +105,8 @@ static void test_roundtrip(void) {
     CHECK(kd_dataset_writer_close(dw, 1, &e) == KD_OK, "sft file: %s", e.msg);
     p = NULL;
     CHECK(kd_prefs_open(&p, sft, &e) == KD_EINPUT && !p && !strncmp(e.msg, sft, strlen(sft)) &&
-              strstr(e.msg, "kind: expected \"preference\", found \"sft\""), "sft as prefs: %s",
-          e.msg);
+              strstr(e.msg, "kind: expected \"preference\", found \"sft\""),
+          "sft as prefs: %s", e.msg);
     kd_error_clear(&e);
     char missing[256];
     snprintf(missing, sizeof missing, "%s/nope.h5", dir);
@@ -152,8 +156,7 @@ static void test_convert(void) {
     kd_error e = {0};
     // max_len 60, max_prompt 30: line 4's prompt (1+9+40+1+14 = 65) is cut to 30, its
     // chosen (36+1) to 60-30 = 30.
-    CHECK(kd_prefs_convert_jsonl(jl, out, "bytes", 60, 30, &st, &e) == KD_OK, "convert: %s",
-          e.msg);
+    CHECK(kd_prefs_convert_jsonl(jl, out, "bytes", 60, 30, &st, &e) == KD_OK, "convert: %s", e.msg);
     // prompts: line 1 = 1+9+5+1+14 = 30 (fits); line 3 = 1+11+1+1+9+1+1+14 = 39 -> cut to
     // 30; line 4 = 65 -> cut to 30. Completions: only line 4's chosen (37 > 30).
     CHECK(st.examples == 3 && st.prompt_truncated == 2 && st.completion_truncated == 1,
@@ -192,7 +195,8 @@ static void test_convert(void) {
     w = enc("abcdefghijklmnopqrstuvwxyz0123456789", 0, 1, &wn);
     CHECK(na == 30 && nb == 30 && !memcmp(b, w, 30 * sizeof *b) && nc == 2,
           "line 4: prompt %d chosen %d rejected %d tokens, expected 30/30 (the first 30 of the "
-          "reply)/2", na, nb, nc);
+          "reply)/2",
+          na, nb, nc);
     free(w);
     free(a), free(b), free(c);
     kd_prefs_close(p);
@@ -200,12 +204,42 @@ static void test_convert(void) {
     unlink(jl);
 }
 
-int main(void) {
+// With a path: open it and print "count C tokens P/C/R last_chosen ID..." or the error
+// (exit 2): tests/data_chat_h5py.sh checks files h5py wrote by hand.
+static int probe(const char *path) {
+    kd_prefs *p;
+    kd_error e = {0};
+    if (kd_prefs_open(&p, path, &e)) {
+        printf("error: %s\n", e.msg);
+        return 2;
+    }
+    const kd_prefs_info *in = kd_prefs_get_info(p);
+    uint64_t n = kd_prefs_count(p);
+    printf("count %llu tokens %llu/%llu/%llu last_chosen", (unsigned long long)n,
+           (unsigned long long)in->n_tokens[0], (unsigned long long)in->n_tokens[1],
+           (unsigned long long)in->n_tokens[2]);
+    int32_t *a, *b, *c;
+    int na, nb, nc;
+    if (kd_prefs_read(p, n - 1, &a, &na, &b, &nb, &c, &nc, &e) == KD_OK) {
+        for (int i = 0; i < nb; i++) printf(" %d", (int)b[i]);
+        free(a);
+        free(b);
+        free(c);
+    }
+    printf("\n");
+    kd_prefs_close(p);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2) return probe(argv[1]);
     if (!mkdtemp(dir)) return 2;
     test_roundtrip();
     test_convert();
     rmdir(dir);
-    if (fails) fprintf(stderr, "%d check(s) failed\n", fails);
-    else printf("chat prefs: all checks passed\n");
+    if (fails)
+        fprintf(stderr, "%d check(s) failed\n", fails);
+    else
+        printf("chat prefs: all checks passed\n");
     return fails ? 1 : 0;
 }

@@ -11,14 +11,14 @@
 #include "data/tokenizer.h"
 
 static int fails = 0;
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                           \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fputc('\n', stderr);                                                           \
-            fails++;                                                                       \
-        }                                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+            fails++;                                                                               \
+        }                                                                                          \
     } while (0)
 
 // The expected sequence, built piece by piece: text (bytes) or a special id, with a mask.
@@ -50,9 +50,11 @@ static void compare(const char *what, const kd_chat_buf *b, const seq *want) {
         }
 }
 
-static const kd_chat_msg CONV[] = {
-    {KD_CHAT_SYSTEM, "Be brief.", 9}, {KD_CHAT_USER, "2+2?", 4}, {KD_CHAT_ASSISTANT, "4", 1},
-    {KD_CHAT_USER, "and 3+3?", 8},    {KD_CHAT_ASSISTANT, "6", 1}};
+static const kd_chat_msg CONV[] = {{KD_CHAT_SYSTEM, "Be brief.", 9},
+                                   {KD_CHAT_USER, "2+2?", 4},
+                                   {KD_CHAT_ASSISTANT, "4", 1},
+                                   {KD_CHAT_USER, "and 3+3?", 8},
+                                   {KD_CHAT_ASSISTANT, "6", 1}};
 
 static void test_bytes(void) {
     kd_chat_template *t;
@@ -71,8 +73,7 @@ static void test_bytes(void) {
     text(&s, "6", 1);
     special(&s, KD_TOK_BYTES_EOS, 1);
     compare("bytes conversation", &b, &s);
-    CHECK(last == want_last, "bytes: last assistant content at %zu, expected %zu", last,
-          want_last);
+    CHECK(last == want_last, "bytes: last assistant content at %zu, expected %zu", last, want_last);
 
     // a prompt for generation: up to and including the assistant header, mask all 0
     kd_chat_buf_reset(&b);
@@ -189,30 +190,34 @@ static void test_truncate(void) {
     // fits: nothing changes
     fill(&b, &np);
     CHECK(kd_chat_truncate(&b, &np, 1, 3, 0, 15, &pc, &cc, &e) == KD_OK && b.n == 15 && np == 10 &&
-              !pc && !cc, "fits: n=%zu np=%zu pc=%d cc=%d", b.n, np, pc, cc);
+              !pc && !cc,
+          "fits: n=%zu np=%zu pc=%d cc=%d", b.n, np, pc, cc);
     // 3 over: the prompt's left side loses 3 (after BOS): BOS 4 5 6 7 8 9 | 100..104
     fill(&b, &np);
     CHECK(kd_chat_truncate(&b, &np, 1, 3, 0, 12, &pc, &cc, &e) == KD_OK && b.n == 12 && np == 7 &&
-              pc && !cc, "max_len 12: n=%zu np=%zu pc=%d cc=%d", b.n, np, pc, cc);
+              pc && !cc,
+          "max_len 12: n=%zu np=%zu pc=%d cc=%d", b.n, np, pc, cc);
     CHECK(b.ids[0] == KD_TOK_BYTES_BOS && b.ids[1] == 4 && b.ids[6] == 9 && b.ids[7] == 100 &&
-              b.mask[7] == 1 && b.mask[6] == 0, "max_len 12: ids %d %d %d %d", b.ids[0], b.ids[1],
-          b.ids[6], b.ids[7]);
+              b.mask[7] == 1 && b.mask[6] == 0,
+          "max_len 12: ids %d %d %d %d", b.ids[0], b.ids[1], b.ids[6], b.ids[7]);
     // 7 over: the prompt drops to BOS + the protected 3, then the completion loses 1
     fill(&b, &np);
     CHECK(kd_chat_truncate(&b, &np, 1, 3, 0, 8, &pc, &cc, &e) == KD_OK && b.n == 8 && np == 4 &&
-              pc && cc, "max_len 8: n=%zu np=%zu pc=%d cc=%d", b.n, np, pc, cc);
+              pc && cc,
+          "max_len 8: n=%zu np=%zu pc=%d cc=%d", b.n, np, pc, cc);
     CHECK(b.ids[1] == 7 && b.ids[4] == 100 && b.ids[7] == 103, "max_len 8: ids %d %d %d", b.ids[1],
           b.ids[4], b.ids[7]);
     // nothing of the completion would remain
     fill(&b, &np);
     CHECK(kd_chat_truncate(&b, &np, 1, 3, 0, 4, &pc, &cc, &e) == KD_EINPUT &&
-              strstr(e.msg, "--max-len 4"), "max_len 4: rc=%d msg=%s", e.code, e.msg);
+              strstr(e.msg, "--max-len 4"),
+          "max_len 4: rc=%d msg=%s", e.code, e.msg);
     // max_prompt 6: the prompt alone is cut from the left to BOS 5 6 7 8 9
     fill(&b, &np);
     kd_error_clear(&e);
     CHECK(kd_chat_truncate(&b, &np, 1, 3, 6, 0, &pc, &cc, &e) == KD_OK && np == 6 && b.n == 11 &&
-              b.ids[1] == 5 && pc && !cc, "max_prompt 6: n=%zu np=%zu ids[1]=%d", b.n, np,
-          b.ids[1]);
+              b.ids[1] == 5 && pc && !cc,
+          "max_prompt 6: n=%zu np=%zu ids[1]=%d", b.n, np, b.ids[1]);
     fill(&b, &np);
     CHECK(kd_chat_truncate(&b, &np, 1, 3, 3, 0, &pc, &cc, &e) == KD_EINPUT,
           "max_prompt 3 < BOS + header must fail");
@@ -227,7 +232,9 @@ int main(void) {
     test_yaml(dir);
     test_truncate();
     rmdir(dir);
-    if (fails) fprintf(stderr, "%d check(s) failed\n", fails);
-    else printf("chat render: all checks passed\n");
+    if (fails)
+        fprintf(stderr, "%d check(s) failed\n", fails);
+    else
+        printf("chat render: all checks passed\n");
     return fails ? 1 : 0;
 }
