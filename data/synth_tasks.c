@@ -114,7 +114,7 @@ static void join_digits(const char *d, int n, char *out) {
 }
 
 static void task_sort(rng_t *r, char *q, char *a, char *wrong) {
-    char d[8], sorted[8], bad[8], txt[16];
+    char d[8] = {0}, sorted[8] = {0}, bad[8] = {0}, txt[16] = {0};
     int n = 3 + rng_int(r, 3);
     for (int i = 0; i < n; i++) d[i] = (char)('0' + rng_int(r, 10));
     memcpy(sorted, d, (size_t)n);
@@ -132,8 +132,8 @@ static void task_sort(rng_t *r, char *q, char *a, char *wrong) {
 }
 
 static void task_kv(rng_t *r, char *q, char *a, char *wrong) {
-    char keys[6];
-    int vals[6], n = 3 + rng_int(r, 3), len = 0;
+    char keys[6] = {0};
+    int vals[6] = {0}, n = 3 + rng_int(r, 3), len = 0;
     for (int i = 0; i < n; i++) {
         int dup;
         do { // distinct keys

@@ -128,7 +128,7 @@ static void test_roundtrip(void) {
 // Expected ids of text (bytes) framed by optional BOS before / EOS after.
 static int32_t *enc(const char *s, int bos, int eos, int *n) {
     size_t len = strlen(s);
-    int32_t *v = malloc((len + 2) * sizeof *v);
+    int32_t *v = kd_malloc((len + 2) * sizeof *v);
     int k = 0;
     if (bos) v[k++] = KD_TOK_BYTES_BOS;
     for (size_t i = 0; i < len; i++) v[k++] = (uint8_t)s[i];

@@ -169,12 +169,12 @@ static void test_yaml(const char *dir) {
 // b = prompt [BOS, 1..9] (10 tokens) + completion [100..104] (5 tokens)
 static void fill(kd_chat_buf *b, size_t *np) {
     kd_chat_buf_reset(b);
-    int32_t ids[15] = {KD_TOK_BYTES_BOS, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100, 101, 102, 103, 104};
+    const int32_t ids[15] = {KD_TOK_BYTES_BOS, 1, 2, 3, 4, 5, 6, 7, 8, 9, 100, 101, 102, 103, 104};
     for (int i = 0; i < 15; i++) {
         if (b->n == b->cap) {
             b->cap = 64;
-            b->ids = realloc(b->ids, 64 * sizeof *b->ids);
-            b->mask = realloc(b->mask, 64);
+            b->ids = kd_realloc(b->ids, 64 * sizeof *b->ids);
+            b->mask = kd_realloc(b->mask, 64);
         }
         b->ids[b->n] = ids[i];
         b->mask[b->n++] = i >= 10;
