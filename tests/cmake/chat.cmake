@@ -17,12 +17,9 @@ if(KD_VALGRIND)
   endforeach()
 endif()
 
-# Script tests drive `$KD_DATA_TOOL data ...` (the tests-only driver until runtime/main.c
-# dispatches `data`, as in data.cmake).
+# Script tests drive `kdtrain data ...` ($KD_BIN).
 foreach(s errors synth)
   kd_script_test(data_chat_${s} data_chat_${s}.sh LABELS integration TIMEOUT 120)
-  set_property(TEST data_chat_${s} APPEND PROPERTY ENVIRONMENT
-    "KD_DATA_TOOL=$<TARGET_FILE:test_data_tool>")
 endforeach()
 
 # h5py-written preference files, good and broken, through the reader.
