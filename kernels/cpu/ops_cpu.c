@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/cpu_losses.h"
 #include "kernels/math.h"
 #include "kernels/ops.h"
 
@@ -109,5 +110,10 @@ const kd_ops *kd_ops_cpu(void) {
     // slots of the table here, once, before it is handed out:
     //   static int registered = 0;
     //   if (!registered) { kd_cpu_register_mamba2(&cpu_table); registered = 1; }
+    static int losses_registered = 0;
+    if (!losses_registered) {
+        kd_cpu_register_losses(&cpu_table); // kernels/cpu/kd_loss.c, pref_loss.c
+        losses_registered = 1;
+    }
     return &cpu_table;
 }
