@@ -1,0 +1,3 @@
+# Tests of the distillation and preference losses (kernels/cpu/kd_loss.c, pref_loss.c,
+# runtime/losses.c). The reference test runs tests/reference/losses_ref.py (torch, float64).
+kd_unit_test(losses_kd_vs_fd ${CMAKE_SOURCE_DIR}/tests/unit/test_losses_kd.c LABELS unit TIMEOUT 120)
