@@ -95,16 +95,15 @@ int kd_losses_check_pref(const kd_pref_config *cfg, kd_error *err) {
                        cfg->beta);
     double eps = cfg->label_smoothing;
     if (!(eps >= 0.0 && eps < 0.5))
-        return kd_fail(err, KD_EINPUT, "loss.label_smoothing: expected a value in [0, 0.5), found %g",
-                       eps);
+        return kd_fail(err, KD_EINPUT,
+                       "loss.label_smoothing: expected a value in [0, 0.5), found %g", eps);
     if (eps != 0.0 && cfg->type != KD_PREF_SIGMOID && cfg->type != KD_PREF_SIMPO)
         return kd_fail(err, KD_EINPUT,
                        "loss.label_smoothing: expected 0 for loss type %s (only sigmoid and simpo "
                        "smooth labels), found %g",
                        kd_losses_pref_type_name(cfg->type), eps);
     if (!isfinite(cfg->gamma))
-        return kd_fail(err, KD_EINPUT, "loss.gamma: expected a finite value, found %g",
-                       cfg->gamma);
+        return kd_fail(err, KD_EINPUT, "loss.gamma: expected a finite value, found %g", cfg->gamma);
     return KD_OK;
 }
 
@@ -116,8 +115,9 @@ int kd_losses_check_topk(const int32_t *ids, const float *lp, int N, int K, int 
         double mx = -INFINITY, sum = 0.0;
         for (int k = 0; k < K; k++) {
             if (id[k] < 0 || id[k] >= V)
-                return kd_fail(err, KD_EINPUT, "%s: row %d, top-k id %d: expected in [0,%d), found %d",
-                               where, i, k, V, id[k]);
+                return kd_fail(err, KD_EINPUT,
+                               "%s: row %d, top-k id %d: expected in [0,%d), found %d", where, i, k,
+                               V, id[k]);
             for (int k2 = 0; k2 < k; k2++)
                 if (id[k2] == id[k])
                     return kd_fail(err, KD_EINPUT,
@@ -125,9 +125,10 @@ int kd_losses_check_topk(const int32_t *ids, const float *lp, int N, int K, int 
                                    "and %d",
                                    where, i, id[k], k2, k);
             if (!isfinite(l[k]) || l[k] > 1e-4f)
-                return kd_fail(err, KD_EINPUT,
-                               "%s: row %d, top-k log-prob %d: expected a finite value <= 0, found %g",
-                               where, i, k, (double)l[k]);
+                return kd_fail(
+                    err, KD_EINPUT,
+                    "%s: row %d, top-k log-prob %d: expected a finite value <= 0, found %g", where,
+                    i, k, (double)l[k]);
             mx = fmax(mx, (double)l[k]);
         }
         for (int k = 0; k < K; k++) sum += exp((double)l[k] - mx);
@@ -200,12 +201,12 @@ static double pref_pair(const kd_pref_config *cfg, const kd_pref_pair *p, kd_pre
     return loss;
 }
 
-int kd_losses_pref(const kd_pref_config *cfg, const kd_pref_pair *pairs, int n,
-                   kd_pref_out *out, kd_pref_metrics *metrics, kd_error *err) {
+int kd_losses_pref(const kd_pref_config *cfg, const kd_pref_pair *pairs, int n, kd_pref_out *out,
+                   kd_pref_metrics *metrics, kd_error *err) {
     int rc = kd_losses_check_pref(cfg, err);
     if (rc) return rc;
-    int need_counts = cfg->type == KD_PREF_IPO || cfg->type == KD_PREF_SIMPO ||
-                      cfg->type == KD_PREF_ORPO;
+    int need_counts =
+        cfg->type == KD_PREF_IPO || cfg->type == KD_PREF_SIMPO || cfg->type == KD_PREF_ORPO;
     for (int i = 0; i < n; i++)
         if (need_counts && (pairs[i].n_c <= 0 || pairs[i].n_r <= 0))
             return kd_fail(err, KD_EINPUT,
@@ -235,8 +236,8 @@ int kd_losses_pref(const kd_pref_config *cfg, const kd_pref_pair *pairs, int n,
 
 // ============================================================================ segment sums
 
-void kd_losses_segment_sum(double *sums, int *counts, const float *logp, const int32_t *seq,
-                           int N, int nseq) {
+void kd_losses_segment_sum(double *sums, int *counts, const float *logp, const int32_t *seq, int N,
+                           int nseq) {
     for (int s = 0; s < nseq; s++) {
         sums[s] = 0.0;
         if (counts) counts[s] = 0;

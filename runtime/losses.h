@@ -51,8 +51,8 @@ typedef struct {
 
 // Losses, gradients and rewards of n pairs. out (n) and metrics may be NULL. Returns
 // KD_OK, or KD_EINPUT (bad config, or a pair with a zero count where one is needed).
-int kd_losses_pref(const kd_pref_config *cfg, const kd_pref_pair *pairs, int n,
-                   kd_pref_out *out, kd_pref_metrics *metrics, kd_error *err);
+int kd_losses_pref(const kd_pref_config *cfg, const kd_pref_pair *pairs, int n, kd_pref_out *out,
+                   kd_pref_metrics *metrics, kd_error *err);
 int kd_losses_check_pref(const kd_pref_config *cfg, kd_error *err);
 
 // Names as recipes spell them: sigmoid|ipo|hinge|simpo|orpo, forward_kl|reverse_kl|jsd,
@@ -73,7 +73,7 @@ int kd_losses_check_topk(const int32_t *ids, const float *lp, int N, int K, int 
 // Segment sums: seq (N) gives each token's sequence index in [0,nseq) or -1 (not part of
 // any completion). sums (nseq) = sum of logp over each sequence, counts (nseq) its tokens
 // (counts may be NULL). Both are overwritten.
-void kd_losses_segment_sum(double *sums, int *counts, const float *logp, const int32_t *seq,
-                           int N, int nseq);
+void kd_losses_segment_sum(double *sums, int *counts, const float *logp, const int32_t *seq, int N,
+                           int nseq);
 // The backward of the sum: dlogp (N) = dsums[seq[i]], 0 where seq[i] < 0 (overwritten).
 void kd_losses_segment_scatter(float *dlogp, const double *dsums, const int32_t *seq, int N);

@@ -8,6 +8,7 @@
 // dlogits[j] at the same j, so dlogits may be the student logits. Maths: docs/losses.md.
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 
 #include "kernels/cpu/cpu.h"
@@ -23,21 +24,6 @@ static double logaddexp(double a, double b) {
     return m + log1p(exp(-fabs(a - b)));
 }
 
-// Log-normaliser of a row x (V) at temperature tau: log sum_j exp(x_j / tau).
-static double row_logz(const float *x, int V, double tau) {
-    double mx = -INFINITY;
-    for (int j = 0; j < V; j++) {
-        double a = (double)x[j] / tau;
-        mx = a > mx ? a : mx;
-    }
-    if (mx == -INFINITY) return mx;
-    double sum = 0.0;
-    for (int j = 0; j < V; j++) sum += exp((double)x[j] / tau - mx);
-    // sum >= 1: the max element contributes exp(0)
-    // cppcheck-suppress invalidFunctionArg
-    return mx + log(sum);
-}
-
 static void zero_row(float *dx, int V) {
     if (dx)
         for (int j = 0; j < V; j++) dx[j] = 0.0f;
@@ -45,29 +31,43 @@ static void zero_row(float *dx, int V) {
 
 // ============================================================================ full vocabulary
 
+// Row statistics at temperature tau: e (V) gets exp(x_j/tau - max), returns the max and
+// sets *z to sum_j e_j (>= 1: the max element contributes exp(0)).
+static double row_exp(double *e, const float *x, int V, double tau, double *z) {
+    double mx = -INFINITY, sum = 0.0;
+    for (int j = 0; j < V; j++) mx = fmax(mx, (double)x[j] / tau);
+    for (int j = 0; j < V; j++) sum += (e[j] = exp((double)x[j] / tau - mx));
+    *z = sum;
+    return mx;
+}
+
 // One row: returns D (the divergence, no tau^2, no weight). If dx != NULL writes
 // c * dD/da with a = x / tau (c already holds dscale * w * tau, see below).
-// x, y, dx are (V); ls, lt are the log-softmaxes of x/tau and y/tau.
+// x, y, dx are (V); buf is scratch of 3V doubles: ps, pt and the mixture's log lm.
+// ls, lt are the log-softmaxes of x/tau and y/tau. Two exp per element in all.
 static double full_row(float *dx, const float *x, const float *y, int V, kd_divergence div,
-                       double beta, double tau, double c) {
-    double zs = row_logz(x, V, tau), zt = row_logz(y, V, tau);
+                       double beta, double tau, double c, double *buf) {
+    double *ps = buf, *pt = buf + V, *lm = buf + 2 * (size_t)V, sums, sumt;
+    double zs = row_exp(ps, x, V, tau, &sums), zt = row_exp(pt, y, V, tau, &sumt);
+    // cppcheck-suppress invalidFunctionArg ; sums, sumt >= 1
+    zs += log(sums), zt += log(sumt); // now the log-normalisers of x/tau and y/tau
     if (div == KD_DIV_JSD && beta <= 0.0) div = KD_DIV_FORWARD_KL; // TRL: exact ends
     if (div == KD_DIV_JSD && beta >= 1.0) div = KD_DIV_REVERSE_KL;
     double lb = div == KD_DIV_JSD ? log(beta) : 0.0, l1b = div == KD_DIV_JSD ? log1p(-beta) : 0.0;
     // Pass 1: the divergence. Terms with zero probability weight are skipped (0 log 0 = 0,
     // and a -inf logit must not turn 0 * inf into NaN).
-    double d_t = 0.0, d_s = 0.0; // KL pieces: see each case
+    double d_t = 0.0, d_s = 0.0, is = 1.0 / sums, it = 1.0 / sumt;
     for (int j = 0; j < V; j++) {
         double ls = (double)x[j] / tau - zs, lt = (double)y[j] / tau - zt;
-        double ps = exp(ls), pt = exp(lt);
+        double p_s = (ps[j] *= is), p_t = (pt[j] *= it);
         if (div == KD_DIV_FORWARD_KL) {
-            if (pt > 0.0) d_t += pt * (lt - ls);
+            if (p_t > 0.0) d_t += p_t * (lt - ls);
         } else if (div == KD_DIV_REVERSE_KL) {
-            if (ps > 0.0) d_s += ps * (ls - lt);
+            if (p_s > 0.0) d_s += p_s * (ls - lt);
         } else {
-            double lm = logaddexp(lt + lb, ls + l1b);
-            if (pt > 0.0) d_t += pt * (lt - lm);
-            if (ps > 0.0) d_s += ps * (ls - lm);
+            lm[j] = logaddexp(lt + lb, ls + l1b);
+            if (p_t > 0.0) d_t += p_t * (lt - lm[j]);
+            if (p_s > 0.0) d_s += p_s * (ls - lm[j]);
         }
     }
     double D = div == KD_DIV_FORWARD_KL   ? d_t
@@ -79,17 +79,15 @@ static double full_row(float *dx, const float *x, const float *y, int V, kd_dive
     //   reverse KL: ps * (ls - lt - KL(ps||pt))
     //   JSD_beta:   (1 - beta) * ps * (ls - lm - KL(ps||M))
     for (int j = 0; j < V; j++) {
-        double ls = (double)x[j] / tau - zs, lt = (double)y[j] / tau - zt;
-        double ps = exp(ls), g;
+        double ls = (double)x[j] / tau - zs, g;
         if (div == KD_DIV_FORWARD_KL) {
-            g = ps - exp(lt);
-        } else if (ps == 0.0) {
+            g = ps[j] - pt[j];
+        } else if (ps[j] == 0.0) {
             g = 0.0;
         } else if (div == KD_DIV_REVERSE_KL) {
-            g = ps * (ls - lt - d_s);
+            g = ps[j] * (ls - ((double)y[j] / tau - zt) - d_s);
         } else {
-            double lm = logaddexp(lt + lb, ls + l1b);
-            g = (1.0 - beta) * ps * (ls - lm - d_s);
+            g = (1.0 - beta) * ps[j] * (ls - lm[j] - d_s);
         }
         dx[j] = (float)(c * g);
     }
@@ -102,7 +100,9 @@ void kd_cpu_distill_full(float *loss, float *dlogits, const float *s, const floa
                          const float *w, int N, int V, kd_divergence div, float beta, float tau,
                          float dscale) {
     if (N <= 0 || V <= 0) return;
-#pragma omp parallel for schedule(static) if ((size_t)N * V > KD_CPU_PAR_MIN)
+    int par = (size_t)N * V > KD_CPU_PAR_MIN, nthr = par ? omp_get_max_threads() : 1;
+    double *scratch = kd_malloc(sizeof(double) * 3 * (size_t)V * nthr);
+#pragma omp parallel for schedule(static) if (par)
     for (int i = 0; i < N; i++) {
         const float *x = s + (size_t)i * V, *y = t + (size_t)i * V;
         float *dx = dlogits ? dlogits + (size_t)i * V : NULL;
@@ -112,18 +112,20 @@ void kd_cpu_distill_full(float *loss, float *dlogits, const float *s, const floa
             zero_row(dx, V);
             continue;
         }
+        double *buf = scratch + 3 * (size_t)V * omp_get_thread_num();
         double c = (double)dscale * wi * (double)tau;
-        double D = full_row(dx, x, y, V, div, (double)beta, (double)tau, c);
+        double D = full_row(dx, x, y, V, div, (double)beta, (double)tau, c, buf);
         loss[i] = (float)(wi * (double)tau * (double)tau * D);
     }
+    free(scratch);
 }
 
 // ============================================================================ top-K teacher
 
-// Keys (id << 32 | k) sort the K ids of a row by id while remembering their slot k, so
-// that one ascending walk over the vocabulary knows which ids are in the top-K.
+// Keys (id << 32 | k), unsigned, sort the K ids of a row by id while remembering their
+// slot k, so that one ascending walk over the vocabulary knows which ids are in the top-K.
 static int cmp_key(const void *a, const void *b) {
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
 }
 
@@ -141,7 +143,7 @@ static void teacher_row(double *lq, const float *lp, int K, kd_topk_mode mode, d
 }
 
 // One row of distill_topk; returns D. keys (K) sorted; lq (K+1) from teacher_row.
-static double topk_row(float *dx, const float *x, const int64_t *keys, const double *lq, int V,
+static double topk_row(float *dx, const float *x, const uint64_t *keys, const double *lq, int V,
                        int K, kd_topk_mode mode, double tau, double c) {
     // Student statistics: mx over the support that mode uses, Z (all or top-K) and Ztail
     // (the non-top ids) as sums of exp(a_j - mx), each term computed once, no subtraction.
@@ -156,7 +158,7 @@ static double topk_row(float *dx, const float *x, const int64_t *keys, const dou
     if (mode == KD_TOPK_TAIL) {
         int p = 0;
         for (int j = 0; j < V; j++) {
-            if (p < K && (keys[p] >> 32) == j) {
+            if (p < K && (int)(keys[p] >> 32) == j) {
                 p++;
                 continue;
             }
@@ -180,7 +182,7 @@ static double topk_row(float *dx, const float *x, const int64_t *keys, const dou
     int p = 0;
     for (int j = 0; j < V; j++) {
         double e = exp((double)x[j] / tau - mx), g;
-        if (p < K && (keys[p] >> 32) == j) {
+        if (p < K && (int)(keys[p] >> 32) == j) {
             g = e / (ztop + ztail) - exp(lq[keys[p] & 0xffffffff]);
             p++;
         } else if (mode == KD_TOPK_TAIL) {
@@ -199,7 +201,7 @@ void kd_cpu_distill_topk(float *loss, float *dlogits, const float *s, const int3
                          float tau, float dscale) {
     if (N <= 0 || V <= 0) return;
     if (K < 0) K = 0;
-    int64_t *keys = kd_malloc(sizeof(int64_t) * (size_t)N * (K ? K : 1));
+    uint64_t *keys = kd_malloc(sizeof(uint64_t) * (size_t)N * (K ? K : 1));
     double *lq = kd_malloc(sizeof(double) * (size_t)N * (K + 1));
 #pragma omp parallel for schedule(static) if ((size_t)N * V > KD_CPU_PAR_MIN)
     for (int i = 0; i < N; i++) {
@@ -211,12 +213,12 @@ void kd_cpu_distill_topk(float *loss, float *dlogits, const float *s, const int3
             zero_row(dx, V);
             continue;
         }
-        int64_t *key = keys + (size_t)i * K;
+        uint64_t *key = keys + (size_t)i * K;
         double *lqi = lq + (size_t)i * (K + 1);
         for (int k = 0; k < K; k++) {
             int32_t id = ids[(size_t)i * K + k];
             KD_ASSERT(id >= 0 && id < V); // checked by kd_losses_check_topk when data is read
-            key[k] = ((int64_t)id << 32) | k;
+            key[k] = ((uint64_t)(uint32_t)id << 32) | (uint32_t)k;
         }
         qsort(key, (size_t)K, sizeof *key, cmp_key);
         for (int k = 1; k < K; k++) KD_ASSERT((key[k] >> 32) != (key[k - 1] >> 32)); // distinct

@@ -21,8 +21,7 @@ static double row_lse(const float *x, int V, float *mx_out) {
 }
 
 // logits (N,V), targets (N): logp (N) = logits_i[t_i] - logsumexp(logits_i), 0 if t_i < 0.
-void kd_cpu_token_logp_fwd(float *logp, const float *logits, const int32_t *targets, int N,
-                           int V) {
+void kd_cpu_token_logp_fwd(float *logp, const float *logits, const int32_t *targets, int N, int V) {
     if (N <= 0 || V <= 0) return;
 #pragma omp parallel for schedule(static) if ((size_t)N * V > KD_CPU_PAR_MIN)
     for (int i = 0; i < N; i++) {

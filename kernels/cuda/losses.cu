@@ -94,18 +94,23 @@ __global__ void k_distill_full(float *loss, float *dlogits, const float *s, cons
     }
     d_t = lsum(d_t);
     d_s = lsum(d_s); // also a barrier: every read of the row is done before any write
-    double D = div == KD_DIV_FORWARD_KL ? d_t : div == KD_DIV_REVERSE_KL ? d_s
-                                                                         : beta * d_t + (1.0 - beta) * d_s;
+    double D = div == KD_DIV_FORWARD_KL   ? d_t
+               : div == KD_DIV_REVERSE_KL ? d_s
+                                          : beta * d_t + (1.0 - beta) * d_s;
     if (threadIdx.x == 0) loss[row] = (float)(wi * tau * tau * D);
     if (!dx) return;
     double c = dscale * wi * tau;
     for (int j = threadIdx.x; j < V; j += blockDim.x) {
         double ls = (double)x[j] / tau - zs, lt = (double)y[j] / tau - zt;
         double ps = exp(ls), g;
-        if (div == KD_DIV_FORWARD_KL) g = ps - exp(lt);
-        else if (ps == 0.0) g = 0.0;
-        else if (div == KD_DIV_REVERSE_KL) g = ps * (ls - lt - d_s);
-        else g = (1.0 - beta) * ps * (ls - laddexp(lt + lb, ls + l1b) - d_s);
+        if (div == KD_DIV_FORWARD_KL)
+            g = ps - exp(lt);
+        else if (ps == 0.0)
+            g = 0.0;
+        else if (div == KD_DIV_REVERSE_KL)
+            g = ps * (ls - lt - d_s);
+        else
+            g = (1.0 - beta) * ps * (ls - laddexp(lt + lb, ls + l1b) - d_s);
         dx[j] = (float)(c * g);
     }
 }
@@ -114,8 +119,8 @@ static void cu_distill_full(float *loss, float *dlogits, const float *s, const f
                             const float *w, int N, int V, kd_divergence div, float beta, float tau,
                             float dscale) {
     if (N > 0 && V > 0)
-        k_distill_full<<<N, LTPB>>>(loss, dlogits, s, t, w, V, (int)div, (double)beta,
-                                    (double)tau, (double)dscale);
+        k_distill_full<<<N, LTPB>>>(loss, dlogits, s, t, w, V, (int)div, (double)beta, (double)tau,
+                                    (double)dscale);
 }
 
 // ============================================================================ top-K teacher
@@ -123,8 +128,8 @@ static void cu_distill_full(float *loss, float *dlogits, const float *s, const f
 // Dynamic shared memory: lq (K+1 doubles: tempered teacher log-probs, tail in slot K),
 // then the row's ids (K int32).
 __global__ void k_distill_topk(float *loss, float *dlogits, const float *s, const int32_t *ids,
-                               const float *lp, const float *w, int V, int K, int mode,
-                               double tau, double dscale) {
+                               const float *lp, const float *w, int V, int K, int mode, double tau,
+                               double dscale) {
     extern __shared__ double smem[];
     double *lq = smem;
     int32_t *id = (int32_t *)(smem + K + 1);
@@ -184,16 +189,19 @@ __global__ void k_distill_topk(float *loss, float *dlogits, const float *s, cons
         int slot = -1;
         for (int k = 0; k < K; k++)
             if (id[k] == j) slot = k;
-        if (slot >= 0) g = e / (ztop + ztail) - exp(lq[slot]);
-        else if (mode == KD_TOPK_TAIL) g = e / (ztop + ztail) - (ztail > 0.0 ? qtail * e / ztail : 0.0);
-        else g = 0.0;
+        if (slot >= 0)
+            g = e / (ztop + ztail) - exp(lq[slot]);
+        else if (mode == KD_TOPK_TAIL)
+            g = e / (ztop + ztail) - (ztail > 0.0 ? qtail * e / ztail : 0.0);
+        else
+            g = 0.0;
         dx[j] = (float)(c * g);
     }
 }
 
 static void cu_distill_topk(float *loss, float *dlogits, const float *s, const int32_t *ids,
-                            const float *lp, const float *w, int N, int V, int K,
-                            kd_topk_mode mode, float tau, float dscale) {
+                            const float *lp, const float *w, int N, int V, int K, kd_topk_mode mode,
+                            float tau, float dscale) {
     if (N <= 0 || V <= 0) return;
     if (K < 0) K = 0;
     size_t shm = sizeof(double) * (K + 1) + sizeof(int32_t) * (K ? K : 1);

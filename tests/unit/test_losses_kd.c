@@ -85,9 +85,9 @@ static double fixture_loss(const fixture *f) {
     double L = 0.0;
     for (int i = 0; i < f->N; i++) {
         const double *s = f->s + (size_t)i * f->V;
-        double D = f->topk ? ref_topk(s, f->ids + i * f->K, f->lp + i * f->K, f->V, f->K, f->mode,
-                                      f->tau)
-                           : ref_full(s, f->t + (size_t)i * f->V, f->V, f->div, f->beta, f->tau);
+        double D =
+            f->topk ? ref_topk(s, f->ids + i * f->K, f->lp + i * f->K, f->V, f->K, f->mode, f->tau)
+                    : ref_full(s, f->t + (size_t)i * f->V, f->V, f->div, f->beta, f->tau);
         L += f->w[i] * f->tau * f->tau * D;
     }
     return L;
@@ -105,9 +105,10 @@ static void fixture_init(fixture *f, int N, int V, int K) {
         ref_softmax(pt, t, V, 1.0);
         int used[64] = {0};
         for (int k = 0; k < K; k++) {
-            int best = -1;
-            for (int j = 0; j < V; j++)
-                if (!used[j] && (best < 0 || pt[j] > pt[best])) best = j;
+            int best = 0;
+            while (used[best]) best++;
+            for (int j = best + 1; j < V; j++)
+                if (!used[j] && pt[j] > pt[best]) best = j;
             used[best] = 1;
             f->ids[i * K + k] = best;
             f->lp[i * K + k] = (float)log(pt[best]);
@@ -126,8 +127,8 @@ static void fixture_run(const fixture *f, float *loss, float *dl, float dscale, 
         kd_cpu_distill_topk(loss, out, s, f->ids, f->lp, w, f->N, f->V, f->K, f->mode,
                             (float)f->tau, dscale);
     else
-        kd_cpu_distill_full(loss, out, s, t, w, f->N, f->V, f->div, (float)f->beta,
-                            (float)f->tau, dscale);
+        kd_cpu_distill_full(loss, out, s, t, w, f->N, f->V, f->div, (float)f->beta, (float)f->tau,
+                            dscale);
     if (alias) memcpy(dl, s, sizeof(float) * n);
     free(s);
     free(t);
@@ -146,9 +147,9 @@ static void check_fixture(fixture *f, const char *name) {
     char what[200];
     for (int i = 0; i < f->N; i++) {
         const double *s = f->s + (size_t)i * f->V;
-        double D = f->topk ? ref_topk(s, f->ids + i * f->K, f->lp + i * f->K, f->V, f->K, f->mode,
-                                      f->tau)
-                           : ref_full(s, f->t + (size_t)i * f->V, f->V, f->div, f->beta, f->tau);
+        double D =
+            f->topk ? ref_topk(s, f->ids + i * f->K, f->lp + i * f->K, f->V, f->K, f->mode, f->tau)
+                    : ref_full(s, f->t + (size_t)i * f->V, f->V, f->div, f->beta, f->tau);
         double want = f->w[i] * f->tau * f->tau * D;
         snprintf(what, sizeof what, "%s loss[%d]", name, i);
         check(fabs(loss[i] - want) <= 1e-6 * fabs(want) + 1e-12, what, loss[i], want,

@@ -211,21 +211,25 @@ static void compare(hid_t out) {
             check_close(what, c->loss, want, c->nrow, REL);
             snprintf(path, sizeof path, "%s/grad", c->name);
             snprintf(what, sizeof what, "%s grad vs torch", c->name);
-            if (get(out, path, want, c->ngrad) == 0) check_close(what, c->grad, want, c->ngrad, REL);
-            else check(0, "reading the reference grad", 0, 0, 0);
+            if (get(out, path, want, c->ngrad) == 0)
+                check_close(what, c->grad, want, c->ngrad, REL);
+            else
+                check(0, "reading the reference grad", 0, 0, 0);
         } else {
             const char *fields[5] = {"loss", "dlogp_c", "dlogp_r", "reward_c", "reward_r"};
             double got[64];
             for (int f = 0; f < 5; f++) {
                 for (size_t i = 0; i < c->nrow; i++) {
                     const kd_pref_out *o = &c->pref[i];
-                    double v[5] = {o->loss, o->dlogp_c, o->dlogp_r, o->reward_c, o->reward_r};
+                    const double v[5] = {o->loss, o->dlogp_c, o->dlogp_r, o->reward_c, o->reward_r};
                     got[i] = v[f];
                 }
                 snprintf(path, sizeof path, "%s/%s", c->name, fields[f]);
                 snprintf(what, sizeof what, "%s %s vs torch", c->name, fields[f]);
-                if (get(out, path, want, c->nrow) == 0) compare_d(what, got, want, c->nrow);
-                else check(0, "reading the reference output", 0, 0, 0);
+                if (get(out, path, want, c->nrow) == 0)
+                    compare_d(what, got, want, c->nrow);
+                else
+                    check(0, "reading the reference output", 0, 0, 0);
             }
         }
         free(want);
