@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/cpu_mamba2.h"
+#include "kernels/cpu/cpu_losses.h"
 #include "kernels/math.h"
 #include "kernels/ops.h"
 
@@ -110,7 +111,8 @@ const kd_ops *kd_ops_cpu(void) {
     // out (the first call happens before any threads exist).
     static int registered = 0;
     if (!registered) {
-        kd_cpu_register_mamba2(&cpu_table);
+        kd_cpu_register_mamba2(&cpu_table);  // kernels/cpu/mamba2_*.c
+        kd_cpu_register_losses(&cpu_table);  // kernels/cpu/kd_loss.c, pref_loss.c
         registered = 1;
     }
     return &cpu_table;
