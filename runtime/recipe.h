@@ -6,6 +6,7 @@
 // [A-Za-z0-9_-]+; from.stage names an earlier stage; kd/align stages have a teacher;
 // batch.global % batch.micro == 0. The keys, types and defaults are in runtime/recipe_schema.c.
 #pragma once
+#include "kernels/ops.h"
 #include "runtime/common.h"
 
 #define KD_MAX_STAGES 32
@@ -87,7 +88,7 @@ typedef struct {
     int layers[KD_MAX_LAYERS];
 } kd_align_spec;
 
-typedef enum { KD_DIV_FORWARD = 0, KD_DIV_REVERSE, KD_DIV_JSD } kd_divergence;
+// kd_divergence (forward KL, reverse KL, JSD) is the loss kernels' enum (kernels/ops.h).
 
 typedef struct {
     float kl;                  // weight of the teacher divergence term (default 1.0)

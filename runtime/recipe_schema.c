@@ -101,7 +101,7 @@ static const kd_field kd_loss_fields[] = {
     F("ce", KD_F_FLOAT, kd_kd_loss, ce, .def = 0.0, .lo = 0, .hi = INF),
     F("temperature", KD_F_FLOAT, kd_kd_loss, temperature, .def = 1.0, .lo = 0, .hi = INF,
       .flags = KD_F_LO_OPEN),
-    F("divergence", KD_F_ENUM, kd_kd_loss, divergence, .def = KD_DIV_FORWARD,
+    F("divergence", KD_F_ENUM, kd_kd_loss, divergence, .def = KD_DIV_FORWARD_KL,
       .names = divergence_names),
     F("beta", KD_F_FLOAT, kd_kd_loss, beta, .def = 0.5, .lo = 0, .hi = 1),
 };

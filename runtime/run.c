@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "data/dataset.h"
+#include "data/prefs.h"
 #include "runtime/hf.h"
 #include "runtime/log.h"
 #include "runtime/model.h"
@@ -115,11 +116,28 @@ static stage_fn stage_impl(kd_stage_kind k) {
     switch (k) {
     case KD_STAGE_PRETRAIN: return kd_stage_pretrain;
     case KD_STAGE_SFT: return kd_stage_sft;
+    case KD_STAGE_DPO: return kd_stage_dpo;
     default: return NULL;
     }
 }
 
 // windows: the stage reads windows of seq_len+1 tokens of the token stream (pretrain).
+static int check_prefs(const char *path, const char *what, const kd_model_config *mc, uint64_t *count,
+                       kd_error *err) {
+    kd_prefs *p = NULL;
+    int rc = kd_prefs_open(&p, path, err);
+    if (rc) {
+        kd_error_prefix(err, "%s: ", what);
+        return rc;
+    }
+    if (kd_prefs_get_info(p)->vocab_size > mc->vocab_size)
+        rc = kd_fail(err, KD_EINPUT, "%s: %s: dataset vocab_size %d is larger than the model's vocab_size %d", what,
+                     path, kd_prefs_get_info(p)->vocab_size, mc->vocab_size);
+    *count = kd_prefs_count(p);
+    kd_prefs_close(p);
+    return rc;
+}
+
 static int check_dataset(const char *path, const char *what, const kd_model_config *mc, int seq_len, int windows,
                          uint64_t *n_tokens, kd_error *err) {
     kd_dataset *ds = NULL;
@@ -168,11 +186,13 @@ static int validate(const kd_recipe *r, const kd_model_config *mc, int world, in
         uint64_t ntok = 0, neval = 0;
         if (!s->data[0]) return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.data: a '%s' stage needs a dataset", r->path,
                                         s->line, s->name, kd_stage_kind_name(s->kind));
-        int win = s->kind == KD_STAGE_PRETRAIN;
-        rc = check_dataset(s->data, what, mc, s->batch.seq_len, win, &ntok, err);
+        int win = s->kind == KD_STAGE_PRETRAIN, prefs = s->kind == KD_STAGE_DPO;
+        rc = prefs ? check_prefs(s->data, what, mc, &ntok, err)
+                   : check_dataset(s->data, what, mc, s->batch.seq_len, win, &ntok, err);
         if (!rc && s->eval_data[0]) {
             snprintf(what, sizeof what, "stages.%s.eval_data", s->name);
-            rc = check_dataset(s->eval_data, what, mc, s->batch.seq_len, win, &neval, err);
+            rc = prefs ? check_prefs(s->eval_data, what, mc, &neval, err)
+                       : check_dataset(s->eval_data, what, mc, s->batch.seq_len, win, &neval, err);
         }
         if (rc) return rc;
         if (verbose) {
