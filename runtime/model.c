@@ -60,7 +60,7 @@ static size_t add_param(kd_param_table *pt, int cap, const char *name, int decay
 
 static void build_table(kd_model *m) {
     const kd_model_config *c = &m->cfg;
-    int cap = 4 + c->n_layers * 12;
+    int cap = 4 + c->n_layers * 16;  // a Mamba-2 layer has 13 tensors (8 mixer + 2 norms + 3 MLP)
     kd_param_table *pt = &m->table;
     pt->t = kd_calloc((size_t)cap, sizeof(kd_param_info));
     pt->n = 0;
