@@ -22,12 +22,16 @@ void kd_gen_params_default(kd_gen_params *p) {
 
 int kd_gen_params_check(const kd_gen_params *p, kd_error *err) {
     if (p->max_new_tokens < 1)
-        return kd_fail(err, KD_EINPUT, "max_new_tokens: expected >= 1, found %d", p->max_new_tokens);
+        return kd_fail(err, KD_EINPUT, "max_new_tokens: expected >= 1, found %d",
+                       p->max_new_tokens);
     if (!(p->temperature >= 0.0f) || isinf(p->temperature))
-        return kd_fail(err, KD_EINPUT, "temperature: expected a finite number >= 0, found %g", (double)p->temperature);
-    if (p->top_k < 0) return kd_fail(err, KD_EINPUT, "top_k: expected >= 0 (0 = off), found %d", p->top_k);
+        return kd_fail(err, KD_EINPUT, "temperature: expected a finite number >= 0, found %g",
+                       (double)p->temperature);
+    if (p->top_k < 0)
+        return kd_fail(err, KD_EINPUT, "top_k: expected >= 0 (0 = off), found %d", p->top_k);
     if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
-        return kd_fail(err, KD_EINPUT, "top_p: expected a number in (0, 1], found %g", (double)p->top_p);
+        return kd_fail(err, KD_EINPUT, "top_p: expected a number in (0, 1], found %g",
+                       (double)p->top_p);
     if (p->batch < 1) return kd_fail(err, KD_EINPUT, "batch: expected >= 1, found %d", p->batch);
     return KD_OK;
 }
@@ -53,7 +57,9 @@ static int argmax(const float *x, int V) {
     return best;
 }
 
-static int is_greedy(const kd_gen_params *p) { return p->greedy || p->temperature <= 0.0f; }
+static int is_greedy(const kd_gen_params *p) {
+    return p->greedy || p->temperature <= 0.0f;
+}
 
 int kd_gen_candidates(const float *logits, int V, const kd_gen_params *p, int *idx, double *prob) {
     if (is_greedy(p)) {
@@ -134,7 +140,8 @@ void kd_gen_seq_clear(kd_gen_seq *s) {
 enum { ROW_SAMPLE = 0, ROW_FEED_LAST, ROW_DONE };
 
 static void record_topk(kd_gen_seq *s, int row, const float *logits, int V, int K) {
-    kd_gen_topk_logprobs(logits, V, K, s->topk_ids + (size_t)row * K, s->topk_logprobs + (size_t)row * K);
+    kd_gen_topk_logprobs(logits, V, K, s->topk_ids + (size_t)row * K,
+                         s->topk_logprobs + (size_t)row * K);
 }
 
 // One wave of nb <= max_batch sequences.
@@ -166,7 +173,8 @@ static int wave(kd_decoder *d, kd_model *m, kd_gen_seq *seqs, int nb, const kd_g
         snprintf(key, sizeof key, "gen/%llu", (unsigned long long)s->index);
         kd_rng_seed_str(&rng[b], p->seed, key);
         rc = kd_decoder_prefill(d, b, s->prompt, s->n_prompt, K > 0 ? all : NULL, err);
-        for (int j = 0; j + 1 < s->n_prompt && K > 0 && !rc; j++) record_topk(s, j, all + (size_t)j * V, V, K);
+        for (int j = 0; j + 1 < s->n_prompt && K > 0 && !rc; j++)
+            record_topk(s, j, all + (size_t)j * V, V, K);
     }
     while (!rc) {
         o->download(lg, kd_decoder_logits(d), sizeof(float) * (size_t)nb * V);
@@ -213,7 +221,8 @@ int kd_generate(kd_model *m, kd_gen_seq *seqs, int n, const kd_gen_params *p, in
     int rc = kd_gen_params_check(p, err);
     if (rc) return rc;
     if (n <= 0) return KD_OK;
-    if (top_k_logits < 0) return kd_fail(err, KD_EINPUT, "top_k_logits: expected >= 0, found %d", top_k_logits);
+    if (top_k_logits < 0)
+        return kd_fail(err, KD_EINPUT, "top_k_logits: expected >= 0, found %d", top_k_logits);
     int max_prompt = 0;
     for (int i = 0; i < n; i++) {
         if (seqs[i].n_prompt < 1)
@@ -224,7 +233,8 @@ int kd_generate(kd_model *m, kd_gen_seq *seqs, int n, const kd_gen_params *p, in
     int nb = p->batch < n ? p->batch : n;
     kd_decoder *d = NULL;
     if ((rc = kd_decoder_create(&d, m, nb, max_prompt + p->max_new_tokens, err))) return rc;
-    for (int i = 0; i < n && !rc; i += nb) rc = wave(d, m, seqs + i, n - i < nb ? n - i : nb, p, top_k_logits, err);
+    for (int i = 0; i < n && !rc; i += nb)
+        rc = wave(d, m, seqs + i, n - i < nb ? n - i : nb, p, top_k_logits, err);
     kd_decoder_free(d);
     return rc;
 }

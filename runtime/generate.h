@@ -17,8 +17,8 @@ typedef struct {
     float top_p;        // keep the smallest most-likely set of mass >= top_p (1: off)
     int greedy;         // 1: argmax regardless of temperature
     uint64_t seed;
-    int eos_id;         // generation of a prompt stops after this token (-1: never)
-    int batch;          // prompts decoded together (>= 1)
+    int eos_id; // generation of a prompt stops after this token (-1: never)
+    int batch;  // prompts decoded together (>= 1)
 } kd_gen_params;
 
 // max_new_tokens 64, temperature 0.7, top_k 0, top_p 0.95, greedy 0, seed 1234, eos -1,

@@ -50,7 +50,8 @@ static int num_arg(int argc, char **argv, int *i, double lo, double hi, double *
     char *end = NULL;
     *v = strtod(argv[++*i], &end);
     if (!end || *end || end == argv[*i] || !(*v >= lo && *v <= hi))
-        return kd_fail(err, KD_EINPUT, "%s: expected a number in [%g, %g], found '%s'", flag, lo, hi, argv[*i]);
+        return kd_fail(err, KD_EINPUT, "%s: expected a number in [%g, %g], found '%s'", flag, lo,
+                       hi, argv[*i]);
     return KD_OK;
 }
 
@@ -66,14 +67,17 @@ static int parse(int argc, char **argv, gen_opts *o, kd_error *err) {
             return -1;
         } else if (!strcmp(a, "--prompt")) {
             if (i + 1 >= argc) return kd_fail(err, KD_EINPUT, "--prompt: missing TEXT");
-            if (o->n_text >= MAX_PROMPTS) return kd_fail(err, KD_EINPUT, "--prompt: at most %d prompts", MAX_PROMPTS);
+            if (o->n_text >= MAX_PROMPTS)
+                return kd_fail(err, KD_EINPUT, "--prompt: at most %d prompts", MAX_PROMPTS);
             o->text[o->n_text++] = argv[++i];
         } else if (!strcmp(a, "--prompts") || !strcmp(a, "--out")) {
             if (i + 1 >= argc) return kd_fail(err, KD_EINPUT, "%s: missing file name", a);
             *(a[2] == 'p' ? &o->prompts_h5 : &o->out) = argv[++i];
-        } else if (!strcmp(a, "--max-new-tokens") && !(rc = num_arg(argc, argv, &i, 1, 1 << 20, &v, err))) {
+        } else if (!strcmp(a, "--max-new-tokens") &&
+                   !(rc = num_arg(argc, argv, &i, 1, 1 << 20, &v, err))) {
             o->p.max_new_tokens = (int)v;
-        } else if (!strcmp(a, "--temperature") && !(rc = num_arg(argc, argv, &i, 0, 1e6, &v, err))) {
+        } else if (!strcmp(a, "--temperature") &&
+                   !(rc = num_arg(argc, argv, &i, 0, 1e6, &v, err))) {
             o->p.temperature = (float)v;
         } else if (!strcmp(a, "--top-k") && !(rc = num_arg(argc, argv, &i, 0, 1 << 30, &v, err))) {
             o->p.top_k = (int)v;
@@ -83,7 +87,8 @@ static int parse(int argc, char **argv, gen_opts *o, kd_error *err) {
             o->p.seed = strtoull(argv[i], NULL, 10);
         } else if (!strcmp(a, "--batch") && !(rc = num_arg(argc, argv, &i, 1, 4096, &v, err))) {
             o->p.batch = (int)v;
-        } else if (!strcmp(a, "--top-k-logits") && !(rc = num_arg(argc, argv, &i, 0, 1 << 16, &v, err))) {
+        } else if (!strcmp(a, "--top-k-logits") &&
+                   !(rc = num_arg(argc, argv, &i, 0, 1 << 16, &v, err))) {
             o->top_k_logits = (int)v;
         } else if (!strcmp(a, "--greedy")) {
             o->p.greedy = 1;
@@ -92,19 +97,24 @@ static int parse(int argc, char **argv, gen_opts *o, kd_error *err) {
         } else if (rc) {
             return rc;
         } else if (a[0] == '-') {
-            return kd_fail(err, KD_EINPUT, "generate: unknown option '%s' (see kdtrain generate --help)", a);
+            return kd_fail(err, KD_EINPUT,
+                           "generate: unknown option '%s' (see kdtrain generate --help)", a);
         } else if (!o->model) {
             o->model = a;
         } else {
-            return kd_fail(err, KD_EINPUT, "generate: unexpected argument '%s' (one MODEL only)", a);
+            return kd_fail(err, KD_EINPUT, "generate: unexpected argument '%s' (one MODEL only)",
+                           a);
         }
         if (rc) return rc;
     }
-    if (!o->model) return kd_fail(err, KD_EINPUT, "generate: missing MODEL (see kdtrain generate --help)");
+    if (!o->model)
+        return kd_fail(err, KD_EINPUT, "generate: missing MODEL (see kdtrain generate --help)");
     if (!o->n_text == !o->prompts_h5)
-        return kd_fail(err, KD_EINPUT, "generate: give either --prompt TEXT (repeatable) or --prompts F.h5");
+        return kd_fail(err, KD_EINPUT,
+                       "generate: give either --prompt TEXT (repeatable) or --prompts F.h5");
     if (o->out && !o->prompts_h5) return kd_fail(err, KD_EINPUT, "--out: needs --prompts F.h5");
-    if (o->top_k_logits && !o->out) return kd_fail(err, KD_EINPUT, "--top-k-logits: needs --out F.h5");
+    if (o->top_k_logits && !o->out)
+        return kd_fail(err, KD_EINPUT, "--top-k-logits: needs --out F.h5");
     return kd_gen_params_check(&o->p, err);
 }
 
@@ -126,24 +136,31 @@ static int resolve_model(const char *spec, char *out, size_t n, kd_error *err) {
     }
     if (is_dir(spec)) { // a ckpt/ root
         if (kd_ckpt_find_latest(spec, out, n, NULL)) return KD_OK;
-        return kd_fail(err, KD_EINPUT, "%s: neither a checkpoint (no MANIFEST) nor a directory holding a valid "
-                       "step-* checkpoint", spec);
+        return kd_fail(err, KD_EINPUT,
+                       "%s: neither a checkpoint (no MANIFEST) nor a directory holding a valid "
+                       "step-* checkpoint",
+                       spec);
     }
     const char *colon = strrchr(spec, ':');
-    if (!colon) return kd_fail(err, KD_EINPUT, "%s: no such checkpoint directory (or RUN_DIR:STAGE)", spec);
+    if (!colon)
+        return kd_fail(err, KD_EINPUT, "%s: no such checkpoint directory (or RUN_DIR:STAGE)", spec);
     char run[4096], stages[4200];
     snprintf(run, sizeof run, "%.*s", (int)(colon - spec), spec);
     const char *stage = colon + 1;
     snprintf(stages, sizeof stages, "%s/stages", run);
     DIR *d = opendir(stages);
-    if (!d) return kd_fail(err, KD_EINPUT, "%s: expected a run directory with stages/ in '%s'", run, spec);
+    if (!d)
+        return kd_fail(err, KD_EINPUT, "%s: expected a run directory with stages/ in '%s'", run,
+                       spec);
     char sdir[4500] = "";
     for (struct dirent *e; (e = readdir(d));) {
         const char *dash = strchr(e->d_name, '-');
-        if (dash && !strcmp(dash + 1, stage)) snprintf(sdir, sizeof sdir, "%s/%s", stages, e->d_name);
+        if (dash && !strcmp(dash + 1, stage))
+            snprintf(sdir, sizeof sdir, "%s/%s", stages, e->d_name);
     }
     closedir(d);
-    if (!sdir[0]) return kd_fail(err, KD_EINPUT, "%s: run has no stage '%s' under %s", spec, stage, stages);
+    if (!sdir[0])
+        return kd_fail(err, KD_EINPUT, "%s: run has no stage '%s' under %s", spec, stage, stages);
     snprintf(tmp, sizeof tmp, "%s/DONE", sdir);
     FILE *f = fopen(tmp, "r");
     char line[4200];
@@ -156,7 +173,9 @@ static int resolve_model(const char *spec, char *out, size_t n, kd_error *err) {
     if (f) fclose(f);
     snprintf(tmp, sizeof tmp, "%s/ckpt", sdir);
     if (kd_ckpt_find_latest(tmp, out, n, NULL)) return KD_OK;
-    return kd_fail(err, KD_EINPUT, "%s: stage '%s' has neither finished nor a valid checkpoint in %s", spec, stage, tmp);
+    return kd_fail(err, KD_EINPUT,
+                   "%s: stage '%s' has neither finished nor a valid checkpoint in %s", spec, stage,
+                   tmp);
 }
 
 // ----------------------------------------------------------------------------- printing
@@ -185,8 +204,8 @@ static int generate_print(kd_model *m, const gen_opts *o, kd_error *err) {
         bytes = !strcmp(in->tokenizer, KD_TOK_BYTES_NAME);
         p.eos_id = in->eos_id;
         if (in->vocab_size > V)
-            rc = kd_fail(err, KD_EINPUT, "%s: vocab_size %d is larger than the model's %d", o->prompts_h5,
-                         in->vocab_size, V);
+            rc = kd_fail(err, KD_EINPUT, "%s: vocab_size %d is larger than the model's %d",
+                         o->prompts_h5, in->vocab_size, V);
         n = (int)in->n_docs;
         s = kd_calloc((size_t)n + 1, sizeof *s);
         for (int i = 0; i < n && !rc; i++) {
@@ -208,7 +227,10 @@ static int generate_print(kd_model *m, const gen_opts *o, kd_error *err) {
             int nb = bytes ? 1 : 0; // BOS only with the byte vocabulary
             kd_tokenizer_bytes_encode(o->text[i], len, t + nb);
             for (size_t j = 0; j < len; j++)
-                if (t[nb + j] >= V) rc = kd_fail(err, KD_EINPUT, "--prompt: byte %d is outside the model's vocab (%d)", t[nb + j], V);
+                if (t[nb + j] >= V)
+                    rc = kd_fail(err, KD_EINPUT,
+                                 "--prompt: byte %d is outside the model's vocab (%d)", t[nb + j],
+                                 V);
             s[i].prompt = t, s[i].n_prompt = (int)len + nb, s[i].index = (uint64_t)i;
         }
     }
@@ -217,7 +239,8 @@ static int generate_print(kd_model *m, const gen_opts *o, kd_error *err) {
     double dt = kd_now() - t0;
     long total = 0;
     for (int i = 0; i < n && !rc; i++) {
-        printf("=== %d: %d prompt + %d new tokens (%s)\n", i, s[i].n_prompt, s[i].n_gen, s[i].stop_eos ? "eos" : "length");
+        printf("=== %d: %d prompt + %d new tokens (%s)\n", i, s[i].n_prompt, s[i].n_gen,
+               s[i].stop_eos ? "eos" : "length");
         print_tokens(s[i].tokens, s[i].n_prompt, bytes);
         if (!bytes) printf(" |");
         if (!bytes && s[i].n_gen) printf(" ");
@@ -226,8 +249,10 @@ static int generate_print(kd_model *m, const gen_opts *o, kd_error *err) {
         total += s[i].n_gen;
     }
     if (!rc && !o->quiet)
-        fprintf(stderr, "kdtrain generate: %ld new tokens for %d prompts in %.3f s (%.1f tokens/s, batch %d)\n", total, n,
-                dt, dt > 0 ? total / dt : 0.0, p.batch < n ? p.batch : n);
+        fprintf(
+            stderr,
+            "kdtrain generate: %ld new tokens for %d prompts in %.3f s (%.1f tokens/s, batch %d)\n",
+            total, n, dt, dt > 0 ? total / dt : 0.0, p.batch < n ? p.batch : n);
     for (int i = 0; i < n; i++) {
         free((void *)s[i].prompt);
         kd_gen_seq_clear(&s[i]);

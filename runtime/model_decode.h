@@ -14,7 +14,7 @@ typedef struct kd_decoder kd_decoder;
 // Room for max_batch slots of up to max_len tokens (prompt + generated). KD_ERUNTIME if
 // the backend lacks a decoding op (attention_decode, mamba2_step) the model needs.
 int kd_decoder_create(kd_decoder **out, kd_model *m, int max_batch, int max_len, kd_error *err);
-void kd_decoder_free(kd_decoder *d);  // NULL is fine
+void kd_decoder_free(kd_decoder *d); // NULL is fine
 
 // Fill slot `slot` with a prompt ids (n host tokens, 1 <= n <= max_len), replacing what it
 // held. Row `slot` of the logits gets the next-token logits after the prompt. With

@@ -34,6 +34,6 @@ int kd_stage_generate(kd_stage_ctx *ctx, kd_error *err) {
     }
     if (kd_comm_rank(ctx->comm) == 0 && !ctx->quiet)
         kd_log_info("stage %s: wrote %s (%.1f s)", ctx->spec->name, out, kd_now() - t0);
-    return kd_model_save(ctx->comm, ctx->model, ckpt, 0, ctx->stage_index, ctx->spec->name, ctx->final_ckpt,
-                         sizeof ctx->final_ckpt, err);
+    return kd_model_save(ctx->comm, ctx->model, ckpt, 0, ctx->stage_index, ctx->spec->name,
+                         ctx->final_ckpt, sizeof ctx->final_ckpt, err);
 }

@@ -49,7 +49,8 @@ static int mkdir_p(const char *path, kd_error *err) {
         char keep = *q;
         *q = '\0';
         if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return kd_fail(err, KD_ERUNTIME, "%s: cannot create directory: %s", tmp, strerror(errno));
+            return kd_fail(err, KD_ERUNTIME, "%s: cannot create directory: %s", tmp,
+                           strerror(errno));
         *q = keep;
         if (!keep) return KD_OK;
     }
@@ -92,7 +93,8 @@ static int fsync_rename(const char *from, const char *to, kd_error *err) {
     }
     close(fd);
     if (rename(from, to) != 0)
-        return kd_fail(err, KD_ERUNTIME, "%s: cannot rename into %s: %s", from, to, strerror(errno));
+        return kd_fail(err, KD_ERUNTIME, "%s: cannot rename into %s: %s", from, to,
+                       strerror(errno));
     return KD_OK;
 }
 
@@ -117,7 +119,8 @@ static void clean_work_dir(const pl_ctx *c, int drop_parts) {
 // ----------------------------------------------------------------------------- HDF5 extras
 
 // Create name as a contiguous (rows,cols) dataset (cols 0: 1-D) of file type ft from mem.
-static int h5_put(hid_t f, const char *name, hid_t ft, hid_t mt, hsize_t rows, hsize_t cols, const void *mem) {
+static int h5_put(hid_t f, const char *name, hid_t ft, hid_t mt, hsize_t rows, hsize_t cols,
+                  const void *mem) {
     hsize_t dims[2] = {rows, cols};
     hid_t s = H5Screate_simple(cols ? 2 : 1, dims, NULL);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
@@ -150,7 +153,8 @@ static void *h5_get(hid_t f, const char *name, hid_t mt, size_t elem, size_t *co
 // ----------------------------------------------------------------------------- one part
 
 static int write_part(pl_ctx *c, uint64_t part, kd_error *err) {
-    uint64_t a = part * (uint64_t)c->part, b = a + (uint64_t)c->part < c->n ? a + (uint64_t)c->part : c->n;
+    uint64_t a = part * (uint64_t)c->part,
+             b = a + (uint64_t)c->part < c->n ? a + (uint64_t)c->part : c->n;
     int n = (int)(b - a), rc = KD_OK, eos = c->p.eos_id;
     const uint64_t *off = kd_dataset_offsets(c->ds);
     kd_gen_seq *s = kd_calloc((size_t)n, sizeof *s);
@@ -158,7 +162,8 @@ static int write_part(pl_ctx *c, uint64_t part, kd_error *err) {
         uint64_t d = a + (uint64_t)i, len = off[d + 1] - off[d];
         int32_t *t = kd_malloc(sizeof(int32_t) * (len ? len : 1));
         rc = kd_dataset_read_tokens(c->ds, off[d], len, t, NULL, err);
-        if (!rc && len > 1 && eos >= 0 && t[len - 1] == eos) len--; // continue the text, not a new doc
+        if (!rc && len > 1 && eos >= 0 && t[len - 1] == eos)
+            len--; // continue the text, not a new doc
         if (!rc && len == 0)
             rc = kd_fail(err, KD_EINPUT, "%s: prompt %llu is empty, expected at least one token",
                          kd_dataset_path(c->ds), (unsigned long long)d);
@@ -171,8 +176,8 @@ static int write_part(pl_ctx *c, uint64_t part, kd_error *err) {
     kd_dataset_writer *w = NULL;
     const kd_dataset_info *in = c->info;
     if (!rc)
-        rc = kd_dataset_writer_open(&w, build, "kd", kd_model_cfg(c->m)->vocab_size, in->bos_id, in->eos_id,
-                                    in->pad_id, 1, in->tokenizer, err);
+        rc = kd_dataset_writer_open(&w, build, "kd", kd_model_cfg(c->m)->vocab_size, in->bos_id,
+                                    in->eos_id, in->pad_id, 1, in->tokenizer, err);
     size_t ntok = 0;
     for (int i = 0; i < n && !rc; i++) {
         int L = s[i].n_prompt + s[i].n_gen;
@@ -199,15 +204,20 @@ static int write_part(pl_ctx *c, uint64_t part, kd_error *err) {
         int bad = 0;
         H5E_BEGIN_TRY {
             hid_t f = H5Fopen(build, H5F_ACC_RDWR, H5P_DEFAULT);
-            bad = f < 0 || h5_put(f, "/prompt_index", H5T_STD_U64LE, H5T_NATIVE_UINT64, (hsize_t)n, 0, pidx) < 0;
+            bad = f < 0 || h5_put(f, "/prompt_index", H5T_STD_U64LE, H5T_NATIVE_UINT64, (hsize_t)n,
+                                  0, pidx) < 0;
             if (!bad && c->K)
-                bad = h5_put(f, "/topk_ids", H5T_STD_U32LE, H5T_NATIVE_INT32, ntok, (hsize_t)c->K, ids) < 0 ||
-                      h5_put(f, "/topk_logprobs", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ntok, (hsize_t)c->K, lp) < 0;
+                bad = h5_put(f, "/topk_ids", H5T_STD_U32LE, H5T_NATIVE_INT32, ntok, (hsize_t)c->K,
+                             ids) < 0 ||
+                      h5_put(f, "/topk_logprobs", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ntok,
+                             (hsize_t)c->K, lp) < 0;
             if (f >= 0 && H5Fclose(f) < 0) bad = 1;
         }
         H5E_END_TRY;
         free(pidx), free(ids), free(lp);
-        if (bad) rc = kd_fail(err, KD_ERUNTIME, "%s: cannot add the prompt index / top-K arrays (disk full?)", build);
+        if (bad)
+            rc = kd_fail(err, KD_ERUNTIME,
+                         "%s: cannot add the prompt index / top-K arrays (disk full?)", build);
         if (!rc) rc = fsync_rename(build, final, err);
         if (rc) unlink(build);
     }
@@ -228,8 +238,8 @@ static int merge(pl_ctx *c, uint64_t n_parts, kd_error *err) {
     snprintf(tmp, sizeof tmp, "%s.merge-tmp", c->out);
     const kd_dataset_info *in = c->info;
     kd_dataset_writer *w = NULL;
-    int rc = kd_dataset_writer_open(&w, tmp, "kd", kd_model_cfg(c->m)->vocab_size, in->bos_id, in->eos_id,
-                                    in->pad_id, 1, in->tokenizer, err);
+    int rc = kd_dataset_writer_open(&w, tmp, "kd", kd_model_cfg(c->m)->vocab_size, in->bos_id,
+                                    in->eos_id, in->pad_id, 1, in->tokenizer, err);
     for (uint64_t part = 0; part < n_parts && !rc; part++) {
         part_path(c, part, path, sizeof path);
         kd_dataset *pd = NULL;
@@ -238,7 +248,8 @@ static int merge(pl_ctx *c, uint64_t n_parts, kd_error *err) {
         uint64_t docs = kd_dataset_get_info(pd)->n_docs, a = part * (uint64_t)c->part;
         uint64_t want = a + (uint64_t)c->part < c->n ? (uint64_t)c->part : c->n - a;
         if (docs != want)
-            rc = kd_fail(err, KD_ERUNTIME, "%s: %llu documents, expected %llu (delete it to regenerate)", path,
+            rc = kd_fail(err, KD_ERUNTIME,
+                         "%s: %llu documents, expected %llu (delete it to regenerate)", path,
                          (unsigned long long)docs, (unsigned long long)want);
         for (uint64_t d = 0; d < docs && !rc; d++) {
             uint64_t L = off[d + 1] - off[d];
@@ -272,7 +283,8 @@ static int merge(pl_ctx *c, uint64_t n_parts, kd_error *err) {
         if (!bad && K) {
             hid_t s2 = H5Screate_simple(2, dims, NULL);
             dsi = H5Dcreate2(f, "/topk_ids", H5T_STD_U32LE, s2, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-            dsl = H5Dcreate2(f, "/topk_logprobs", H5T_IEEE_F32LE, s2, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+            dsl =
+                H5Dcreate2(f, "/topk_logprobs", H5T_IEEE_F32LE, s2, H5P_DEFAULT, dcpl, H5P_DEFAULT);
             H5Sclose(s2);
             bad = dsi < 0 || dsl < 0;
         }
@@ -283,11 +295,14 @@ static int merge(pl_ctx *c, uint64_t n_parts, kd_error *err) {
             size_t np = 0, ni = 0, nl = 0;
             uint64_t *pidx = pf < 0 ? NULL : h5_get(pf, "/prompt_index", H5T_NATIVE_UINT64, 8, &np);
             int32_t *ids = pf < 0 || !K ? NULL : h5_get(pf, "/topk_ids", H5T_NATIVE_INT32, 4, &ni);
-            float *lp = pf < 0 || !K ? NULL : h5_get(pf, "/topk_logprobs", H5T_NATIVE_FLOAT, 4, &nl);
+            float *lp =
+                pf < 0 || !K ? NULL : h5_get(pf, "/topk_logprobs", H5T_NATIVE_FLOAT, 4, &nl);
             if (pf >= 0) H5Fclose(pf);
             bad = !pidx || (K && (!ids || !lp || ni != nl || ni % K));
-            for (size_t i = 0; i < np && !bad; i++) bad = pidx[i] != doc + i; // exactly the prompts of this part
-            hsize_t cnt = np, rows = K ? ni / K : 0, st = doc, st2[2] = {row, 0}, cnt2[2] = {rows, K};
+            for (size_t i = 0; i < np && !bad; i++)
+                bad = pidx[i] != doc + i; // exactly the prompts of this part
+            hsize_t cnt = np, rows = K ? ni / K : 0, st = doc, st2[2] = {row, 0},
+                    cnt2[2] = {rows, K};
             if (!bad && np) {
                 hid_t fs = H5Dget_space(dsp), ms = H5Screate_simple(1, &cnt, NULL);
                 H5Sselect_hyperslab(fs, H5S_SELECT_SET, &st, NULL, &cnt, NULL);
@@ -318,8 +333,10 @@ static int merge(pl_ctx *c, uint64_t n_parts, kd_error *err) {
     H5E_END_TRY;
     if (bad) {
         unlink(tmp);
-        return kd_fail(err, KD_ERUNTIME, "%s: the parts' prompt indices or top-K arrays do not line up with their "
-                       "documents (delete %s to regenerate)", c->out, c->work);
+        return kd_fail(err, KD_ERUNTIME,
+                       "%s: the parts' prompt indices or top-K arrays do not line up with their "
+                       "documents (delete %s to regenerate)",
+                       c->out, c->work);
     }
     if ((rc = fsync_rename(tmp, c->out, err))) unlink(tmp);
     return rc;
@@ -345,20 +362,22 @@ static int agree(kd_comm *comm, int rc, kd_error *err) {
 
 int kd_pseudo_label(kd_comm *comm, kd_model *teacher, const char *prompts_h5, const char *out_h5,
                     const kd_gen_params *p, const char *work_dir, int top_k_logits, kd_error *err) {
-    pl_ctx c = {.comm = comm, .m = teacher, .work = work_dir, .out = out_h5, .p = *p, .K = top_k_logits};
+    pl_ctx c = {
+        .comm = comm, .m = teacher, .work = work_dir, .out = out_h5, .p = *p, .K = top_k_logits};
     int rank = kd_comm_rank(comm), world = kd_comm_size(comm);
     const char *env = getenv("KD_PL_PART_PROMPTS");
     c.part = env && atoi(env) > 0 ? atoi(env) : KD_PL_PART_PROMPTS;
     int rc = kd_gen_params_check(p, err);
-    if (!rc && top_k_logits < 0) rc = kd_fail(err, KD_EINPUT, "top_k_logits: expected >= 0, found %d", top_k_logits);
+    if (!rc && top_k_logits < 0)
+        rc = kd_fail(err, KD_EINPUT, "top_k_logits: expected >= 0, found %d", top_k_logits);
     if (!rc) rc = kd_dataset_open(&c.ds, prompts_h5, err);
     if (!rc) {
         c.info = kd_dataset_get_info(c.ds);
         c.n = c.info->n_docs;
         if (c.p.eos_id < 0) c.p.eos_id = c.info->eos_id;
         if (c.info->vocab_size > kd_model_cfg(teacher)->vocab_size)
-            rc = kd_fail(err, KD_EINPUT, "%s: vocab_size %d is larger than the model's %d", prompts_h5,
-                         c.info->vocab_size, kd_model_cfg(teacher)->vocab_size);
+            rc = kd_fail(err, KD_EINPUT, "%s: vocab_size %d is larger than the model's %d",
+                         prompts_h5, c.info->vocab_size, kd_model_cfg(teacher)->vocab_size);
         else if (c.n == 0)
             rc = kd_fail(err, KD_EINPUT, "%s: no prompts (0 documents)", prompts_h5);
     }
@@ -369,11 +388,14 @@ int kd_pseudo_label(kd_comm *comm, kd_model *teacher, const char *prompts_h5, co
     // what the parts depend on: a change of any of it starts the parts over
     char sig[1400], path[4200];
     snprintf(sig, sizeof sig,
-             "prompts %s\nprompt_docs %llu\nprompt_tokens %llu\nmodel %016llx\nseed %llu\nmax_new_tokens %d\n"
-             "temperature %.9g\ntop_k %d\ntop_p %.9g\ngreedy %d\neos %d\ntop_k_logits %d\npart_prompts %d\n",
+             "prompts %s\nprompt_docs %llu\nprompt_tokens %llu\nmodel %016llx\nseed "
+             "%llu\nmax_new_tokens %d\n"
+             "temperature %.9g\ntop_k %d\ntop_p %.9g\ngreedy %d\neos %d\ntop_k_logits "
+             "%d\npart_prompts %d\n",
              prompts_h5, (unsigned long long)c.n, (unsigned long long)c.info->n_tokens,
-             (unsigned long long)model_digest(teacher), (unsigned long long)c.p.seed, c.p.max_new_tokens,
-             (double)c.p.temperature, c.p.top_k, (double)c.p.top_p, c.p.greedy, c.p.eos_id, c.K, c.part);
+             (unsigned long long)model_digest(teacher), (unsigned long long)c.p.seed,
+             c.p.max_new_tokens, (double)c.p.temperature, c.p.top_k, (double)c.p.top_p, c.p.greedy,
+             c.p.eos_id, c.K, c.part);
     uint64_t n_parts = (c.n + (uint64_t)c.part - 1) / (uint64_t)c.part;
     snprintf(path, sizeof path, "%s/COMPLETE", work_dir);
     int done = file_equals(path, sig) && exists(out_h5);
@@ -400,7 +422,8 @@ int kd_pseudo_label(kd_comm *comm, kd_model *teacher, const char *prompts_h5, co
             if (!exists(path)) {
                 rc = write_part(&c, part, err);
                 if (!rc && delay) {
-                    struct timespec ts = {atoi(delay) / 1000, (long)(atoi(delay) % 1000) * 1000000L};
+                    struct timespec ts = {atoi(delay) / 1000,
+                                          (long)(atoi(delay) % 1000) * 1000000L};
                     nanosleep(&ts, NULL);
                 }
             }
@@ -408,8 +431,10 @@ int kd_pseudo_label(kd_comm *comm, kd_model *teacher, const char *prompts_h5, co
         // every rank takes the same branch: first failure or stop signal ends the loop
         if ((rc = agree(comm, rc, err))) break;
         if (kd_comm_any(comm, kd_signals_pending() != 0)) {
-            rc = kd_fail(err, KD_EREQUEUE, "pseudo-labels: stopped by a signal after %llu of %llu parts rounds; "
-                         "committed parts in %s are kept", (unsigned long long)(round + 1),
+            rc = kd_fail(err, KD_EREQUEUE,
+                         "pseudo-labels: stopped by a signal after %llu of %llu parts rounds; "
+                         "committed parts in %s are kept",
+                         (unsigned long long)(round + 1),
                          (unsigned long long)((n_parts + world - 1) / world), work_dir);
             break;
         }

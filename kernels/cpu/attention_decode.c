@@ -29,7 +29,7 @@ void kd_cpu_attention_decode(float *out, float *kv, const float *qkv, const int3
         for (int h = 0; h < NH; h++) {
             const int L = n[b], g = h / G;
             const float *q = qkv + (size_t)b * R + (size_t)h * HD;
-            const float *k0 = kv + (size_t)b * Tmax * S + (size_t)g * HD;        // slot stride S
+            const float *k0 = kv + (size_t)b * Tmax * S + (size_t)g * HD;         // slot stride S
             const float *v0 = kv + (size_t)b * Tmax * S + (size_t)(NKV + g) * HD; // slot stride S
             float *o = out + (size_t)b * NH * HD + (size_t)h * HD;
             float *p = kd_malloc(sizeof(float) * (size_t)L); // (L) scores, then probabilities

@@ -83,7 +83,9 @@ static int run_layout(const char *name, const kd_mixer_kind *layout, int n_layer
             int tr = argmax(r, V, &gr), tq = argmax(q, V, &gq);
             min_gap = fmin(min_gap, gr);
             if (diff > TOL || tr != tq) {
-                fprintf(stderr, "%s: row %d step %d (len %d): max |logit diff| %.3g (tol %.0e), token decode %d vs full %d (gap %.3g)\n",
+                fprintf(stderr,
+                        "%s: row %d step %d (len %d): max |logit diff| %.3g (tol %.0e), token "
+                        "decode %d vs full %d (gap %.3g)\n",
                         name, b, s, len[b], diff, TOL, tq, tr, gr);
                 fails++;
             }
@@ -97,8 +99,9 @@ static int run_layout(const char *name, const kd_mixer_kind *layout, int n_layer
             return 1;
         }
     }
-    printf("%-10s %3d compared steps, max |logit diff| %.3g (tol %.0e), smallest top-2 gap %.3g, %s\n", name,
-           steps, worst, TOL, min_gap, fails ? "FAIL" : "ok");
+    printf(
+        "%-10s %3d compared steps, max |logit diff| %.3g (tol %.0e), smallest top-2 gap %.3g, %s\n",
+        name, steps, worst, TOL, min_gap, fails ? "FAIL" : "ok");
     free(dec);
     free(ref);
     kd_decoder_free(d);
@@ -109,7 +112,8 @@ static int run_layout(const char *name, const kd_mixer_kind *layout, int n_layer
 int main(void) {
     const kd_mixer_kind attn[3] = {KD_MIXER_ATTN, KD_MIXER_ATTN, KD_MIXER_ATTN};
     const kd_mixer_kind mamba[3] = {KD_MIXER_MAMBA2, KD_MIXER_MAMBA2, KD_MIXER_MAMBA2};
-    const kd_mixer_kind hybrid[4] = {KD_MIXER_MAMBA2, KD_MIXER_ATTN, KD_MIXER_MAMBA2, KD_MIXER_ATTN};
+    const kd_mixer_kind hybrid[4] = {KD_MIXER_MAMBA2, KD_MIXER_ATTN, KD_MIXER_MAMBA2,
+                                     KD_MIXER_ATTN};
     int bad = run_layout("attention", attn, 3);
     bad += run_layout("mamba2", mamba, 3);
     bad += run_layout("hybrid", hybrid, 4);

@@ -20,14 +20,14 @@
 #include "unit/test_model_util.h"
 
 static int fails = 0;
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                  \
-            fprintf(stderr, __VA_ARGS__);                                                         \
-            fprintf(stderr, "\n");                                                                \
-            fails++;                                                                              \
-        }                                                                                         \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            fails++;                                                                               \
+        }                                                                                          \
     } while (0)
 
 #define V 50
@@ -96,12 +96,12 @@ static void test_top_p(void) {
     int n = kd_gen_candidates(x, V, &p, idx, prob);
     CHECK(n == keep, "top-p kept %d tokens, expected %d", n, keep);
     double before_last = (mass - full[keep - 1]) / z;
-    CHECK(mass / z >= 0.7 && before_last < 0.7, "nucleus mass %.4f (without its last %.4f), p 0.7", mass / z,
-          before_last);
+    CHECK(mass / z >= 0.7 && before_last < 0.7, "nucleus mass %.4f (without its last %.4f), p 0.7",
+          mass / z, before_last);
     for (int j = 0; j < n && j < keep; j++) {
         CHECK(idx[j] == order[j], "candidate %d is %d, expected %d", j, idx[j], order[j]);
-        CHECK(fabs(prob[j] - full[j] / mass) < 1e-12, "candidate %d prob %.6f, expected %.6f", j, prob[j],
-              full[j] / mass);
+        CHECK(fabs(prob[j] - full[j] / mass) < 1e-12, "candidate %d prob %.6f, expected %.6f", j,
+              prob[j], full[j] / mass);
     }
     kd_rng rng;
     kd_rng_seed(&rng, 2);
@@ -114,8 +114,8 @@ static void test_top_p(void) {
     }
     CHECK(outside == 0, "top-p drew outside the nucleus with frequency %.4f", outside);
     CHECK(worst < 0.02, "top-p frequencies off by %.4f (tol 0.02)", worst);
-    printf("top_p: nucleus of %d tokens, mass %.4f >= 0.7 > %.4f, max frequency error %.4f\n", keep, mass / z,
-           before_last, worst);
+    printf("top_p: nucleus of %d tokens, mass %.4f >= 0.7 > %.4f, max frequency error %.4f\n", keep,
+           mass / z, before_last, worst);
 }
 
 static void test_cold_is_greedy(void) {
@@ -134,8 +134,10 @@ static void test_cold_is_greedy(void) {
         int order[V];
         rank_ids(x, order);
         if (x[order[0]] - x[order[1]] <= 1e-3f) continue;
-        int a = kd_gen_sample(x, V, &cold, &rng, idx, prob), g = kd_gen_sample(x, V, &greedy, &rng, idx, prob);
-        CHECK(a == g && g == order[0], "row %d: T=1e-5 drew %d, greedy %d, argmax %d", row, a, g, order[0]);
+        int a = kd_gen_sample(x, V, &cold, &rng, idx, prob),
+            g = kd_gen_sample(x, V, &greedy, &rng, idx, prob);
+        CHECK(a == g && g == order[0], "row %d: T=1e-5 drew %d, greedy %d, argmax %d", row, a, g,
+              order[0]);
         checked++;
     }
     CHECK(checked > 1500, "only %d rows had a top-2 gap > 1e-3", checked);
@@ -197,10 +199,12 @@ static void test_reproducible(kd_model *m) {
     gen_or_die(m, e, NP, &p, 0);
     for (int i = 0; i < NP; i++) differs += !same_seq(&a[i], &e[i]);
     CHECK(differs > 0, "seed 77 and 78 gave identical completions for all %d prompts", NP);
-    printf("reproducible: same tokens for batch 5, reversed batch 2 and alone; seed 78 changes %d of %d\n",
+    printf("reproducible: same tokens for batch 5, reversed batch 2 and alone; seed 78 changes %d "
+           "of %d\n",
            differs, NP);
     for (int i = 0; i < NP; i++) {
-        kd_gen_seq_clear(&a[i]), kd_gen_seq_clear(&b[i]), kd_gen_seq_clear(&c[i]), kd_gen_seq_clear(&e[i]);
+        kd_gen_seq_clear(&a[i]), kd_gen_seq_clear(&b[i]), kd_gen_seq_clear(&c[i]),
+            kd_gen_seq_clear(&e[i]);
     }
 }
 
@@ -219,8 +223,9 @@ static void test_eos(kd_model *m) {
     p.eos_id = gen[2];
     setup_seqs(&t, which, 1);
     gen_or_die(m, &t, 1, &p, 0);
-    CHECK(t.n_gen == stop + 1 && t.stop_eos == 1, "eos %d: %d new tokens (stop_eos %d), expected %d", p.eos_id,
-          t.n_gen, t.stop_eos, stop + 1);
+    CHECK(t.n_gen == stop + 1 && t.stop_eos == 1,
+          "eos %d: %d new tokens (stop_eos %d), expected %d", p.eos_id, t.n_gen, t.stop_eos,
+          stop + 1);
     CHECK(!memcmp(t.tokens, s.tokens, sizeof(int32_t) * (size_t)(t.n_prompt + t.n_gen)),
           "eos run is not a prefix of the run without eos");
     printf("eos: stopped after %d tokens on eos %d\n", t.n_gen, p.eos_id);
@@ -256,13 +261,15 @@ static void test_topk_logprobs(kd_model *m) {
                 worst = fmax(worst, d);
                 CHECK(ids[k] == s[i].topk_ids[(size_t)j * K + k] && d < 1e-4,
                       "seq %d row %d k %d: id %d lp %.6f, full forward id %d lp %.6f", i, j, k,
-                      s[i].topk_ids[(size_t)j * K + k], s[i].topk_logprobs[(size_t)j * K + k], ids[k], lp[k]);
+                      s[i].topk_ids[(size_t)j * K + k], s[i].topk_logprobs[(size_t)j * K + k],
+                      ids[k], lp[k]);
             }
         }
         free(lg);
         kd_gen_seq_clear(&s[i]);
     }
-    printf("top-%d log-probs of every row match the full forward, max diff %.3g (tol 1e-4)\n", K, worst);
+    printf("top-%d log-probs of every row match the full forward, max diff %.3g (tol 1e-4)\n", K,
+           worst);
 }
 
 int main(void) {
