@@ -104,6 +104,14 @@ typedef struct kd_ops {
     void (*attention_bwd)(float *dqkv, float *datt, const float *dout, const float *att,
                           const float *qkv, int B, int T, int NH, int NKV, int HD);
 
+    // Decoding: one new token per row against a KV cache kv (B,Tmax,2*NKV*HD), each slot
+    // holding the token's NKV key heads then its NKV value heads. qkv (B,(NH+2*NKV)*HD) is
+    // the new token after RoPE: its key and value heads are stored in slot n[b]-1 of row b,
+    // then its query heads attend over slots [0,n[b]). n (B) with 1 <= n[b] <= Tmax.
+    // out is (B,NH*HD). May be NULL in a backend that cannot decode (callers report it).
+    void (*attention_decode)(float *out, float *kv, const float *qkv, const int32_t *n, int B,
+                             int Tmax, int NH, int NKV, int HD);
+
     // ------------------------------------------------------------------ SwiGLU
     // gu (N,2F) holds gate in columns [0,F) and up in [F,2F): out (N,F) = silu(gate)*up.
     // bwd OVERWRITES dgu (N,2F).

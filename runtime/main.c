@@ -10,6 +10,7 @@
 
 int kd_data_main(int argc, char **argv);
 int kd_ckpt_main(int argc, char **argv);
+int kd_generate_main(int argc, char **argv);
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -20,6 +21,7 @@ static void usage(FILE *f) {
             "  data <pack|inspect|synth>   make and inspect HDF5 token datasets\n"
             "  ckpt <list|verify|digest>   inspect checkpoints\n"
             "  export CKPT --out DIR       write a checkpoint's model as a Hugging Face directory\n"
+            "  generate MODEL --prompt T   complete prompts with a trained model\n"
             "  version                     print the version\n");
 }
 
@@ -39,6 +41,7 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "data") == 0) return kd_data_main(argc - 1, argv + 1);
     if (strcmp(cmd, "ckpt") == 0) return kd_ckpt_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "generate") == 0) return kd_generate_main(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0 || strcmp(cmd, "export") == 0) {
         kd_comm *comm = NULL;
         kd_comm_init(&comm, &argc, &argv);

@@ -117,6 +117,7 @@ static stage_fn stage_impl(kd_stage_kind k) {
     case KD_STAGE_PRETRAIN: return kd_stage_pretrain;
     case KD_STAGE_SFT: return kd_stage_sft;
     case KD_STAGE_DPO: return kd_stage_dpo;
+    case KD_STAGE_GENERATE: return kd_stage_generate;
     default: return NULL;
     }
 }
@@ -175,6 +176,11 @@ static int validate(const kd_recipe *r, const kd_model_config *mc, int world, in
         if (!stage_impl(s->kind))
             return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.kind: '%s' is not available in this build yet", r->path,
                            s->line, s->name, kd_stage_kind_name(s->kind));
+        if (s->kind == KD_STAGE_GENERATE) {  // no training: only the prompts must be readable
+            snprintf(what, sizeof what, "stages.%s.prompts", s->name);
+            if ((rc = check_dataset(s->generate.prompts, what, mc, 1, 0, NULL, err))) return rc;
+            continue;
+        }
         if (s->batch.global % (s->batch.micro * world) != 0)
             return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.batch: global (%d) must be divisible by micro (%d) x ranks (%d)",
                            r->path, s->line, s->name, s->batch.global, s->batch.micro, world);

@@ -32,6 +32,7 @@ void kd_stage_trainer_cfg(kd_stage_ctx *ctx, kd_trainer_cfg *tc, kd_ckpt_attr *a
 int kd_stage_pretrain(kd_stage_ctx *ctx, kd_error *err);
 int kd_stage_sft(kd_stage_ctx *ctx, kd_error *err);
 int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err);
+int kd_stage_generate(kd_stage_ctx *ctx, kd_error *err);  // stages/generate.c
 
 // Shared by stages that train on token datasets: the CE task over windows of a dataset.
 // ctx_out must be freed with kd_lm_task_free. shuffle=0 reads windows in order (eval).

@@ -22,6 +22,10 @@ void kd_cpu_attention_fwd(float *out, float *att, const float *qkv, const int32_
 void kd_cpu_attention_bwd(float *dqkv, float *datt, const float *dout, const float *att,
                           const float *qkv, int B, int T, int NH, int NKV, int HD);
 
+// attention_decode.c
+void kd_cpu_attention_decode(float *out, float *kv, const float *qkv, const int32_t *n, int B,
+                             int Tmax, int NH, int NKV, int HD);
+
 // norm.c
 void kd_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,
                         float eps);

@@ -99,6 +99,7 @@ static kd_ops cpu_table = {
     .rope_fwd = kd_cpu_rope_fwd,
     .rope_bwd = kd_cpu_rope_bwd,
     .attention_fwd = kd_cpu_attention_fwd,
+    .attention_decode = kd_cpu_attention_decode,
     .attention_bwd = kd_cpu_attention_bwd,
     .swiglu_fwd = kd_cpu_swiglu_fwd,
     .swiglu_bwd = kd_cpu_swiglu_bwd,
