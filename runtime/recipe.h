@@ -112,6 +112,7 @@ typedef struct {
 typedef struct {
     kd_kd_loss loss;
     int mask_prompt;           // default 1: no loss on prompt tokens
+    int use_topk_cache;        // default 1: data with /topk_ids trains without the teacher
     kd_pseudo_labels pseudo_labels;
 } kd_kd_spec;
 

@@ -165,6 +165,7 @@ static const kd_field stage_fields[] = {
     // kd
     F("loss", KD_F_MAP, S, kd.loss, .sub = &kd_loss_schema, .kinds = KIND(KD)),
     F("mask_prompt", KD_F_BOOL, S, kd.mask_prompt, .def = 1, .kinds = KIND(KD)),
+    F("use_topk_cache", KD_F_BOOL, S, kd.use_topk_cache, .def = 1, .kinds = KIND(KD)),
     F("pseudo_labels", KD_F_MAP, S, kd.pseudo_labels, .sub = &pseudo_schema, .kinds = KIND(KD)),
     // sft
     F("packing", KD_F_BOOL, S, sft.packing, .def = 1, .kinds = KIND(SFT)),

@@ -117,6 +117,7 @@ static stage_fn stage_impl(kd_stage_kind k) {
     case KD_STAGE_PRETRAIN: return kd_stage_pretrain;
     case KD_STAGE_SFT: return kd_stage_sft;
     case KD_STAGE_DPO: return kd_stage_dpo;
+    case KD_STAGE_KD: return kd_stage_kd;
     case KD_STAGE_GENERATE: return kd_stage_generate;
     default: return NULL;
     }
@@ -190,11 +191,20 @@ static int validate(const kd_recipe *r, const kd_model_config *mc, int world, in
                            "(limit 64 GiB): lower batch.micro or batch.seq_len",
                            s->name, s->batch.micro, s->batch.seq_len, act / (1ull << 30));
         uint64_t ntok = 0, neval = 0;
-        if (!s->data[0]) return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.data: a '%s' stage needs a dataset", r->path,
-                                        s->line, s->name, kd_stage_kind_name(s->kind));
+        // which files the stage reads: its data (a pseudo-label stage reads prompts first
+        // and writes its data), eval_data; the recipe checked which are required
+        const char *data = s->data;
+        if (s->kind == KD_STAGE_KD && s->kd.pseudo_labels.generate) {
+            data = s->kd.pseudo_labels.prompts;
+            snprintf(what, sizeof what, "stages.%s.pseudo_labels.prompts", s->name);
+        } else if (s->kind == KD_STAGE_GENERATE) {
+            data = s->generate.prompts;
+            snprintf(what, sizeof what, "stages.%s.prompts", s->name);
+        }
         int win = s->kind == KD_STAGE_PRETRAIN, prefs = s->kind == KD_STAGE_DPO;
-        rc = prefs ? check_prefs(s->data, what, mc, &ntok, err)
-                   : check_dataset(s->data, what, mc, s->batch.seq_len, win, &ntok, err);
+        if (data[0])
+            rc = prefs ? check_prefs(data, what, mc, &ntok, err)
+                       : check_dataset(data, what, mc, s->batch.seq_len, win, &ntok, err);
         if (!rc && s->eval_data[0]) {
             snprintf(what, sizeof what, "stages.%s.eval_data", s->name);
             rc = prefs ? check_prefs(s->eval_data, what, mc, &neval, err)
@@ -292,8 +302,29 @@ typedef struct {
     kd_comm *comm;
     const kd_ops *ops;
     const run_opts *o;
+    kd_model *teacher;                                // loaded for the stages that need it
     char done_ckpt[KD_MAX_STAGES][KD_PATH_MAX * 2];  // final checkpoint of finished stages
 } run_state;
+
+static int load_teacher(run_state *st, int i, kd_model **teacher, kd_error *err);
+
+// On-demand teacher for stages (collective): loads it once, keeps it until dropped.
+static int get_teacher(void *run, kd_model **out, kd_error *err) {
+    run_state *st = run;
+    *out = NULL;
+    if (!st->r->has_teacher) return kd_fail(err, KD_EINPUT, "%s: this stage needs a `teacher:` section", st->r->path);
+    int rc = load_teacher(st, -1, &st->teacher, err);
+    double worst = kd_comm_max_f64(st->comm, (double)rc);
+    if (worst != 0) return rc ? rc : kd_fail(err, KD_ERUNTIME, "another rank could not load the teacher");
+    *out = st->teacher;
+    return KD_OK;
+}
+
+static void drop_teacher(void *run) {
+    run_state *st = run;
+    kd_model_free(st->teacher);
+    st->teacher = NULL;
+}
 
 // The model stage i starts from. *cur (the previous stage's model, or NULL) is reused when
 // the source is the previous stage; otherwise a model is loaded or created.
@@ -322,8 +353,9 @@ static int stage_input(run_state *st, int i, kd_model **cur, kd_error *err) {
 static int load_teacher(run_state *st, int i, kd_model **teacher, kd_error *err) {
     const kd_recipe *r = st->r;
     if (*teacher || !r->has_teacher) return KD_OK;
-    kd_stage_kind k = r->stages[i].kind;
+    kd_stage_kind k = i < 0 ? KD_STAGE_KD : r->stages[i].kind;  // i < 0: on demand (kd stages)
     if (k != KD_STAGE_KD && k != KD_STAGE_ALIGN && k != KD_STAGE_INIT) return KD_OK;
+    if (i >= 0 && k == KD_STAGE_KD) return KD_OK;  // kd loads it only when it needs it
     const kd_from *f = &r->teacher.from;
     if (f->kind == KD_FROM_STAGE) {
         int j = kd_recipe_stage_index(r, f->ref);
@@ -353,7 +385,7 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
     run_state *st = kd_calloc(1, sizeof *st);
     st->r = r, st->mc = mc, st->comm = comm, st->o = o;
     st->ops = pick_backend(r->run.backend, rank);
-    kd_model *model = NULL, *teacher = NULL;
+    kd_model *model = NULL;
     int only = o->stage ? kd_recipe_stage_index(r, o->stage) : -1;
     if (o->stage && only < 0) rc = kd_fail(err, KD_EINPUT, "--stage %s: no stage of that name in %s", o->stage, r->path);
     for (int i = 0; i < r->n_stages && rc == KD_OK; i++) {
@@ -376,11 +408,12 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
         if (rank == 0) rc = mkdir_p(dir, err);
         if ((rc = agree(comm, rc, err))) break;
         if (!rc) rc = stage_input(st, i, &model, err);
-        if (!rc) rc = load_teacher(st, i, &teacher, err);
+        if (!rc) rc = load_teacher(st, i, &st->teacher, err);
         if ((rc = agree(comm, rc, err))) break;
         kd_progress pr = {0};
         kd_stage_ctx ctx = {.recipe = r, .stage_index = i, .spec = s, .comm = comm, .ops = st->ops,
-                            .model = model, .teacher = teacher, .stage_dir = dir, .progress = &pr,
+                            .model = model, .teacher = st->teacher, .stage_dir = dir, .progress = &pr,
+                            .run = st, .get_teacher = get_teacher, .drop_teacher = drop_teacher,
                             .quiet = o->quiet, .resume = o->resume, .deadline = deadline};
         if (rank == 0 && !o->quiet) kd_log_info("stage %d/%d: %s (%s)", i + 1, r->n_stages, s->name, kd_stage_kind_name(s->kind));
         rc = stage_impl(s->kind)(&ctx, err);
@@ -398,7 +431,7 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
         rc = agree(comm, rc, err);
     }
     kd_model_free(model);
-    kd_model_free(teacher);
+    kd_model_free(st->teacher);
     free(st);
     return rc;
 }

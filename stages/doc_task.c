@@ -21,9 +21,13 @@ struct kd_doc_task {
     const uint64_t *off;
     row_plan *rows;
     uint64_t n_rows, seed, truncated;
-    int shuffle, seq_len, pad_id;
+    int shuffle, seq_len, pad_id, use_mask;
     int32_t *tok;  // scratch (seq_len)
     uint8_t *msk;  // scratch (seq_len)
+    // where each position of the last fill came from: global token index, -1 for padding
+    const int32_t *fill_ids;
+    int64_t *src;
+    size_t src_cap;
 };
 
 static uint64_t doc_len(const kd_doc_task *t, uint64_t d, int T) {
@@ -55,6 +59,12 @@ static void plan_rows(kd_doc_task *t, int packing) {
 static int doc_fill(void *vctx, const uint64_t *pos, int n, int T, int32_t *ids, int32_t *targets,
                     float *weights, int32_t *seg, int *used_seg, kd_error *err) {
     kd_doc_task *t = vctx;
+    if ((size_t)n * T > t->src_cap) {
+        free(t->src);
+        t->src_cap = (size_t)n * T;
+        t->src = kd_malloc(sizeof(int64_t) * t->src_cap);
+    }
+    t->fill_ids = ids;
     for (int i = 0; i < n; i++) {
         uint64_t r = t->shuffle ? kd_sampler_window(t->seed, t->n_rows, pos[i]) : pos[i] % t->n_rows;
         const row_plan *rp = &t->rows[r];
@@ -66,14 +76,18 @@ static int doc_fill(void *vctx, const uint64_t *pos, int n, int T, int32_t *ids,
             int rc = kd_dataset_read_tokens(t->ds, t->off[d], len, t->tok, t->msk, err);
             if (rc) return rc;
             for (uint64_t j = 0; j < len; j++, p++) {
+                t->src[(size_t)i * T + p] = (int64_t)(t->off[d] + j);
                 I[p] = t->tok[j];
                 S[p] = (int32_t)k;
                 int last = j + 1 == len;
                 G[p] = last ? -1 : t->tok[j + 1];
-                W[p] = last ? 0.0f : (float)t->msk[j + 1];
+                W[p] = last ? 0.0f : t->use_mask ? (float)t->msk[j + 1] : 1.0f;
             }
         }
-        for (; p < T; p++) I[p] = t->pad_id, S[p] = (int32_t)rp->n_docs, G[p] = -1, W[p] = 0.0f;
+        for (; p < T; p++) {
+            t->src[(size_t)i * T + p] = -1;
+            I[p] = t->pad_id, S[p] = (int32_t)rp->n_docs, G[p] = -1, W[p] = 0.0f;
+        }
     }
     *used_seg = 1;
     return KD_OK;
@@ -86,7 +100,7 @@ static double doc_loss(void *vctx, kd_model *m, const int32_t *targets, const fl
 }
 
 int kd_doc_task_open(kd_doc_task **out, const char *path, int vocab_size, int seq_len, uint64_t seed,
-                     int shuffle, int packing, kd_task *task, kd_error *err) {
+                     int shuffle, int packing, int use_mask, kd_task *task, kd_error *err) {
     *out = NULL;
     kd_dataset *ds = NULL;
     int rc = kd_dataset_open(&ds, path, err);
@@ -99,6 +113,7 @@ int kd_doc_task_open(kd_doc_task **out, const char *path, int vocab_size, int se
     }
     kd_doc_task *t = kd_calloc(1, sizeof *t);
     t->ds = ds, t->off = kd_dataset_offsets(ds), t->seed = seed, t->shuffle = shuffle, t->seq_len = seq_len;
+    t->use_mask = use_mask;
     t->pad_id = info->pad_id >= 0 ? info->pad_id : 0;
     t->tok = kd_malloc(sizeof(int32_t) * (size_t)seq_len);
     t->msk = kd_malloc((size_t)seq_len);
@@ -114,11 +129,18 @@ int kd_doc_task_open(kd_doc_task **out, const char *path, int vocab_size, int se
 
 uint64_t kd_doc_task_truncated(const kd_doc_task *t) { return t->truncated; }
 
+const int64_t *kd_doc_task_sources(const kd_doc_task *t, const int32_t *ids) {
+    return t->src + (ids - t->fill_ids);
+}
+
+kd_dataset *kd_doc_task_dataset(kd_doc_task *t) { return t->ds; }
+
 void kd_doc_task_free(kd_doc_task *t) {
     if (!t) return;
     kd_dataset_close(t->ds);
     free(t->rows);
     free(t->tok);
     free(t->msk);
+    free(t->src);
     free(t);
 }

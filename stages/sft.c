@@ -17,10 +17,10 @@ int kd_stage_sft(kd_stage_ctx *ctx, kd_error *err) {
     int packing = sp->sft.packing;
     kd_doc_task *train = NULL, *eval = NULL;
     int rc = kd_doc_task_open(&train, sp->data, mc->vocab_size, sp->batch.seq_len, ctx->recipe->run.seed, 1,
-                              packing, &tc.task, err);
+                              packing, 1, &tc.task, err);
     if (!rc && sp->eval_data[0])
         rc = kd_doc_task_open(&eval, sp->eval_data, mc->vocab_size, sp->batch.seq_len, 0, 0, packing,
-                              &tc.eval_task, err);
+                              1, &tc.eval_task, err);
     if (!rc && kd_comm_rank(ctx->comm) == 0 && !ctx->quiet) {
         kd_log_info("sft: %llu rows of %d tokens (%s), %llu conversations truncated to seq_len",
                     (unsigned long long)tc.task.n_samples, sp->batch.seq_len, packing ? "packed" : "one per row",
