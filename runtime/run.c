@@ -113,6 +113,8 @@ typedef int (*stage_fn)(kd_stage_ctx *, kd_error *);
 static stage_fn stage_impl(kd_stage_kind k) {
     switch (k) {
     case KD_STAGE_PRETRAIN: return kd_stage_pretrain;
+    case KD_STAGE_INIT: return kd_stage_init;
+    case KD_STAGE_ALIGN: return kd_stage_align;
     default: return NULL;
     }
 }
@@ -154,6 +156,14 @@ static int validate(const kd_recipe *r, const kd_model_config *mc, int world, in
         if (!stage_impl(s->kind))
             return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.kind: '%s' is not available in this build yet", r->path,
                            s->line, s->name, kd_stage_kind_name(s->kind));
+        if (s->kind == KD_STAGE_INIT) {  // no data, no batches: converts the model
+            if (verbose) {
+                char key[96];
+                snprintf(key, sizeof key, "stage %d: %s", i, s->name);
+                kd_log_kv(key, "init (attention -> Mamba-2)");
+            }
+            continue;
+        }
         if (s->batch.global % (s->batch.micro * world) != 0)
             return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.batch: global (%d) must be divisible by micro (%d) x ranks (%d)",
                            r->path, s->line, s->name, s->batch.global, s->batch.micro, world);

@@ -30,6 +30,10 @@ typedef struct {
 void kd_stage_trainer_cfg(kd_stage_ctx *ctx, kd_trainer_cfg *tc, kd_ckpt_attr *attrs);
 
 int kd_stage_pretrain(kd_stage_ctx *ctx, kd_error *err);
+// init: attention -> Mamba-2 conversion; replaces ctx->model with the new model.
+int kd_stage_init(kd_stage_ctx *ctx, kd_error *err);
+// align: MOHAWK matrix orientation / hidden-state alignment against ctx->teacher.
+int kd_stage_align(kd_stage_ctx *ctx, kd_error *err);
 
 // Shared by stages that train on token datasets: the CE task over windows of a dataset.
 // ctx_out must be freed with kd_lm_task_free. shuffle=0 reads windows in order (eval).
