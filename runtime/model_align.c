@@ -11,11 +11,11 @@
 
 struct kd_align_ws {
     const kd_ops *ops;
-    size_t cap;         // floats in mem
-    float *mem;         // backend: acts | out (N,C) | dinp (N,C) | M (B,H,T,T)
+    size_t cap; // floats in mem
+    float *mem; // backend: acts | out (N,C) | dinp (N,C) | M (B,H,T,T)
     kd_mamba2_acts acts;
     float *out, *dinp, *M;
-    float *host;        // host (N,C) for the per-token norms
+    float *host; // host (N,C) for the per-token norms
     size_t host_cap;
 };
 
@@ -54,18 +54,24 @@ int kd_model_align_check(const kd_model *s, const kd_model *t, int layer, kd_err
     const kd_model_config *a = &s->cfg, *b = &t->cfg;
     if (a->d_model != b->d_model || a->n_heads != b->n_heads || a->n_kv_heads != b->n_kv_heads ||
         a->head_dim != b->head_dim || a->n_layers != b->n_layers)
-        return kd_fail(err, KD_EINPUT, "align: the student (d_model %d, %d layers, heads %d/%d x %d) and the "
+        return kd_fail(err, KD_EINPUT,
+                       "align: the student (d_model %d, %d layers, heads %d/%d x %d) and the "
                        "teacher (d_model %d, %d layers, heads %d/%d x %d) must have the same shape",
                        a->d_model, a->n_layers, a->n_heads, a->n_kv_heads, a->head_dim, b->d_model,
                        b->n_layers, b->n_heads, b->n_kv_heads, b->head_dim);
     if (layer < 0 || layer >= a->n_layers)
-        return kd_fail(err, KD_EINPUT, "align.layers: expected a layer in [0, %d), found %d", a->n_layers, layer);
+        return kd_fail(err, KD_EINPUT, "align.layers: expected a layer in [0, %d), found %d",
+                       a->n_layers, layer);
     if (a->mixer[layer] != KD_MIXER_MAMBA2)
-        return kd_fail(err, KD_EINPUT, "align.layers: layer %d of the student is attention, expected Mamba-2 "
-                       "(put an init stage that converts it first)", layer);
+        return kd_fail(err, KD_EINPUT,
+                       "align.layers: layer %d of the student is attention, expected Mamba-2 "
+                       "(put an init stage that converts it first)",
+                       layer);
     if (b->mixer[layer] != KD_MIXER_ATTN)
-        return kd_fail(err, KD_EINPUT, "align.layers: layer %d of the teacher is Mamba-2, expected attention "
-                       "(its attention matrix and output are the targets)", layer);
+        return kd_fail(err, KD_EINPUT,
+                       "align.layers: layer %d of the teacher is Mamba-2, expected attention "
+                       "(its attention matrix and output are the targets)",
+                       layer);
     if (!s->grads) return kd_fail(err, KD_EINTERNAL, "align: the student has no gradient buffers");
     return KD_OK;
 }

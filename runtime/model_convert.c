@@ -17,29 +17,34 @@ static int build_config(const kd_model_config *sc, const int *ssm, int n_ssm,
                         const kd_convert_opts *o, kd_model_config *c, kd_error *err) {
     *c = *sc;
     if (n_ssm < 1)
-        return kd_fail(err, KD_EINPUT, "hybrid.ssm_layers: expected at least one layer to turn into "
+        return kd_fail(err, KD_EINPUT,
+                       "hybrid.ssm_layers: expected at least one layer to turn into "
                        "Mamba-2, found none");
     int want[KD_MODEL_MAX_LAYERS] = {0};
     for (int k = 0; k < n_ssm; k++) {
         if (ssm[k] < 0 || ssm[k] >= sc->n_layers)
-            return kd_fail(err, KD_EINPUT, "hybrid.ssm_layers[%d]: expected a layer in [0, %d), found %d", k,
+            return kd_fail(err, KD_EINPUT,
+                           "hybrid.ssm_layers[%d]: expected a layer in [0, %d), found %d", k,
                            sc->n_layers, ssm[k]);
         want[ssm[k]] = 1;
     }
     int had_ssm = kd_model_n_ssm(sc) > 0;
     for (int l = 0; l < sc->n_layers; l++) {
         if (sc->mixer[l] == KD_MIXER_MAMBA2 && !want[l])
-            return kd_fail(err, KD_EINPUT, "hybrid.ssm_layers: layer %d is already Mamba-2 in the source "
-                           "model and init cannot turn it back into attention; list it too", l);
+            return kd_fail(err, KD_EINPUT,
+                           "hybrid.ssm_layers: layer %d is already Mamba-2 in the source "
+                           "model and init cannot turn it back into attention; list it too",
+                           l);
         c->mixer[l] = want[l] ? KD_MIXER_MAMBA2 : KD_MIXER_ATTN;
     }
     c->d_state = o->d_state > 0 ? o->d_state : sc->head_dim;
     c->chunk_size = o->chunk_size;
     c->conv_width = o->conv_width;
     if (had_ssm && (c->d_state != sc->d_state || c->conv_width != sc->conv_width))
-        return kd_fail(err, KD_EINPUT, "hybrid: the source model's Mamba-2 layers have d_state %d and "
-                       "conv_width %d; the new layers must match, found %d and %d", sc->d_state,
-                       sc->conv_width, c->d_state, c->conv_width);
+        return kd_fail(err, KD_EINPUT,
+                       "hybrid: the source model's Mamba-2 layers have d_state %d and "
+                       "conv_width %d; the new layers must match, found %d and %d",
+                       sc->d_state, sc->conv_width, c->d_state, c->conv_width);
     return kd_model_config_check(c, err);
 }
 
@@ -87,8 +92,10 @@ static void convert_tensor(const kd_model *src, const float *sh, const kd_model 
             fill_uniform(w, p->numel, 1.0 / sqrt((double)W), &rng);
         }
     } else if (kd_str_endswith(p->name, "mixer.conv1d.bias")) {
-        if (o->conv == KD_CONV_INIT_IDENTITY) memset(w, 0, p->numel * sizeof(float));
-        else fill_uniform(w, p->numel, 1.0 / sqrt((double)W), &rng);
+        if (o->conv == KD_CONV_INIT_IDENTITY)
+            memset(w, 0, p->numel * sizeof(float));
+        else
+            fill_uniform(w, p->numel, 1.0 / sqrt((double)W), &rng);
     } else if (kd_str_endswith(p->name, "mixer.dt_bias")) {
         // dt ~ exp(U[log 1e-3, log 1e-1]) floored at 1e-4, stored as softplus^-1(dt)
         for (size_t j = 0; j < p->numel; j++) {
@@ -98,7 +105,8 @@ static void convert_tensor(const kd_model *src, const float *sh, const kd_model 
         }
     } else if (kd_str_endswith(p->name, "mixer.A_log")) {
         for (size_t j = 0; j < p->numel; j++) w[j] = (float)log(1.0 + 15.0 * kd_rng_uniform(&rng));
-    } else if (kd_str_endswith(p->name, "mixer.D") || kd_str_endswith(p->name, "mixer.norm.weight")) {
+    } else if (kd_str_endswith(p->name, "mixer.D") ||
+               kd_str_endswith(p->name, "mixer.norm.weight")) {
         for (size_t j = 0; j < p->numel; j++) w[j] = 1.0f;
     } else {
         KD_ASSERT(!"unexpected new tensor in a converted layer");

@@ -17,11 +17,11 @@ typedef enum {
 } kd_conv_init;
 
 typedef struct {
-    uint64_t seed;       // run seed: streams are kd_rng_seed_str(seed, parameter name)
-    kd_conv_init conv;   // conv1d init of converted layers
-    int d_state;         // 0: head_dim; must equal head_dim
-    int chunk_size;      // SSD chunk of the new model (>= 1)
-    int conv_width;      // conv width (>= 1; must match layers already Mamba-2)
+    uint64_t seed;     // run seed: streams are kd_rng_seed_str(seed, parameter name)
+    kd_conv_init conv; // conv1d init of converted layers
+    int d_state;       // 0: head_dim; must equal head_dim
+    int chunk_size;    // SSD chunk of the new model (>= 1)
+    int conv_width;    // conv width (>= 1; must match layers already Mamba-2)
 } kd_convert_opts;
 
 // Builds *out (with gradients if with_grads) from src: the layers listed in ssm_layers

@@ -16,13 +16,13 @@
 #include "stages/stage.h"
 
 typedef struct {
-    kd_task lm;       // token windows of the stage's data (fill only)
+    kd_task lm; // token windows of the stage's data (fill only)
     kd_model *teacher;
     kd_align_phase phase;
     int n_layers;
     int layers[KD_MAX_LAYERS];
     kd_align_ws *ws;
-    float *w;         // host weights of one micro-batch: (B) rows or (B,T) tokens
+    float *w; // host weights of one micro-batch: (B) rows or (B,T) tokens
     size_t wcap;
     char names[KD_TASK_MAX_EXTRA][24];
 } align_task;
@@ -74,7 +74,8 @@ static int align_step(void *vctx, kd_model *m, const int32_t *ids, const int32_t
 }
 
 // Freeze globs: the stage's own, then everything but the aligned layers' mixer tensors.
-static int freeze_all_but(kd_stage_spec *sp, const kd_model *m, const align_task *a, kd_error *err) {
+static int freeze_all_but(kd_stage_spec *sp, const kd_model *m, const align_task *a,
+                          kd_error *err) {
     static const char *const fixed[] = {"embed_tokens.*",
                                         "norm.weight",
                                         "lm_head.*",
@@ -88,16 +89,21 @@ static int freeze_all_but(kd_stage_spec *sp, const kd_model *m, const align_task
     for (int l = 0; l < c->n_layers; l++) {
         int aligned = 0;
         for (int k = 0; k < a->n_layers; k++) aligned |= a->layers[k] == l;
-        if (c->mixer[l] == KD_MIXER_MAMBA2 && !aligned) snprintf(extra[nx++], KD_NAME_MAX, "layers.%d.mixer.*", l);
+        if (c->mixer[l] == KD_MIXER_MAMBA2 && !aligned)
+            snprintf(extra[nx++], KD_NAME_MAX, "layers.%d.mixer.*", l);
     }
     int nf = (int)(sizeof fixed / sizeof fixed[0]);
     if (sp->n_freeze + nf + nx > KD_MAX_GLOBS)
-        return kd_fail(err, KD_EINPUT, "stages.%s: freezing everything but the aligned layers needs %d "
-                       "freeze patterns (%d of the stage, %d Mamba-2 layers not aligned), at most %d are "
-                       "possible: align more layers or drop freeze entries", sp->name, sp->n_freeze + nf + nx,
-                       sp->n_freeze, nx, KD_MAX_GLOBS);
-    for (int i = 0; i < nf; i++) snprintf(sp->freeze[sp->n_freeze++], sizeof sp->freeze[0], "%s", fixed[i]);
-    for (int i = 0; i < nx; i++) snprintf(sp->freeze[sp->n_freeze++], sizeof sp->freeze[0], "%s", extra[i]);
+        return kd_fail(
+            err, KD_EINPUT,
+            "stages.%s: freezing everything but the aligned layers needs %d "
+            "freeze patterns (%d of the stage, %d Mamba-2 layers not aligned), at most %d are "
+            "possible: align more layers or drop freeze entries",
+            sp->name, sp->n_freeze + nf + nx, sp->n_freeze, nx, KD_MAX_GLOBS);
+    for (int i = 0; i < nf; i++)
+        snprintf(sp->freeze[sp->n_freeze++], sizeof sp->freeze[0], "%s", fixed[i]);
+    for (int i = 0; i < nx; i++)
+        snprintf(sp->freeze[sp->n_freeze++], sizeof sp->freeze[0], "%s", extra[i]);
     return KD_OK;
 }
 
@@ -107,7 +113,9 @@ int kd_stage_align(kd_stage_ctx *ctx, kd_error *err) {
     const kd_model_config *mc = kd_model_cfg(m);
     ctx->eval_loss = NAN;
     if (!ctx->teacher)
-        return kd_fail(err, KD_EINPUT, "stages.%s: an align stage needs a teacher (teacher: {from: ...})", orig->name);
+        return kd_fail(err, KD_EINPUT,
+                       "stages.%s: an align stage needs a teacher (teacher: {from: ...})",
+                       orig->name);
     align_task *a = kd_calloc(1, sizeof *a);
     a->teacher = ctx->teacher;
     a->phase = orig->align.phase;
@@ -119,9 +127,12 @@ int kd_stage_align(kd_stage_ctx *ctx, kd_error *err) {
             if (mc->mixer[l] == KD_MIXER_MAMBA2) a->layers[a->n_layers++] = l;
     }
     int rc = a->n_layers ? KD_OK
-                         : kd_fail(err, KD_EINPUT, "stages.%s: the model has no Mamba-2 layer to align "
-                                   "(put an init stage before it)", orig->name);
-    for (int k = 0; k < a->n_layers && !rc; k++) rc = kd_model_align_check(m, ctx->teacher, a->layers[k], err);
+                         : kd_fail(err, KD_EINPUT,
+                                   "stages.%s: the model has no Mamba-2 layer to align "
+                                   "(put an init stage before it)",
+                                   orig->name);
+    for (int k = 0; k < a->n_layers && !rc; k++)
+        rc = kd_model_align_check(m, ctx->teacher, a->layers[k], err);
     kd_stage_spec *sp = kd_malloc(sizeof *sp);
     *sp = *orig;
     if (!rc) rc = freeze_all_but(sp, m, a, err);
@@ -131,13 +142,16 @@ int kd_stage_align(kd_stage_ctx *ctx, kd_error *err) {
     if (!rc) {
         kd_stage_trainer_cfg(ctx, &tc, attrs);
         tc.spec = sp;
-        rc = kd_lm_task_open(&lm, sp->data, mc->vocab_size, sp->batch.seq_len, ctx->recipe->run.seed, 1,
-                             &a->lm, err);
+        rc = kd_lm_task_open(&lm, sp->data, mc->vocab_size, sp->batch.seq_len,
+                             ctx->recipe->run.seed, 1, &a->lm, err);
     }
     if (!rc) {
         a->ws = kd_align_ws_create(ctx->ops);
         int nx = a->n_layers < KD_TASK_MAX_EXTRA ? a->n_layers : KD_TASK_MAX_EXTRA;
-        tc.task = (kd_task){.ctx = a, .fill = align_fill, .step = align_step, .n_extra = nx,
+        tc.task = (kd_task){.ctx = a,
+                            .fill = align_fill,
+                            .step = align_step,
+                            .n_extra = nx,
                             .n_samples = a->lm.n_samples};
         for (int k = 0; k < nx; k++) {
             snprintf(a->names[k], sizeof a->names[k], "loss/layer%d", a->layers[k]);

@@ -21,7 +21,7 @@ int kd_stage_init(kd_stage_ctx *ctx, kd_error *err) {
     if (rc) return rc;
     kd_convert_opts o = {.seed = r->run.seed,
                          .conv = sp->init.conv == KD_INIT_CONV_DEFAULT ? KD_CONV_INIT_DEFAULT
-                                                                      : KD_CONV_INIT_IDENTITY,
+                                                                       : KD_CONV_INIT_IDENTITY,
                          .d_state = h.d_state,
                          .chunk_size = h.chunk_size,
                          .conv_width = h.conv_width};

@@ -42,7 +42,8 @@ static double reference(kd_model *s, kd_model *t, int l, int matrix, const int32
         kd_mamba2_acts a;
         kd_mamba2_acts_bind(&a, mem, &s->mcfg, B, T);
         const int32_t *sg = seg ? t->seg : NULL;
-        kd_mamba2_forward(s->ops, &s->mcfg, &s->mp[l], &a, out, kd_model_mixer_input(t, l), sg, B, T);
+        kd_mamba2_forward(s->ops, &s->mcfg, &s->mp[l], &a, out, kd_model_mixer_input(t, l), sg, B,
+                          T);
         kd_mamba2_matrix(s->ops, &s->mcfg, &s->mp[l], &a, M, sg, B, T);
         const float *A = kd_model_attn_probs(t, l);
         for (int b = 0; b < B; b++)
@@ -60,11 +61,14 @@ static double reference(kd_model *s, kd_model *t, int l, int matrix, const int32
         float *out = malloc(sizeof(float) * B * T * C);
         kd_mamba2_acts a;
         kd_mamba2_acts_bind(&a, mem, &s->mcfg, B, T);
-        kd_mamba2_forward(s->ops, &s->mcfg, &s->mp[l], &a, out, kd_model_mixer_input(t, l), seg ? t->seg : NULL, B, T);
+        kd_mamba2_forward(s->ops, &s->mcfg, &s->mp[l], &a, out, kd_model_mixer_input(t, l),
+                          seg ? t->seg : NULL, B, T);
         const float *y = kd_model_mixer_output(t, l);
         for (int i = 0; i < B * T; i++) {
             double ss = 0;
-            for (int k = 0; k < C; k++) ss += ((double)out[i * C + k] - y[i * C + k]) * ((double)out[i * C + k] - y[i * C + k]);
+            for (int k = 0; k < C; k++)
+                ss += ((double)out[i * C + k] - y[i * C + k]) *
+                      ((double)out[i * C + k] - y[i * C + k]);
             ref += g_w[i] * sqrt(ss);
         }
         free(mem), free(out);
@@ -77,13 +81,15 @@ static void run(kd_model *t, kd_model *s, int matrix, const int32_t *ids, const 
     printf("--- phase %s, documents %s\n", phase, seg ? "yes" : "no");
     kd_error err = {0};
     CHECK(kd_model_forward(t, ids, NULL, seg, B, T, &err) == KD_OK, "teacher forward: %s", err.msg);
-    for (int i = 0; i < B * T; i++) g_w[i] = matrix ? (i < B ? (float)(T - i) : 0.0f) : 0.5f + 0.1f * (float)(i % 4);
+    for (int i = 0; i < B * T; i++)
+        g_w[i] = matrix ? (i < B ? (float)(T - i) : 0.0f) : 0.5f + 0.1f * (float)(i % 4);
     kd_align_ws *ws = kd_align_ws_create(kd_model_ops(s));
     const kd_param_table *pt = kd_model_table(s);
     size_t P = pt->total;
     const int l = 2;
     CHECK(kd_model_align_check(s, t, l, &err) == KD_OK, "check: %s", err.msg);
-    CHECK(kd_model_align_check(s, t, 1, &err) == KD_EINPUT, "layer 1 is attention: expected an error");
+    CHECK(kd_model_align_check(s, t, 1, &err) == KD_EINPUT,
+          "layer 1 is attention: expected an error");
     kd_model_zero_grad(s);
     double L0 = loss_of(s, t, l, matrix, 1, ws);
     double ref = reference(s, t, l, matrix, seg);
@@ -98,7 +104,8 @@ static void run(kd_model *t, kd_model *s, int matrix, const int32_t *ids, const 
     for (int i = 0; i < pt->n; i++) {
         if (strncmp(pt->t[i].name, prefix, strlen(prefix)) == 0) continue;
         double ss = 0;
-        for (size_t j = 0; j < pt->t[i].numel; j++) ss += (double)g[pt->t[i].offset + j] * g[pt->t[i].offset + j];
+        for (size_t j = 0; j < pt->t[i].numel; j++)
+            ss += (double)g[pt->t[i].offset + j] * g[pt->t[i].offset + j];
         CHECK(ss == 0.0, "%s got gradient (|g|^2 = %g) from layer %d's loss", pt->t[i].name, ss, l);
     }
     // accumulation: a second call doubles the gradient
@@ -121,15 +128,16 @@ static void run(kd_model *t, kd_model *s, int matrix, const int32_t *ids, const 
         const float st[4] = {h, -h, 2 * h, -2 * h};
         for (int q = 0; q < 4; q++) {
             memcpy(kd_model_params(s), p0, P * sizeof(float));
-            for (size_t j = 0; j < pi->numel; j++) kd_model_params(s)[pi->offset + j] += st[q] * (float)d[j];
+            for (size_t j = 0; j < pi->numel; j++)
+                kd_model_params(s)[pi->offset + j] += st[q] * (float)d[j];
             Lq[q] = loss_of(s, t, l, matrix, 0, ws) * 0.25; // dscale 0.25 scales the gradient
         }
         memcpy(kd_model_params(s), p0, P * sizeof(float));
         double fd = (8 * (Lq[0] - Lq[1]) - (Lq[2] - Lq[3])) / (12 * h);
         double tol = 2e-3 * fmax(fabs(an), fabs(fd)) + 2e-5;
         int ok = fabs(an - fd) <= tol;
-        printf("%-4s %-36s analytic % .6e  fd % .6e  diff %.2e (tol %.2e)\n", ok ? "ok" : "FAIL", pi->name, an, fd,
-               fabs(an - fd), tol);
+        printf("%-4s %-36s analytic % .6e  fd % .6e  diff %.2e (tol %.2e)\n", ok ? "ok" : "FAIL",
+               pi->name, an, fd, fabs(an - fd), tol);
         CHECK(ok, "%s phase %s: gradient mismatch", pi->name, phase);
         free(d);
     }

@@ -39,9 +39,10 @@ static size_t numel(kd_model *m, const char *name) {
     return kd_model_table(m)->t[kd_params_find(kd_model_table(m), name)].numel;
 }
 
-static kd_model *convert(const kd_model *src, const int *ssm, int n, uint64_t seed, kd_conv_init conv,
-                         int d_state) {
-    kd_convert_opts o = {.seed = seed, .conv = conv, .d_state = d_state, .chunk_size = 4, .conv_width = 4};
+static kd_model *convert(const kd_model *src, const int *ssm, int n, uint64_t seed,
+                         kd_conv_init conv, int d_state) {
+    kd_convert_opts o = {
+        .seed = seed, .conv = conv, .d_state = d_state, .chunk_size = 4, .conv_width = 4};
     kd_model *out = NULL;
     kd_error err = {0};
     if (kd_model_convert(&out, src, ssm, n, &o, 1, &err)) {
@@ -58,31 +59,42 @@ static void check_copies(kd_model *t, kd_model *s, int l) {
     for (int i = 0; i < ts->n; i++) {
         int j = kd_params_find(kd_model_table(s), ts->t[i].name);
         if (j < 0) continue; // the converted layer's attention tensors are gone
-        CHECK(memcmp(kd_model_params(t) + ts->t[i].offset, kd_model_params(s) + kd_model_table(s)->t[j].offset,
-                     ts->t[i].numel * sizeof(float)) == 0, "%s not copied bit for bit", ts->t[i].name);
+        CHECK(memcmp(kd_model_params(t) + ts->t[i].offset,
+                     kd_model_params(s) + kd_model_table(s)->t[j].offset,
+                     ts->t[i].numel * sizeof(float)) == 0,
+              "%s not copied bit for bit", ts->t[i].name);
     }
     const kd_model_config *c = kd_model_cfg(s);
-    size_t C = c->d_model, di = (size_t)c->n_heads * c->head_dim, dxb = (size_t)c->n_kv_heads * c->head_dim;
+    size_t C = c->d_model, di = (size_t)c->n_heads * c->head_dim,
+           dxb = (size_t)c->n_kv_heads * c->head_dim;
     char nm[96];
 #define T_(fmt) (snprintf(nm, sizeof nm, fmt, l), tensor(t, nm))
 #define S_(fmt) (snprintf(nm, sizeof nm, fmt, l), tensor(s, nm))
     float *in = S_("layers.%d.mixer.in_proj.weight");
-    CHECK(memcmp(in + di * C, T_("layers.%d.mixer.v_proj.weight"), dxb * C * 4) == 0, "layer %d: x rows != v_proj", l);
-    CHECK(memcmp(in + (di + dxb) * C, T_("layers.%d.mixer.k_proj.weight"), dxb * C * 4) == 0, "layer %d: B rows != k_proj", l);
-    CHECK(memcmp(in + (di + 2 * dxb) * C, T_("layers.%d.mixer.q_proj.weight"), di * C * 4) == 0, "layer %d: C rows != q_proj", l);
-    CHECK(memcmp(S_("layers.%d.mixer.out_proj.weight"), T_("layers.%d.mixer.o_proj.weight"), C * di * 4) == 0,
+    CHECK(memcmp(in + di * C, T_("layers.%d.mixer.v_proj.weight"), dxb * C * 4) == 0,
+          "layer %d: x rows != v_proj", l);
+    CHECK(memcmp(in + (di + dxb) * C, T_("layers.%d.mixer.k_proj.weight"), dxb * C * 4) == 0,
+          "layer %d: B rows != k_proj", l);
+    CHECK(memcmp(in + (di + 2 * dxb) * C, T_("layers.%d.mixer.q_proj.weight"), di * C * 4) == 0,
+          "layer %d: C rows != q_proj", l);
+    CHECK(memcmp(S_("layers.%d.mixer.out_proj.weight"), T_("layers.%d.mixer.o_proj.weight"),
+                 C * di * 4) == 0,
           "layer %d: out_proj != o_proj", l);
     // z and dt rows: U(+-1/sqrt(C)), not all zero
     double bound = 1.0 / sqrt((double)C), zmax = 0;
     for (size_t j = 0; j < di * C; j++) zmax = fmax(zmax, fabs(in[j]));
-    for (size_t j = (2 * di + 2 * dxb) * C; j < (2 * di + 2 * dxb + c->n_heads) * C; j++) zmax = fmax(zmax, fabs(in[j]));
-    CHECK(zmax > 0.5 * bound && zmax <= bound, "layer %d: z/dt rows max |w| %g, expected in (%g, %g]", l, zmax,
-          0.5 * bound, bound);
-    float *dtb = S_("layers.%d.mixer.dt_bias"), *al = S_("layers.%d.mixer.A_log"), *D = S_("layers.%d.mixer.D");
+    for (size_t j = (2 * di + 2 * dxb) * C; j < (2 * di + 2 * dxb + c->n_heads) * C; j++)
+        zmax = fmax(zmax, fabs(in[j]));
+    CHECK(zmax > 0.5 * bound && zmax <= bound,
+          "layer %d: z/dt rows max |w| %g, expected in (%g, %g]", l, zmax, 0.5 * bound, bound);
+    float *dtb = S_("layers.%d.mixer.dt_bias"), *al = S_("layers.%d.mixer.A_log"),
+          *D = S_("layers.%d.mixer.D");
     for (int h = 0; h < c->n_heads; h++) {
         double dt = log1p(exp(dtb[h]));
-        CHECK(dt >= 1e-3 * 0.999 && dt <= 1e-1 * 1.001, "layer %d head %d: softplus(dt_bias) %g not in [1e-3, 1e-1]", l, h, dt);
-        CHECK(al[h] >= 0.0f && al[h] <= logf(16.0f) + 1e-6f, "layer %d head %d: A_log %g not in [0, log 16]", l, h, al[h]);
+        CHECK(dt >= 1e-3 * 0.999 && dt <= 1e-1 * 1.001,
+              "layer %d head %d: softplus(dt_bias) %g not in [1e-3, 1e-1]", l, h, dt);
+        CHECK(al[h] >= 0.0f && al[h] <= logf(16.0f) + 1e-6f,
+              "layer %d head %d: A_log %g not in [0, log 16]", l, h, al[h]);
         CHECK(D[h] == 1.0f, "layer %d head %d: D %g, expected 1", l, h, D[h]);
     }
     float *cw = S_("layers.%d.mixer.conv1d.weight"), *cb = S_("layers.%d.mixer.conv1d.bias");
@@ -90,7 +102,8 @@ static void check_copies(kd_model *t, kd_model *s, int l) {
     for (int ch = 0; ch < CD; ch++) {
         CHECK(cb[ch] == 0.0f, "identity conv bias[%d] = %g", ch, cb[ch]);
         for (int k = 0; k < W; k++)
-            CHECK(cw[ch * W + k] == (k == W - 1 ? 1.0f : 0.0f), "identity conv w[%d][%d] = %g", ch, k, cw[ch * W + k]);
+            CHECK(cw[ch * W + k] == (k == W - 1 ? 1.0f : 0.0f), "identity conv w[%d][%d] = %g", ch,
+                  k, cw[ch * W + k]);
     }
     float *nw = S_("layers.%d.mixer.norm.weight");
     for (size_t j = 0; j < di; j++) CHECK(nw[j] == 1.0f, "norm.weight[%zu] = %g", j, nw[j]);
@@ -110,11 +123,13 @@ static void host_proj(double *out, const float *x, const float *w, int N, int C,
         }
 }
 
-static double silu(double v) { return v / (1.0 + exp(-v)); }
+static double silu(double v) {
+    return v / (1.0 + exp(-v));
+}
 
 // max |M - ref| / max |ref| over the causal part; M above the diagonal must be 0.
-static double compare_matrix(const char *what, const float *M, const double *Q, const double *K, double dt,
-                             int B, int T, int H, int NKV, int HD, int use_silu) {
+static double compare_matrix(const char *what, const float *M, const double *Q, const double *K,
+                             double dt, int B, int T, int H, int NKV, int HD, int use_silu) {
     double worst = 0, scale = 0;
     int wb = 0, wh = 0, wt = 0, ws = 0;
     double wref = 0;
@@ -125,7 +140,9 @@ static double compare_matrix(const char *what, const float *M, const double *Q, 
                 for (int s = 0; s < T; s++) {
                     double ref = 0;
                     if (s <= t) {
-                        int kv = h / (H / NKV); // Llama's repeat_kv: query head h reads kv head h/(H/NKV)
+                        int kv =
+                            h /
+                            (H / NKV); // Llama's repeat_kv: query head h reads kv head h/(H/NKV)
                         for (int d = 0; d < HD; d++) {
                             double q = Q[((size_t)b * T + t) * H * HD + h * HD + d];
                             double k = K[((size_t)b * T + s) * NKV * HD + kv * HD + d];
@@ -135,11 +152,14 @@ static double compare_matrix(const char *what, const float *M, const double *Q, 
                     }
                     float got = M[(((size_t)b * H + h) * T + t) * T + s];
                     scale = fmax(scale, fabs(ref));
-                    if (fabs(got - ref) > worst) worst = fabs(got - ref), wb = b, wh = h, wt = t, ws = s, wref = ref, wgot = got;
+                    if (fabs(got - ref) > worst)
+                        worst = fabs(got - ref), wb = b, wh = h, wt = t, ws = s, wref = ref,
+                        wgot = got;
                 }
     double rel = worst / scale;
     printf("%-60s max |M - ref| / max|ref| = %.2e (tol 1e-5)\n", what, rel);
-    CHECK(rel <= 1e-5, "%s: at b=%d h=%d t=%d s=%d M=%.8g expected %.8g", what, wb, wh, wt, ws, wgot, wref);
+    CHECK(rel <= 1e-5, "%s: at b=%d h=%d t=%d s=%d M=%.8g expected %.8g", what, wb, wh, wt, ws,
+          wgot, wref);
     return rel;
 }
 
@@ -151,10 +171,12 @@ static void check_mapping(kd_model *t, kd_model *s, int l) {
     int32_t ids[B * T];
     random_tokens(ids, B * T, c->vocab_size, 5);
     kd_error err = {0};
-    CHECK(kd_model_forward(t, ids, NULL, NULL, B, T, &err) == KD_OK, "teacher forward: %s", err.msg);
+    CHECK(kd_model_forward(t, ids, NULL, NULL, B, T, &err) == KD_OK, "teacher forward: %s",
+          err.msg);
     const float *inp = kd_model_mixer_input(t, l); // (B,T,C): the teacher layer's normed input
     char nm[96];
-    double *Q = malloc(sizeof(double) * B * T * H * HD), *K = malloc(sizeof(double) * B * T * NKV * HD);
+    double *Q = malloc(sizeof(double) * B * T * H * HD),
+           *K = malloc(sizeof(double) * B * T * NKV * HD);
     snprintf(nm, sizeof nm, "layers.%d.mixer.q_proj.weight", l);
     host_proj(Q, inp, tensor(t, nm), B * T, C, H * HD);
     snprintf(nm, sizeof nm, "layers.%d.mixer.k_proj.weight", l);
@@ -164,16 +186,28 @@ static void check_mapping(kd_model *t, kd_model *s, int l) {
     const double dt = 0.5;
     kd_mamba2_params *p = &s->mp[l];
     kd_mamba2_sizes sz = kd_mamba2_sizes_of(&s->mcfg);
-    for (int h = 0; h < H; h++) p->D[h] = 0.0f, p->A_log[h] = -40.0f, p->dt_bias[h] = (float)log(expm1(dt));
+    for (int h = 0; h < H; h++)
+        p->D[h] = 0.0f, p->A_log[h] = -40.0f, p->dt_bias[h] = (float)log(expm1(dt));
     memset(p->in_proj_w + (size_t)(2 * sz.d_inner + 2 * sz.d_xb) * C, 0, sizeof(float) * H * C);
 
     // (a) conv + SiLU bypassed: the SSD matrix op reads B and C straight from in_proj
-    float *zx = malloc(sizeof(float) * B * T * sz.d_in_proj), *M = malloc(sizeof(float) * B * H * T * T);
+    float *zx = malloc(sizeof(float) * B * T * sz.d_in_proj),
+          *M = malloc(sizeof(float) * B * H * T * T);
     o->matmul_fwd(zx, inp, p->in_proj_w, B * T, C, sz.d_in_proj);
-    kd_mamba2_in in = {.x = zx + sz.d_inner, .Bm = zx + sz.d_inner + sz.d_xb, .Cm = zx + sz.d_inner + 2 * sz.d_xb,
-                       .dt = zx + 2 * sz.d_inner + 2 * sz.d_xb, .ldx = sz.d_in_proj, .ldb = sz.d_in_proj,
-                       .ldc = sz.d_in_proj, .lddt = sz.d_in_proj, .dt_bias = p->dt_bias, .A_log = p->A_log,
-                       .D = p->D, .seg = NULL, .B = B, .T = T};
+    kd_mamba2_in in = {.x = zx + sz.d_inner,
+                       .Bm = zx + sz.d_inner + sz.d_xb,
+                       .Cm = zx + sz.d_inner + 2 * sz.d_xb,
+                       .dt = zx + 2 * sz.d_inner + 2 * sz.d_xb,
+                       .ldx = sz.d_in_proj,
+                       .ldb = sz.d_in_proj,
+                       .ldc = sz.d_in_proj,
+                       .lddt = sz.d_in_proj,
+                       .dt_bias = p->dt_bias,
+                       .A_log = p->A_log,
+                       .D = p->D,
+                       .seg = NULL,
+                       .B = B,
+                       .T = T};
     o->mamba2_mat_fwd(M, &in, &s->mcfg.k);
     snprintf(nm, sizeof nm, "layer %d, conv+SiLU bypassed: M == dt*Q.K", l);
     compare_matrix(nm, M, Q, K, dt, B, T, H, NKV, HD, 0);
@@ -198,8 +232,8 @@ static void expect_error(const kd_model *src, const int *ssm, int n, int d_state
     kd_model *out = NULL;
     kd_error err = {0};
     int rc = kd_model_convert(&out, src, ssm, n, &o, 1, &err);
-    CHECK(rc == KD_EINPUT && out == NULL && strstr(err.msg, needle), "expected KD_EINPUT with '%s', got %d: %s",
-          needle, rc, err.msg);
+    CHECK(rc == KD_EINPUT && out == NULL && strstr(err.msg, needle),
+          "expected KD_EINPUT with '%s', got %d: %s", needle, rc, err.msg);
     printf("error as expected: %s\n", err.msg);
 }
 
@@ -212,24 +246,31 @@ int main(void) {
 
     const int ssm[2] = {0, 2};
     kd_model *s = convert(t, ssm, 2, 11, KD_CONV_INIT_IDENTITY, 0);
-    CHECK(kd_model_cfg(s)->mixer[1] == KD_MIXER_ATTN && kd_model_n_ssm(kd_model_cfg(s)) == 2, "layout");
+    CHECK(kd_model_cfg(s)->mixer[1] == KD_MIXER_ATTN && kd_model_n_ssm(kd_model_cfg(s)) == 2,
+          "layout");
     check_copies(t, s, 0);
     check_copies(t, s, 2);
 
     // determinism: same seed -> same bits; another seed changes only the fresh tensors
     kd_model *s2 = convert(t, ssm, 2, 11, KD_CONV_INIT_IDENTITY, 0);
-    CHECK(memcmp(kd_model_params(s), kd_model_params(s2), kd_model_table(s)->total * 4) == 0, "same seed differs");
+    CHECK(memcmp(kd_model_params(s), kd_model_params(s2), kd_model_table(s)->total * 4) == 0,
+          "same seed differs");
     kd_model *s3 = convert(t, ssm, 2, 12, KD_CONV_INIT_IDENTITY, 0);
-    CHECK(memcmp(tensor(s, "layers.0.mixer.in_proj.weight"), tensor(s3, "layers.0.mixer.in_proj.weight"),
-                 4 * 24) != 0, "another seed gives the same z rows");
-    CHECK(memcmp(tensor(s, "layers.0.mixer.out_proj.weight"), tensor(s3, "layers.0.mixer.out_proj.weight"),
-                 numel(s, "layers.0.mixer.out_proj.weight") * 4) == 0, "copied tensors depend on the seed");
+    CHECK(memcmp(tensor(s, "layers.0.mixer.in_proj.weight"),
+                 tensor(s3, "layers.0.mixer.in_proj.weight"), 4 * 24) != 0,
+          "another seed gives the same z rows");
+    CHECK(memcmp(tensor(s, "layers.0.mixer.out_proj.weight"),
+                 tensor(s3, "layers.0.mixer.out_proj.weight"),
+                 numel(s, "layers.0.mixer.out_proj.weight") * 4) == 0,
+          "copied tensors depend on the seed");
     // default conv: U(+-1/sqrt(W)), not identity
     kd_model *s4 = convert(t, ssm, 2, 11, KD_CONV_INIT_DEFAULT, 0);
     float *cw = tensor(s4, "layers.2.mixer.conv1d.weight");
     double mx = 0;
-    for (size_t j = 0; j < numel(s4, "layers.2.mixer.conv1d.weight"); j++) mx = fmax(mx, fabs(cw[j]));
-    CHECK(mx > 0.25 && mx <= 0.5 && cw[0] != 0.0f, "default conv max |w| %g, expected in (0.25, 0.5]", mx);
+    for (size_t j = 0; j < numel(s4, "layers.2.mixer.conv1d.weight"); j++)
+        mx = fmax(mx, fabs(cw[j]));
+    CHECK(mx > 0.25 && mx <= 0.5 && cw[0] != 0.0f,
+          "default conv max |w| %g, expected in (0.25, 0.5]", mx);
 
     // progressive: {0} then {0,1}: layer 0 kept as it is, layer 1 converted from attention
     const int first[1] = {0}, more[2] = {0, 1}, only1[1] = {1};
@@ -237,9 +278,11 @@ int main(void) {
     float *in0 = tensor(p1, "layers.0.mixer.in_proj.weight");
     for (int k = 0; k < 5; k++) in0[k] += 0.25f; // pretend training moved it
     kd_model *p2 = convert(p1, more, 2, 99, KD_CONV_INIT_IDENTITY, 0);
-    CHECK(memcmp(tensor(p2, "layers.0.mixer.in_proj.weight"), in0, numel(p1, "layers.0.mixer.in_proj.weight") * 4) == 0,
+    CHECK(memcmp(tensor(p2, "layers.0.mixer.in_proj.weight"), in0,
+                 numel(p1, "layers.0.mixer.in_proj.weight") * 4) == 0,
           "progressive: layer 0 (already Mamba-2) changed");
-    CHECK(memcmp(tensor(p2, "layers.0.mixer.A_log"), tensor(p1, "layers.0.mixer.A_log"), 4 * 4) == 0,
+    CHECK(memcmp(tensor(p2, "layers.0.mixer.A_log"), tensor(p1, "layers.0.mixer.A_log"), 4 * 4) ==
+              0,
           "progressive: layer 0 A_log changed");
     check_copies(p1, p2, 1);
 
