@@ -80,6 +80,12 @@ typedef struct {
 } kd_optim;
 
 // ---------------------------------------------------------------- kind-specific blocks
+typedef enum { KD_INIT_CONV_IDENTITY = 0, KD_INIT_CONV_DEFAULT } kd_init_conv;
+
+typedef struct {
+    kd_init_conv conv;             // conv1d of converted layers: identity (default) | default
+} kd_init_spec;
+
 typedef enum { KD_ALIGN_MATRIX = 0, KD_ALIGN_HIDDEN } kd_align_phase;
 
 typedef struct {
@@ -193,6 +199,7 @@ typedef struct {
     int has_hybrid;               // init stages: own `hybrid:` block (else model.hybrid)
     kd_hybrid hybrid;
     // kind-specific blocks; only the one matching `kind` is meaningful
+    kd_init_spec init;
     kd_align_spec align;
     kd_kd_spec kd;
     kd_sft_spec sft;

@@ -21,6 +21,7 @@ const char *const kd_stage_kind_names[] = {"pretrain", "init", "align",    "kd",
 const char *const kd_from_kind_keys[] = {"random", "stage", "checkpoint", "hf", "prev", NULL};
 static const char *const schedule_names[] = {"cosine", "linear", "constant", NULL};
 static const char *const phase_names[] = {"matrix", "hidden", NULL};
+static const char *const conv_init_names[] = {"identity", "default", NULL};
 static const char *const divergence_names[] = {"forward", "reverse", "jsd", NULL};
 static const char *const dpo_names[] = {"sigmoid", "ipo", "hinge", "simpo", "orpo", NULL};
 static const char *const backend_names[] = {"auto", "cpu", "cuda", NULL};
@@ -156,6 +157,8 @@ static const kd_field stage_fields[] = {
     F("max_bad_steps", KD_F_INT, S, max_bad_steps, .def = 5, .lo = 0, .hi = BIG),
     // init
     F("hybrid", KD_F_MAP, S, hybrid, COUNT(S, has_hybrid), .sub = &hybrid_schema,
+      .kinds = KIND(INIT)),
+    F("conv", KD_F_ENUM, S, init.conv, .def = KD_INIT_CONV_IDENTITY, .names = conv_init_names,
       .kinds = KIND(INIT)),
     // align
     F("phase", KD_F_ENUM, S, align.phase, .names = phase_names, .flags = KD_F_REQUIRED,

@@ -119,6 +119,8 @@ static stage_fn stage_impl(kd_stage_kind k) {
     case KD_STAGE_DPO: return kd_stage_dpo;
     case KD_STAGE_KD: return kd_stage_kd;
     case KD_STAGE_GENERATE: return kd_stage_generate;
+    case KD_STAGE_INIT: return kd_stage_init;
+    case KD_STAGE_ALIGN: return kd_stage_align;
     default: return NULL;
     }
 }
@@ -180,6 +182,14 @@ static int validate(const kd_recipe *r, const kd_model_config *mc, int world, in
         if (s->kind == KD_STAGE_GENERATE) {  // no training: only the prompts must be readable
             snprintf(what, sizeof what, "stages.%s.prompts", s->name);
             if ((rc = check_dataset(s->generate.prompts, what, mc, 1, 0, NULL, err))) return rc;
+            continue;
+        }
+        if (s->kind == KD_STAGE_INIT) {  // no data, no batches: converts the model
+            if (verbose) {
+                char key[96];
+                snprintf(key, sizeof key, "stage %d: %s", i, s->name);
+                kd_log_kv(key, "init (attention -> Mamba-2)");
+            }
             continue;
         }
         if (s->batch.global % (s->batch.micro * world) != 0)

@@ -39,6 +39,10 @@ int kd_stage_sft(kd_stage_ctx *ctx, kd_error *err);
 int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err);
 int kd_stage_generate(kd_stage_ctx *ctx, kd_error *err);  // stages/generate.c
 int kd_stage_kd(kd_stage_ctx *ctx, kd_error *err);
+// init: attention -> Mamba-2 conversion; replaces ctx->model with the new model.
+int kd_stage_init(kd_stage_ctx *ctx, kd_error *err);
+// align: MOHAWK matrix orientation / hidden-state alignment against ctx->teacher.
+int kd_stage_align(kd_stage_ctx *ctx, kd_error *err);
 
 // Shared by stages that train on token datasets: the CE task over windows of a dataset.
 // ctx_out must be freed with kd_lm_task_free. shuffle=0 reads windows in order (eval).
