@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <mpi.h>
 
 #include "runtime/log.h"
@@ -146,6 +150,35 @@ static int maybe_resume(ckpt_ctx *c, kd_progress *pr, kd_error *err) {
     return KD_OK;
 }
 
+// ----------------------------------------------------------------------------- test hooks
+
+// KD_TRACE_SAMPLES=FILE: every rank appends "step S rank R world W: p0 p1 ..." (the global
+// sample positions it fills for optimizer step S) to FILE, one write(2) per line with
+// O_APPEND so lines of different ranks never interleave. Lets the fault tests prove that a
+// resumed run (at any world size) consumes every position exactly once.
+static void trace_samples(int64_t step, int rank, int world, const uint64_t *pos, int n) {
+    const char *path = getenv("KD_TRACE_SAMPLES");
+    if (!path || !*path) return;
+    size_t cap = 64 + (size_t)n * 21, len = 0;
+    char *line = kd_malloc(cap);
+    len += (size_t)snprintf(line, cap, "step %lld rank %d world %d:", (long long)step, rank, world);
+    for (int i = 0; i < n; i++) len += (size_t)snprintf(line + len, cap - len, " %llu", (unsigned long long)pos[i]);
+    line[len++] = '\n';
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        if (write(fd, line, len) != (ssize_t)len) kd_log_warn("KD_TRACE_SAMPLES: short write to %s", path);
+        close(fd);
+    }
+    free(line);
+}
+
+// KD_TEST_STOP_AT_STEP=N: the last rank sends itself SIGUSR1 right after step N, so tests
+// stop a run at a known step through the real signal path (one rank signalled, all agree).
+static void test_stop_at(int64_t step, int rank, int world) {
+    const char *v = getenv("KD_TEST_STOP_AT_STEP");
+    if (v && *v && rank == world - 1 && step == atoll(v)) raise(SIGUSR1);
+}
+
 // ----------------------------------------------------------------------------- step loop
 
 static void fmt_eta(double s, char *out, size_t n) {
@@ -236,6 +269,7 @@ int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *pr, kd_error *err) {
             if (err->code == KD_OK) kd_fail(err, KD_EINPUT, "another rank failed to read its batch (see its message)");
             break;
         }
+        trace_samples(pr->step + 1, rank, world, pos, per_rank);
         double wlocal = 0;
         for (size_t i = 0; i < ntok; i++) wlocal += hb.targets[i] >= 0 ? hb.weights[i] : 0.0;
         double wtotal = kd_comm_sum_f64(comm, wlocal);
@@ -320,6 +354,7 @@ int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *pr, kd_error *err) {
         if (sp->checkpoint.every > 0 && pr->step % sp->checkpoint.every == 0 && pr->step < sp->steps) {
             if ((rc = save_ckpt(&ck, pr, err))) break;
         }
+        test_stop_at(pr->step, rank, world);
         int sig = kd_signals_pending();
         int stop = sig != 0 || (cfg->deadline > 0 && kd_now() > cfg->deadline);
         if (kd_comm_any(comm, stop) && pr->step < sp->steps) {
