@@ -1,0 +1,7 @@
+# Fault-tolerance tests (tests/fault/, docs/fault-tolerance.md): kill, corrupt, preempt,
+# freeze, fill the disk, change the world size, and split the job over two network
+# namespaces; every run resumes and must end where an uninterrupted run ends. Labels
+# fault + mpi; each mpirun inside is bounded by `timeout -k 10`, each test by TIMEOUT.
+foreach(t kill_resume_bitwise)
+  kd_script_test(${t} fault/${t}.sh LABELS "fault;mpi" TIMEOUT 240)
+endforeach()
