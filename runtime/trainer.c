@@ -84,8 +84,10 @@ static int save_ckpt(ckpt_ctx *c, const kd_progress *pr, kd_error *err) {
     float *hm = to_host(ops, c->opt->m, ns, &tm), *hv = to_host(ops, c->opt->v, ns, &tv);
     char path[2048];
     double t0 = kd_now();
+    kd_comm_watch_begin(cfg->comm, "checkpoint save");
     int rc = kd_ckpt_save(c->mpi, c->root, pr->step, pt, hp, hm, hv, &ts, cfg->attrs, cfg->n_attrs, path,
                           sizeof path, err);
+    kd_comm_watch_end(cfg->comm);
     free(tp), free(tm), free(tv);
     if (rc) {
         kd_error_prefix(err, "checkpoint at step %lld failed (the previous checkpoint is intact): ",
@@ -96,7 +98,9 @@ static int save_ckpt(ckpt_ctx *c, const kd_progress *pr, kd_error *err) {
     if (cfg->final_ckpt) snprintf(cfg->final_ckpt, cfg->final_ckpt_len, "%s", path);
     if (kd_comm_rank(cfg->comm) == 0 && !cfg->quiet)
         kd_log_info("saved %s (%.2f s)", path, kd_now() - t0);
+    kd_comm_watch_begin(cfg->comm, "checkpoint prune");
     rc = kd_ckpt_prune(c->mpi, c->root, cfg->spec->checkpoint.keep, err);
+    kd_comm_watch_end(cfg->comm);
     if (rc) kd_error_prefix(err, "pruning old checkpoints: ");
     return rc ? KD_ERUNTIME : KD_OK;
 }
@@ -121,7 +125,9 @@ static int maybe_resume(ckpt_ctx *c, kd_progress *pr, kd_error *err) {
     float *hm = cpu ? c->opt->m : kd_malloc(ns * sizeof(float));
     float *hv = cpu ? c->opt->v : kd_malloc(ns * sizeof(float));
     kd_train_state ts;
+    kd_comm_watch_begin(cfg->comm, "checkpoint load");
     int rc = kd_ckpt_load(c->mpi, dir, pt, hp, hm, hv, &ts, err);
+    kd_comm_watch_end(cfg->comm);
     char want[65];
     hex64(cfg->model_hash, want);
     if (!rc && strcmp(ts.model_hash, want) != 0 && cfg->resume != KD_RESUME_FORCE)
