@@ -2,6 +2,6 @@
 # freeze, fill the disk, change the world size, and split the job over two network
 # namespaces; every run resumes and must end where an uninterrupted run ends. Labels
 # fault + mpi; each mpirun inside is bounded by `timeout -k 10`, each test by TIMEOUT.
-foreach(t kill_resume_bitwise corrupt_ckpt_fallback preempt_signal_one_rank resume_other_world_size frozen_rank_watchdog ckpt_write_failure_stops_cleanly)
+foreach(t kill_resume_bitwise corrupt_ckpt_fallback preempt_signal_one_rank resume_other_world_size frozen_rank_watchdog ckpt_write_failure_stops_cleanly bad_recipe_leaves_run_dir)
   kd_script_test(${t} fault/${t}.sh LABELS "fault;mpi" TIMEOUT 240)
 endforeach()
