@@ -5,3 +5,6 @@
 foreach(t kill_resume_bitwise corrupt_ckpt_fallback preempt_signal_one_rank resume_other_world_size frozen_rank_watchdog ckpt_write_failure_stops_cleanly bad_recipe_leaves_run_dir)
   kd_script_test(${t} fault/${t}.sh LABELS "fault;mpi" TIMEOUT 240)
 endforeach()
+# two "hosts" in network namespaces: skipped (77) where namespaces cannot be created
+kd_script_test(multihost_netns fault/multihost_netns.sh LABELS "fault;mpi" TIMEOUT 240)
+set_tests_properties(multihost_netns PROPERTIES SKIP_RETURN_CODE 77)

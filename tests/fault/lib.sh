@@ -22,6 +22,7 @@ fault_cleanup() {
     local p
     for p in "${BG_PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
     for p in $(tagged_pids); do kill -CONT "$p" 2>/dev/null; kill -9 "$p" 2>/dev/null || true; done
+    if declare -F fault_extra_cleanup >/dev/null; then fault_extra_cleanup; fi
     [ -n "${KD_FAULT_KEEP:-}" ] && { echo "kept $W"; return; }
     rm -rf "$W"
 }
