@@ -8,3 +8,5 @@ endforeach()
 # two "hosts" in network namespaces: skipped (77) where namespaces cannot be created
 kd_script_test(multihost_netns fault/multihost_netns.sh LABELS "fault;mpi" TIMEOUT 240)
 set_tests_properties(multihost_netns PROPERTIES SKIP_RETURN_CODE 77)
+# launch/kdrun against a fake command (no MPI)
+kd_script_test(kdrun_supervisor fault/kdrun_supervisor.sh LABELS fault TIMEOUT 60)
