@@ -98,8 +98,12 @@ static void op_begin(kd_comm *c, const char *name) {
 
 static void op_end(kd_comm *c) { atomic_store(&c->op, (const char *)NULL); }
 
-void kd_comm_watch_begin(kd_comm *c, const char *what) { op_begin(c, what); }
-void kd_comm_watch_end(kd_comm *c) { op_end(c); }
+void kd_comm_watch_begin(kd_comm *c, const char *what) {
+    op_begin(c, what);
+}
+void kd_comm_watch_end(kd_comm *c) {
+    op_end(c);
+}
 
 int kd_comm_rank(const kd_comm *c) { return c->rank; }
 int kd_comm_size(const kd_comm *c) { return c->size; }

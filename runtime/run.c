@@ -325,19 +325,23 @@ static int same_file_text(const char *path, const char *text) {
 static int check_resumable(const kd_recipe *r, const run_opts *o, kd_error *err) {
     if (o->resume != KD_RESUME_AUTO) return KD_OK;
     for (int i = 0; i < r->n_stages; i++) {
-        char dir[KD_PATH_MAX * 2], root[KD_PATH_MAX * 2 + 8], ck[KD_PATH_MAX * 2 + 64], done[KD_PATH_MAX * 2];
+        char dir[KD_PATH_MAX * 2], root[KD_PATH_MAX * 2 + 8], ck[KD_PATH_MAX * 2 + 64],
+            done[KD_PATH_MAX * 2];
         kd_recipe_stage_dir(r, i, dir, sizeof dir);
         if (read_done(dir, done, sizeof done)) continue;
         snprintf(root, sizeof root, "%s/ckpt", dir);
         kd_train_state ts;
-        if (!kd_ckpt_find_latest(root, ck, sizeof ck, NULL) || kd_ckpt_read_state(ck, &ts, NULL)) continue;
+        if (!kd_ckpt_find_latest(root, ck, sizeof ck, NULL) || kd_ckpt_read_state(ck, &ts, NULL))
+            continue;
         char want[32];
         snprintf(want, sizeof want, "%016llx", (unsigned long long)kd_recipe_model_hash(r, i));
         if (strcmp(ts.model_hash, want) != 0)
-            return kd_fail(err, KD_EINPUT, "%s: written by a recipe whose model or data differ from this one (stage '%s', "
-                           "model hash %s, now %s); nothing was changed in %s; rerun with --resume force to continue "
-                           "from it anyway, or --resume never to start the stage over",
-                           ck, r->stages[i].name, ts.model_hash, want, r->run.out_dir);
+            return kd_fail(
+                err, KD_EINPUT,
+                "%s: written by a recipe whose model or data differ from this one (stage '%s', "
+                "model hash %s, now %s); nothing was changed in %s; rerun with --resume force to "
+                "continue from it anyway, or --resume never to start the stage over",
+                ck, r->stages[i].name, ts.model_hash, want, r->run.out_dir);
     }
     return KD_OK;
 }
@@ -354,7 +358,7 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
         rc = mkdir_p(r->run.out_dir, err);
         snprintf(path, sizeof path, "%s/recipe.resolved.yaml", r->run.out_dir);
         if (!rc && !same_file_text(path, r->resolved_yaml)) {
-            rc = check_resumable(r, o, err);  // before the run dir's recipe is replaced
+            rc = check_resumable(r, o, err); // before the run dir's recipe is replaced
             if (!rc) rc = kd_recipe_write_resolved(r, path, err);
         }
     }

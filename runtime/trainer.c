@@ -168,11 +168,13 @@ static void trace_samples(int64_t step, int rank, int world, const uint64_t *pos
     size_t cap = 64 + (size_t)n * 21, len = 0;
     char *line = kd_malloc(cap);
     len += (size_t)snprintf(line, cap, "step %lld rank %d world %d:", (long long)step, rank, world);
-    for (int i = 0; i < n; i++) len += (size_t)snprintf(line + len, cap - len, " %llu", (unsigned long long)pos[i]);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(line + len, cap - len, " %llu", (unsigned long long)pos[i]);
     line[len++] = '\n';
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd >= 0) {
-        if (write(fd, line, len) != (ssize_t)len) kd_log_warn("KD_TRACE_SAMPLES: short write to %s", path);
+        if (write(fd, line, len) != (ssize_t)len)
+            kd_log_warn("KD_TRACE_SAMPLES: short write to %s", path);
         close(fd);
     }
     free(line);
