@@ -370,6 +370,15 @@ int kd_ckpt_prune(MPI_Comm comm, const char *ckpt_root, int keep, kd_error *err)
 
 // ---------------------------------------------------------------------------- save
 
+// Test hook: KD_CKPT_TEST_DELAY_MS=N makes rank 0 sleep N ms after each file of a save
+// (model.h5, optim.h5, MANIFEST) and before the rename, so fault tests can kill a run in
+// the middle of a checkpoint write reliably (tests/fault/).
+static void test_delay(void) {
+    const char *v = getenv("KD_CKPT_TEST_DELAY_MS");
+    long ms = v ? atol(v) : 0;
+    if (ms > 0) usleep((useconds_t)(ms * 1000));
+}
+
 // Rank 0's part after the HDF5 files: state.json, MANIFEST, rename into place.
 static int finish_rank0(const char *root, const char *tmp, const char *final, int have_m,
                         const kd_train_state *ts, int world, kd_error *err) {
@@ -381,6 +390,7 @@ static int finish_rank0(const char *root, const char *tmp, const char *final, in
     if (rc) return rc;
     const char *names[] = {"model.h5", "state.json", "optim.h5"};
     if ((rc = manifest_write(tmp, names, have_m ? 3 : 2, err))) return rc;
+    test_delay();
     int e = fsync_path(tmp, 1);
     if (e) return kd_fail(err, KD_ERUNTIME, "%s: cannot sync: %s", tmp, strerror(e));
     struct stat sb;
@@ -434,12 +444,14 @@ int kd_ckpt_save(MPI_Comm comm, const char *ckpt_root, int64_t step, const kd_pa
     const float *pd[] = {params};
     snprintf(path, sizeof path, "%s/model.h5", tmp);
     rc = kd_ckpt_h5_write(comm, path, pt, pg, pd, 1, 1, attrs, n_attrs, -1, err);
+    if (rank == 0) test_delay();
     rc = kd_ckpt_agree(comm, rc, err);
     if (rc == KD_OK && have_m) {
         const char *og[] = {"m", "v"};
         const float *od[] = {m_shard, v_shard};
         snprintf(path, sizeof path, "%s/optim.h5", tmp);
         rc = kd_ckpt_h5_write(comm, path, pt, og, od, 2, 0, NULL, 0, ts->optim_step, err);
+        if (rank == 0) test_delay();
         rc = kd_ckpt_agree(comm, rc, err);
     }
     if (rc == KD_OK && rank == 0) rc = finish_rank0(ckpt_root, tmp, final, have_m, ts, world, err);

@@ -98,6 +98,13 @@ static void op_begin(kd_comm *c, const char *name) {
 
 static void op_end(kd_comm *c) { atomic_store(&c->op, (const char *)NULL); }
 
+void kd_comm_watch_begin(kd_comm *c, const char *what) {
+    op_begin(c, what);
+}
+void kd_comm_watch_end(kd_comm *c) {
+    op_end(c);
+}
+
 int kd_comm_rank(const kd_comm *c) { return c->rank; }
 int kd_comm_size(const kd_comm *c) { return c->size; }
 int kd_comm_local_rank(const kd_comm *c) { return c->local_rank; }

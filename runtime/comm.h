@@ -36,5 +36,10 @@ void kd_comm_allgather_f32(kd_comm *c, float *buf, size_t total);
 // and the step set by kd_comm_set_step.
 void kd_comm_start_watchdog(kd_comm *c, double timeout_s);
 void kd_comm_set_step(kd_comm *c, long step);
+// Put a section that calls MPI itself (a checkpoint save or load: runtime/checkpoint.c) under
+// the same watchdog, so a rank frozen during it is detected too. The section must not call
+// the collectives above (they end the watch); sections do not nest.
+void kd_comm_watch_begin(kd_comm *c, const char *what);
+void kd_comm_watch_end(kd_comm *c);
 // Abort all ranks (collective failure paths); never returns.
 _Noreturn void kd_comm_abort(kd_comm *c, int code);

@@ -14,6 +14,7 @@
 #include "data/dataset.h"
 #include "data/prefs.h"
 #include "runtime/hf.h"
+#include "runtime/checkpoint.h"
 #include "runtime/log.h"
 #include "runtime/model.h"
 #include "runtime/model_io.h"
@@ -378,6 +379,44 @@ static int load_teacher(run_state *st, int i, kd_model **teacher, kd_error *err)
     return kd_fail(err, KD_EINPUT, "teacher.from: {random: true} is not a teacher: name a stage, checkpoint or hf directory");
 }
 
+// 1 if the file at path holds exactly text.
+static int same_file_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = strlen(text), i = 0;
+    int c, same = 1;
+    while (same && (c = fgetc(f)) != EOF) same = i < n && (char)c == text[i++];
+    fclose(f);
+    return same && i == n;
+}
+
+// A changed recipe whose model no longer matches an unfinished stage's newest valid
+// checkpoint would be refused by that stage's resume (trainer.c) after the run dir had
+// already been rewritten; refuse it here, before anything in the run dir changes.
+static int check_resumable(const kd_recipe *r, const run_opts *o, kd_error *err) {
+    if (o->resume != KD_RESUME_AUTO) return KD_OK;
+    for (int i = 0; i < r->n_stages; i++) {
+        char dir[KD_PATH_MAX * 2], root[KD_PATH_MAX * 2 + 8], ck[KD_PATH_MAX * 2 + 64],
+            done[KD_PATH_MAX * 2];
+        kd_recipe_stage_dir(r, i, dir, sizeof dir);
+        if (read_done(dir, done, sizeof done)) continue;
+        snprintf(root, sizeof root, "%s/ckpt", dir);
+        kd_train_state ts;
+        if (!kd_ckpt_find_latest(root, ck, sizeof ck, NULL) || kd_ckpt_read_state(ck, &ts, NULL))
+            continue;
+        char want[32];
+        snprintf(want, sizeof want, "%016llx", (unsigned long long)kd_recipe_model_hash(r, i));
+        if (strcmp(ts.model_hash, want) != 0)
+            return kd_fail(
+                err, KD_EINPUT,
+                "%s: written by a recipe whose model or data differ from this one (stage '%s', "
+                "model hash %s, now %s); nothing was changed in %s; rerun with --resume force to "
+                "continue from it anyway, or --resume never to start the stage over",
+                ck, r->stages[i].name, ts.model_hash, want, r->run.out_dir);
+    }
+    return KD_OK;
+}
+
 static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *comm, const run_opts *o,
                       kd_error *err) {
     int rank = kd_comm_rank(comm);
@@ -389,7 +428,10 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
     if (rank == 0) {
         rc = mkdir_p(r->run.out_dir, err);
         snprintf(path, sizeof path, "%s/recipe.resolved.yaml", r->run.out_dir);
-        if (!rc) rc = kd_recipe_write_resolved(r, path, err);
+        if (!rc && !same_file_text(path, r->resolved_yaml)) {
+            rc = check_resumable(r, o, err); // before the run dir's recipe is replaced
+            if (!rc) rc = kd_recipe_write_resolved(r, path, err);
+        }
     }
     if ((rc = agree(comm, rc, err))) return rc;
     run_state *st = kd_calloc(1, sizeof *st);

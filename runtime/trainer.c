@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
 #include <mpi.h>
 
 #include "runtime/log.h"
@@ -80,8 +84,10 @@ static int save_ckpt(ckpt_ctx *c, const kd_progress *pr, kd_error *err) {
     float *hm = to_host(ops, c->opt->m, ns, &tm), *hv = to_host(ops, c->opt->v, ns, &tv);
     char path[2048];
     double t0 = kd_now();
+    kd_comm_watch_begin(cfg->comm, "checkpoint save");
     int rc = kd_ckpt_save(c->mpi, c->root, pr->step, pt, hp, hm, hv, &ts, cfg->attrs, cfg->n_attrs, path,
                           sizeof path, err);
+    kd_comm_watch_end(cfg->comm);
     free(tp), free(tm), free(tv);
     if (rc) {
         kd_error_prefix(err, "checkpoint at step %lld failed (the previous checkpoint is intact): ",
@@ -92,7 +98,9 @@ static int save_ckpt(ckpt_ctx *c, const kd_progress *pr, kd_error *err) {
     if (cfg->final_ckpt) snprintf(cfg->final_ckpt, cfg->final_ckpt_len, "%s", path);
     if (kd_comm_rank(cfg->comm) == 0 && !cfg->quiet)
         kd_log_info("saved %s (%.2f s)", path, kd_now() - t0);
+    kd_comm_watch_begin(cfg->comm, "checkpoint prune");
     rc = kd_ckpt_prune(c->mpi, c->root, cfg->spec->checkpoint.keep, err);
+    kd_comm_watch_end(cfg->comm);
     if (rc) kd_error_prefix(err, "pruning old checkpoints: ");
     return rc ? KD_ERUNTIME : KD_OK;
 }
@@ -117,7 +125,9 @@ static int maybe_resume(ckpt_ctx *c, kd_progress *pr, kd_error *err) {
     float *hm = cpu ? c->opt->m : kd_malloc(ns * sizeof(float));
     float *hv = cpu ? c->opt->v : kd_malloc(ns * sizeof(float));
     kd_train_state ts;
+    kd_comm_watch_begin(cfg->comm, "checkpoint load");
     int rc = kd_ckpt_load(c->mpi, dir, pt, hp, hm, hv, &ts, err);
+    kd_comm_watch_end(cfg->comm);
     char want[65];
     hex64(cfg->model_hash, want);
     if (!rc && strcmp(ts.model_hash, want) != 0 && cfg->resume != KD_RESUME_FORCE)
@@ -144,6 +154,37 @@ static int maybe_resume(ckpt_ctx *c, kd_progress *pr, kd_error *err) {
                     dir, (long long)ts.step, (unsigned long long)ts.samples_consumed, ts.world_size,
                     kd_comm_size(cfg->comm));
     return KD_OK;
+}
+
+// ----------------------------------------------------------------------------- test hooks
+
+// KD_TRACE_SAMPLES=FILE: every rank appends "step S rank R world W: p0 p1 ..." (the global
+// sample positions it fills for optimizer step S) to FILE, one write(2) per line with
+// O_APPEND so lines of different ranks never interleave. Lets the fault tests prove that a
+// resumed run (at any world size) consumes every position exactly once.
+static void trace_samples(int64_t step, int rank, int world, const uint64_t *pos, int n) {
+    const char *path = getenv("KD_TRACE_SAMPLES");
+    if (!path || !*path) return;
+    size_t cap = 64 + (size_t)n * 21, len = 0;
+    char *line = kd_malloc(cap);
+    len += (size_t)snprintf(line, cap, "step %lld rank %d world %d:", (long long)step, rank, world);
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(line + len, cap - len, " %llu", (unsigned long long)pos[i]);
+    line[len++] = '\n';
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        if (write(fd, line, len) != (ssize_t)len)
+            kd_log_warn("KD_TRACE_SAMPLES: short write to %s", path);
+        close(fd);
+    }
+    free(line);
+}
+
+// KD_TEST_STOP_AT_STEP=N: the last rank sends itself SIGUSR1 right after step N, so tests
+// stop a run at a known step through the real signal path (one rank signalled, all agree).
+static void test_stop_at(int64_t step, int rank, int world) {
+    const char *v = getenv("KD_TEST_STOP_AT_STEP");
+    if (v && *v && rank == world - 1 && step == atoll(v)) raise(SIGUSR1);
 }
 
 // ----------------------------------------------------------------------------- step loop
@@ -236,6 +277,7 @@ int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *pr, kd_error *err) {
             if (err->code == KD_OK) kd_fail(err, KD_EINPUT, "another rank failed to read its batch (see its message)");
             break;
         }
+        trace_samples(pr->step + 1, rank, world, pos, per_rank);
         double wlocal = 0;
         for (size_t i = 0; i < ntok; i++) wlocal += hb.targets[i] >= 0 ? hb.weights[i] : 0.0;
         double wtotal = cfg->task.samples_per_unit > 0 ? (double)G / cfg->task.samples_per_unit
@@ -321,6 +363,7 @@ int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *pr, kd_error *err) {
         if (sp->checkpoint.every > 0 && pr->step % sp->checkpoint.every == 0 && pr->step < sp->steps) {
             if ((rc = save_ckpt(&ck, pr, err))) break;
         }
+        test_stop_at(pr->step, rank, world);
         int sig = kd_signals_pending();
         int stop = sig != 0 || (cfg->deadline > 0 && kd_now() > cfg->deadline);
         if (kd_comm_any(comm, stop) && pr->step < sp->steps) {
