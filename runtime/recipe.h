@@ -145,8 +145,10 @@ typedef struct {
 
 typedef struct {
     int n_tasks;               // 0: perplexity on eval_data only
-    char tasks[KD_MAX_TASKS][KD_NAME_MAX];
+    char tasks[KD_MAX_TASKS][KD_PATH_MAX];  // task files: *.jsonl exact match, *.h5 preferences
     int max_new_tokens;        // default 32
+    int has_reference;         // preference sets: implicit reward vs this model
+    kd_from reference;         // reference.from
 } kd_eval_spec;
 
 typedef struct {

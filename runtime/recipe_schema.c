@@ -181,9 +181,11 @@ static const kd_field stage_fields[] = {
       .sub = &reference_schema, .kinds = KIND(DPO)),
     // eval
     F("tasks", KD_F_STRS, S, eval.tasks, COUNT(S, eval.n_tasks), .cap = KD_MAX_TASKS,
-      .item = KD_NAME_MAX, .flags = KD_F_NONEMPTY, .kinds = KIND(EVAL)),
+      .item = KD_PATH_MAX, .flags = KD_F_NONEMPTY, .kinds = KIND(EVAL)),
     F("max_new_tokens", KD_F_INT, S, eval.max_new_tokens, .def = 32, .lo = 1, .hi = BIG,
       .kinds = KIND(EVAL)),
+    F("reference", KD_F_MAP, S, eval.reference, COUNT(S, eval.has_reference),
+      .sub = &reference_schema, .kinds = KIND(EVAL)),
     // generate
     F("prompts", KD_F_STR, S, generate.prompts, .cap = KD_PATH_MAX, .sdef = "",
       .flags = KD_F_REQUIRED | KD_F_NONEMPTY, .kinds = KIND(GENERATE)),

@@ -119,6 +119,7 @@ static stage_fn stage_impl(kd_stage_kind k) {
     case KD_STAGE_SFT: return kd_stage_sft;
     case KD_STAGE_DPO: return kd_stage_dpo;
     case KD_STAGE_KD: return kd_stage_kd;
+    case KD_STAGE_EVAL: return kd_stage_eval;
     case KD_STAGE_GENERATE: return kd_stage_generate;
     case KD_STAGE_INIT: return kd_stage_init;
     case KD_STAGE_ALIGN: return kd_stage_align;
@@ -331,6 +332,12 @@ static int get_teacher(void *run, kd_model **out, kd_error *err) {
     return KD_OK;
 }
 
+static const char *stage_output(void *run, const char *name) {
+    run_state *st = run;
+    int j = kd_recipe_stage_index(st->r, name);
+    return j < 0 ? "" : st->done_ckpt[j];
+}
+
 static void drop_teacher(void *run) {
     run_state *st = run;
     kd_model_free(st->teacher);
@@ -466,6 +473,7 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
         kd_stage_ctx ctx = {.recipe = r, .stage_index = i, .spec = s, .comm = comm, .ops = st->ops,
                             .model = model, .teacher = st->teacher, .stage_dir = dir, .progress = &pr,
                             .run = st, .get_teacher = get_teacher, .drop_teacher = drop_teacher,
+                            .stage_output = stage_output,
                             .quiet = o->quiet, .resume = o->resume, .deadline = deadline};
         if (rank == 0 && !o->quiet) kd_log_info("stage %d/%d: %s (%s)", i + 1, r->n_stages, s->name, kd_stage_kind_name(s->kind));
         rc = stage_impl(s->kind)(&ctx, err);

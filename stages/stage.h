@@ -27,6 +27,8 @@ typedef struct {
     void *run;
     int (*get_teacher)(void *run, kd_model **out, kd_error *err);
     void (*drop_teacher)(void *run);
+    // The final checkpoint of a finished stage of this run ("" if it has not finished).
+    const char *(*stage_output)(void *run, const char *stage_name);
 } kd_stage_ctx;
 
 // Fills the trainer config fields every training stage shares (comm, model, spec, dirs,
@@ -39,6 +41,7 @@ int kd_stage_sft(kd_stage_ctx *ctx, kd_error *err);
 int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err);
 int kd_stage_generate(kd_stage_ctx *ctx, kd_error *err);  // stages/generate.c
 int kd_stage_kd(kd_stage_ctx *ctx, kd_error *err);
+int kd_stage_eval(kd_stage_ctx *ctx, kd_error *err);
 // init: attention -> Mamba-2 conversion; replaces ctx->model with the new model.
 int kd_stage_init(kd_stage_ctx *ctx, kd_error *err);
 // align: MOHAWK matrix orientation / hidden-state alignment against ctx->teacher.
