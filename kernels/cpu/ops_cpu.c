@@ -111,6 +111,7 @@ const kd_ops *kd_ops_cpu(void) {
     static int registered = 0;
     if (!registered) {
         kd_cpu_register_mamba2(&cpu_table);
+        kd_cpu_blas_single_thread();
         registered = 1;
     }
     return &cpu_table;
