@@ -12,7 +12,7 @@
 #define KD_CPU_PAR_MIN 16384
 
 // matmul.c
-void kd_cpu_blas_single_thread(void);  // called once by kd_ops_cpu()
+void kd_cpu_blas_single_thread(void); // called once by kd_ops_cpu()
 void kd_cpu_matmul_fwd(float *out, const float *inp, const float *w, int N, int C, int OC);
 void kd_cpu_matmul_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                        int N, int C, int OC);

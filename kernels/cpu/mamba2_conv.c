@@ -143,7 +143,8 @@ void kd_cpu_mamba2_conv_bwd(float *dinp, int ld_dinp, float *dw, float *dbias, c
                            bias, st + (size_t)b * T, T, c0, cb, W);
         for (int c = 0; c < cb; c++) {
             if (dbias) dbias[c0 + c] += (float)db[c];
-            for (int k = 0; k < W; k++) dw[(size_t)(c0 + c) * W + k] += (float)dwc[k * KD_CONV_CB + c];
+            for (int k = 0; k < W; k++)
+                dw[(size_t)(c0 + c) * W + k] += (float)dwc[k * KD_CONV_CB + c];
         }
     }
     free(wt);

@@ -33,11 +33,11 @@ static int parse_args(int argc, char **argv, bench_args *a) {
     struct {
         const char *flag;
         int *dst;
-    } ints[] = {{"--vocab", &a->vocab},       {"--d-model", &a->d_model}, {"--layers", &a->layers},
-                {"--heads", &a->heads},       {"--kv-heads", &a->kv_heads},
-                {"--head-dim", &a->head_dim}, {"--ffn", &a->ffn},         {"--seq", &a->seq},
-                {"--batch", &a->batch},       {"--warmup", &a->warmup},   {"--steps", &a->steps},
-                {"--chunk", &a->chunk}};
+    } ints[] = {
+        {"--vocab", &a->vocab},   {"--d-model", &a->d_model},   {"--layers", &a->layers},
+        {"--heads", &a->heads},   {"--kv-heads", &a->kv_heads}, {"--head-dim", &a->head_dim},
+        {"--ffn", &a->ffn},       {"--seq", &a->seq},           {"--batch", &a->batch},
+        {"--warmup", &a->warmup}, {"--steps", &a->steps},       {"--chunk", &a->chunk}};
     for (int i = 1; i < argc; i++) {
         if (i + 1 >= argc) return usage(), 2;
         int found = 0;
@@ -86,7 +86,8 @@ int main(int argc, char **argv) {
 
     // random tokens, targets = next token (as the torch bench)
     const int B = a.batch, T = a.seq, N = B * T;
-    int32_t *ids = kd_malloc((size_t)N * sizeof(int32_t)), *tg = kd_malloc((size_t)N * sizeof(int32_t));
+    int32_t *ids = kd_malloc((size_t)N * sizeof(int32_t)),
+            *tg = kd_malloc((size_t)N * sizeof(int32_t));
     kd_rng rng;
     kd_rng_seed_str(&rng, 7, "bench");
     for (int b = 0; b < B; b++) {
@@ -98,11 +99,12 @@ int main(int argc, char **argv) {
     }
 
     double tf = 0, tb = 0, to = 0, loss = 0;
-    double t_all = 0, t_best = 1e30;  // best step: the least disturbed by a shared machine
+    double t_all = 0, t_best = 1e30; // best step: the least disturbed by a shared machine
     for (int s = 0; s < a.warmup + a.steps; s++) {
         double t0 = kd_now();
         kd_model_zero_grad(m);
-        if (kd_model_forward(m, ids, NULL, NULL, B, T, &err)) return fprintf(stderr, "%s\n", err.msg), 3;
+        if (kd_model_forward(m, ids, NULL, NULL, B, T, &err))
+            return fprintf(stderr, "%s\n", err.msg), 3;
         loss = kd_model_ce_loss(m, tg, NULL, 1.0f / N, 1) / N;
         double t1 = kd_now();
         kd_model_backward(m);
@@ -110,7 +112,7 @@ int main(int argc, char **argv) {
         // what the trainer does on one rank: reduce-scatter (a copy), norm, AdamW
         ops->copy(opt.gshard, kd_model_grads(m), pt->total * sizeof(float));
         double gn2 = kd_optim_shard_sumsq(&opt);
-        double gn = sqrt(gn2);  // clip to norm 1 as the trainer's default grad_clip
+        double gn = sqrt(gn2); // clip to norm 1 as the trainer's default grad_clip
         kd_optim_step(&opt, kd_model_params(m), kd_optim_lr(&spec, s, a.warmup + a.steps),
                       gn > 1.0 ? (float)(1.0 / gn) : 1.0f);
         double t3 = kd_now();
@@ -119,13 +121,13 @@ int main(int argc, char **argv) {
         if (t3 - t0 < t_best) t_best = t3 - t0;
     }
     const char *omp = getenv("OMP_NUM_THREADS");
-    printf("kdtrain: %.0f tokens/s (best step %.0f) (V=%d d=%d layers=%d heads=%d/%d hd=%d ffn=%d seq=%d batch=%d "
+    printf("kdtrain: %.0f tokens/s (best step %.0f) (V=%d d=%d layers=%d heads=%d/%d hd=%d ffn=%d "
+           "seq=%d batch=%d "
            "fp32 threads=%s ssm=[%s] chunk=%d params=%.2fM steps=%d %.0f ms/step: fwd+loss %.0f "
            "bwd %.0f optim %.0f; last loss %.4f)\n",
-           N * a.steps / t_all, N / t_best, a.vocab, a.d_model, a.layers, a.heads, a.kv_heads, a.head_dim,
-           a.ffn, T, B, omp ? omp : "default", a.ssm, a.chunk, pt->total / 1e6, a.steps,
-           t_all / a.steps * 1e3, tf / a.steps * 1e3, tb / a.steps * 1e3, to / a.steps * 1e3,
-           loss);
+           N * a.steps / t_all, N / t_best, a.vocab, a.d_model, a.layers, a.heads, a.kv_heads,
+           a.head_dim, a.ffn, T, B, omp ? omp : "default", a.ssm, a.chunk, pt->total / 1e6, a.steps,
+           t_all / a.steps * 1e3, tf / a.steps * 1e3, tb / a.steps * 1e3, to / a.steps * 1e3, loss);
     kd_optim_free(&opt);
     kd_model_free(m);
     free(ids), free(tg);
