@@ -114,6 +114,7 @@ const kd_ops *kd_ops_cpu(void) {
     if (!registered) {
         kd_cpu_register_mamba2(&cpu_table);  // kernels/cpu/mamba2_*.c
         kd_cpu_register_losses(&cpu_table);  // kernels/cpu/kd_loss.c, pref_loss.c
+        kd_cpu_blas_single_thread();  // one thread pool: OpenMP (kernels/cpu/matmul.c)
         registered = 1;
     }
     return &cpu_table;
