@@ -209,3 +209,5 @@ typedef struct kd_ops {
 const kd_ops *kd_ops_cpu(void);
 // The CUDA backend, or NULL when not built or no usable device (message in why).
 const kd_ops *kd_ops_cuda(char *why, size_t why_len);
+// Number of ops a backend leaves unimplemented (NULL slots); 0 for a complete backend.
+int kd_ops_missing(const kd_ops *ops);

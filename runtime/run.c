@@ -261,7 +261,9 @@ static const kd_ops *pick_backend(const char *want, int rank) {
     char why[256] = "";
     if (strcmp(want, "cpu") != 0) {
         const kd_ops *cuda = kd_ops_cuda(why, sizeof why);
-        if (cuda) return cuda;
+        int missing = cuda ? kd_ops_missing(cuda) : 0;
+        if (cuda && missing == 0) return cuda;
+        if (cuda) snprintf(why, sizeof why, "the CUDA backend does not implement %d ops yet (Mamba-2, decoding)", missing);
         if (rank == 0 && strcmp(want, "cuda") == 0) kd_log_warn("backend cuda unavailable (%s): using cpu", why);
         else if (rank == 0) kd_log_info("backend auto: %s; using cpu", why);
     }
