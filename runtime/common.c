@@ -1,10 +1,13 @@
 // common.c: errors, checked allocation, clock and string helpers shared by all modules.
 #include "runtime/common.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int kd_fail(kd_error *err, int code, const char *fmt, ...) {
     if (err && err->code == KD_OK) {
@@ -68,6 +71,41 @@ char *kd_strdup(const char *s) {
     char *d = kd_malloc(n);
     memcpy(d, s, n);
     return d;
+}
+
+int kd_write_file_atomic(const char *path, const void *data, size_t n, kd_error *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t done = 0;
+    int bad = 0;
+    while (done < n && !bad) {
+        ssize_t w = write(fd, p + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) bad = 1;
+        else done += (size_t)w;
+    }
+    int saved = errno;
+    bad |= fsync(fd) != 0;
+    bad |= close(fd) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        if (!bad) saved = errno;
+        unlink(tmp);
+        return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", path, strerror(saved ? saved : EIO));
+    }
+    // make the rename durable
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return KD_OK;
 }
 
 double kd_now(void) {

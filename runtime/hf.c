@@ -181,11 +181,12 @@ int kd_hf_load(const char *dir, const kd_ops *ops, int with_grads, kd_model **ou
 // ----------------------------------------------------------------------------- export
 
 static int write_config(const kd_model_config *c, const char *dir, kd_error *err) {
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return kd_fail(err, KD_ERUNTIME, "%s: out of memory", path);
     fprintf(f, "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n");
     fprintf(f, "  \"vocab_size\": %d,\n  \"hidden_size\": %d,\n  \"num_hidden_layers\": %d,\n", c->vocab_size,
             c->d_model, c->n_layers);
@@ -200,13 +201,10 @@ static int write_config(const kd_model_config *c, const char *dir, kd_error *err
     for (int l = 0; l < c->n_layers; l++)
         fprintf(f, "%s\"%s\"", l ? ", " : "", c->mixer[l] == KD_MIXER_MAMBA2 ? "mamba2" : "attn");
     fprintf(f, "]}\n}\n");
-    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return KD_OK;
+    fclose(f);
+    int rc = kd_write_file_atomic(path, text, len, err);
+    free(text);
+    return rc;
 }
 
 int kd_hf_export(kd_model *m, const char *dir, kd_error *err) {

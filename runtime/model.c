@@ -199,14 +199,9 @@ void kd_model_init_random(kd_model *m, uint64_t seed, float std) {
             kd_str_endswith(p->name, "mixer.D")) {
             for (size_t j = 0; j < p->numel; j++) w[j] = 1.0f;
         } else if (kd_str_endswith(p->name, "mixer.dt_bias")) {
-            // dt ~ exp(U[log 1e-3, log 1e-1]) clamped >= 1e-4, stored as softplus^-1(dt)
-            for (size_t j = 0; j < p->numel; j++) {
-                double dt = exp(log(1e-3) + kd_rng_uniform(&rng) * (log(1e-1) - log(1e-3)));
-                if (dt < 1e-4) dt = 1e-4;
-                w[j] = (float)(dt + log(-expm1(-dt)));
-            }
+            kd_mamba2_init_dt_bias(w, p->numel, &rng);
         } else if (kd_str_endswith(p->name, "mixer.A_log")) {
-            for (size_t j = 0; j < p->numel; j++) w[j] = (float)log(1.0 + 15.0 * kd_rng_uniform(&rng));
+            kd_mamba2_init_A_log(w, p->numel, &rng);
         } else if (kd_str_endswith(p->name, "conv1d.weight") || kd_str_endswith(p->name, "conv1d.bias")) {
             // PyTorch Conv1d default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = width
             double b = 1.0 / sqrt((double)m->cfg.conv_width);

@@ -279,19 +279,10 @@ static int agree(kd_comm *comm, int rc, kd_error *err) {
 
 // DONE marker: "checkpoint PATH\nstep N\neval_loss X\n", written atomically by rank 0.
 static int write_done(const char *dir, const char *ckpt, int64_t step, double eval_loss, kd_error *err) {
-    char path[KD_PATH_MAX * 2 + 16], tmp[KD_PATH_MAX * 2 + 32];
+    char path[KD_PATH_MAX * 2 + 16], text[KD_PATH_MAX * 2 + 128];
     snprintf(path, sizeof path, "%s/DONE", dir);
-    snprintf(tmp, sizeof tmp, "%s/.DONE.tmp", dir);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
-    fprintf(f, "checkpoint %s\nstep %lld\neval_loss %.9g\n", ckpt, (long long)step, eval_loss);
-    int bad = fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return KD_OK;
+    int n = snprintf(text, sizeof text, "checkpoint %s\nstep %lld\neval_loss %.9g\n", ckpt, (long long)step, eval_loss);
+    return kd_write_file_atomic(path, text, (size_t)n, err);
 }
 
 // 1 and the final checkpoint path if the stage finished, else 0.
