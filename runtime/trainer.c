@@ -187,6 +187,13 @@ static void test_stop_at(int64_t step, int rank, int world) {
     if (v && *v && rank == world - 1 && step == atoll(v)) raise(SIGUSR1);
 }
 
+// KD_TEST_STEP_DELAY_MS=N: every rank sleeps N ms after each step, so fault tests can land
+// a kill at a chosen step however fast the machine is. Timing only: results are unchanged.
+static void test_step_delay(void) {
+    const char *v = getenv("KD_TEST_STEP_DELAY_MS");
+    if (v && *v && atoi(v) > 0) usleep((useconds_t)atoi(v) * 1000);
+}
+
 // ----------------------------------------------------------------------------- step loop
 
 static void fmt_eta(double s, char *out, size_t n) {
@@ -266,6 +273,7 @@ int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *pr, kd_error *err) {
 
     while (pr->step < sp->steps) {
         kd_comm_set_step(comm, (long)pr->step + 1);
+        if (pr->step > 0) test_step_delay();
         // ---- this rank's slice of global batch: positions [samples + rank*per_rank, +per_rank)
         uint64_t base = pr->samples + (uint64_t)rank * (uint64_t)per_rank;
         for (int i = 0; i < per_rank; i++) pos[i] = base + (uint64_t)i;

@@ -7,6 +7,8 @@
 set -euo pipefail
 : "${KD_BIN:?}" "${KD_SOURCE_DIR:?}" "${KD_PYTHON:?}" "${KD_MPIRUN:?}"
 export OMP_NUM_THREADS=1
+# each step takes at least this long, so kills land at the intended moments on any machine
+export KD_TEST_STEP_DELAY_MS=${KD_TEST_STEP_DELAY_MS:-50}
 FAULT_SEED=${KD_FAULT_SEED:-$(( $(date +%s) % 100000 ))}
 RANDOM=$FAULT_SEED
 echo "fault test seed: KD_FAULT_SEED=$FAULT_SEED"
