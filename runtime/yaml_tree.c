@@ -212,8 +212,9 @@ static int handle_event(builder *b, yaml_event_t *ev, kd_error *err) {
         const yaml_char_t *anchor =
             is_seq ? ev->data.sequence_start.anchor : ev->data.mapping_start.anchor;
         if (b->depth >= KD_YAML_MAX_DEPTH)
-            return kd_fail(err, KD_EINPUT, "%s: expected at most %d nested lists and maps, found more",
-                           w, KD_YAML_MAX_DEPTH);
+            return kd_fail(err, KD_EINPUT,
+                           "%s: expected at most %d nested lists and maps, found more", w,
+                           KD_YAML_MAX_DEPTH);
         if (b->depth == b->cap) {
             b->cap = b->cap ? 2 * b->cap : 16;
             b->stack = kd_realloc(b->stack, (size_t)b->cap * sizeof *b->stack);

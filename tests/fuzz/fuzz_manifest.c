@@ -13,8 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!dir[0]) {
         kd_fuzz_path(dir, sizeof dir, "step-00000001");
         mkdir(dir, 0700);
-        const char *files[][2] = {{"model.h5", "weights"}, {"state.json", "{}\n"},
-                                  {"optim.h5", ""}};
+        const char *files[][2] = {
+            {"model.h5", "weights"}, {"state.json", "{}\n"}, {"optim.h5", ""}};
         for (int i = 0; i < 3; i++) {
             char p[800];
             snprintf(p, sizeof p, "%s/%s", dir, files[i][0]);

@@ -8,7 +8,7 @@
 #include "runtime/recipe.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static kd_recipe *r;  // hundreds of KiB: allocated once
+    static kd_recipe *r; // hundreds of KiB: allocated once
     static char path[600];
     if (!r) {
         r = kd_calloc(1, sizeof *r);

@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     for (size_t i = 0; i < kd_safetensors_count(st); i++) {
         const kd_safetensors_tensor *t = kd_safetensors_at(st, i);
         if (t->end > size || t->begin > t->end) __builtin_trap(); // promised by open
-        int is_float = !strcmp(t->dtype, "F32") || !strcmp(t->dtype, "F16") || !strcmp(t->dtype, "BF16");
+        int is_float =
+            !strcmp(t->dtype, "F32") || !strcmp(t->dtype, "F16") || !strcmp(t->dtype, "BF16");
         if (!is_float || t->numel > (int64_t)(sizeof buf / sizeof buf[0])) continue;
         kd_error e2 = {0};
         if (kd_safetensors_read_f32(st, t->name, buf, (size_t)t->numel, &e2) != KD_OK)

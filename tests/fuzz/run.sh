@@ -15,6 +15,14 @@ names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(json recipe dataset manifest safetensors)
 jobs=$(nproc)
 
+probe=$(mktemp /tmp/kd_fuzz_probe_XXXXXX)
+if ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return d && n; }' |
+  clang -fsanitize=fuzzer,address -x c - -o "$probe" 2>/dev/null; then
+  rm -f "$probe"
+  echo "fuzz: clang cannot link -fsanitize=fuzzer: install libclang-rt-14-dev and libomp-14-dev"
+  exit 1
+fi
+rm -f "$probe"
 # clang warns on gcc-only flags and on vectorization hints it cannot honour; the project's
 # -Werror turns those into errors, so the fuzz build silences exactly those two.
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DKD_FUZZ=ON -DKD_SANITIZE=ON -DKD_CUDA=off \
