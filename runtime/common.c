@@ -9,12 +9,32 @@
 #include <time.h>
 #include <unistd.h>
 
+// Messages are one line even when they quote input (a YAML key spanning lines, a file
+// name with a newline): control characters become \n, \r, \t or \xHH, in place.
+static void one_line(char *msg, size_t cap) {
+    char out[sizeof((kd_error *)0)->msg];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p && o + 5 < sizeof out; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            out[o++] = (char)*p;
+        } else if (*p == '\n' || *p == '\r' || *p == '\t') {
+            out[o++] = '\\';
+            out[o++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+        } else {
+            o += (size_t)snprintf(out + o, sizeof out - o, "\\x%02x", *p);
+        }
+    }
+    out[o] = '\0';
+    snprintf(msg, cap, "%s", out);
+}
+
 int kd_fail(kd_error *err, int code, const char *fmt, ...) {
     if (err && err->code == KD_OK) {
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        one_line(err->msg, sizeof err->msg);
         err->code = code;
     }
     return code;
@@ -29,6 +49,7 @@ void kd_error_prefix(kd_error *err, const char *fmt, ...) {
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%s%s", pre, old);
+    one_line(err->msg, sizeof err->msg);
 }
 
 void kd_error_clear(kd_error *err) {
