@@ -222,6 +222,22 @@ static kd_attn_dims attn_dims(const kd_model_config *c) {
     return d;
 }
 
+size_t kd_model_param_count(const kd_model_config *c) {
+    size_t C = (size_t)c->d_model, HD = (size_t)c->head_dim, NH = (size_t)c->n_heads, NKV = (size_t)c->n_kv_heads;
+    size_t V = (size_t)c->vocab_size, F = (size_t)c->ffn_dim;
+    size_t n = V * C + C + (c->tie_embeddings ? 0 : V * C);
+    for (int l = 0; l < c->n_layers; l++) {
+        n += 2 * C + 3 * F * C;
+        if (c->mixer[l] == KD_MIXER_MAMBA2) {
+            size_t di = NH * HD, dxb = NKV * HD, conv = di + 2 * dxb;
+            n += (2 * di + 2 * dxb + NH) * C + conv * (size_t)c->conv_width + conv + 3 * NH + di + C * di;
+        } else {
+            n += (NH + 2 * NKV) * HD * C + C * NH * HD;
+        }
+    }
+    return n;
+}
+
 static size_t mixer_floats(const kd_model_config *c, int l, int B, int T) {
     if (c->mixer[l] == KD_MIXER_MAMBA2) {
         kd_mamba2_cfg mc = mamba_cfg(c);

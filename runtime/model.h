@@ -28,6 +28,8 @@ typedef struct kd_model kd_model;
 // Validates shapes (heads divide, head_dim even, ...) and reports KD_EINPUT.
 int kd_model_config_check(const kd_model_config *c, kd_error *err);
 int kd_model_n_ssm(const kd_model_config *c);
+// Number of parameters of a config (without building the model).
+size_t kd_model_param_count(const kd_model_config *c);
 // Bytes of activations for a (B,T) training micro-batch (for `check` and resource limits).
 double kd_model_activation_bytes(const kd_model_config *c, int B, int T, int training);
 

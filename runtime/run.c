@@ -164,10 +164,24 @@ static int check_dataset(const char *path, const char *what, const kd_model_conf
     return rc;
 }
 
+// Physical memory of this machine (the budget of one rank when checking sizes).
+static double mem_limit_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && size > 0 ? (double)pages * (double)size : 64.0 * (1ull << 30);
+}
+
 // Everything that can be checked before writing anything. Prints the summary if verbose.
 static int validate(const kd_recipe *r, const kd_model_config *mc, int world, int verbose, kd_error *err) {
     int rc = kd_model_config_check(mc, err);
     if (rc) return rc;
+    // parameters, gradients and this rank's AdamW moments: 4 bytes each, 2 + 2/world floats
+    // per parameter (plus the reduced-gradient shard)
+    double pbytes = (double)kd_model_param_count(mc) * 4.0 * (2.0 + 3.0 / world);
+    double limit = mem_limit_bytes();
+    if (pbytes > limit)
+        return kd_fail(err, KD_EINPUT, "%s: model: %zu parameters need %.1f GiB per rank for weights, gradients and "
+                       "optimizer state, more than this machine's %.1f GiB: make the model smaller", r->path,
+                       kd_model_param_count(mc), pbytes / (1ull << 30), limit / (1ull << 30));
     if (verbose) {
         kd_log_table_begin("recipe");
         kd_log_kv("recipe", "%s", r->path);
@@ -198,10 +212,11 @@ static int validate(const kd_recipe *r, const kd_model_config *mc, int world, in
             return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.batch: global (%d) must be divisible by micro (%d) x ranks (%d)",
                            r->path, s->line, s->name, s->batch.global, s->batch.micro, world);
         double act = kd_model_activation_bytes(mc, s->batch.micro, s->batch.seq_len, 1);
-        if (act > 64.0 * (1ull << 30))
-            return kd_fail(err, KD_EINPUT, "stages.%s.batch: micro %d x seq_len %d needs %.1f GiB of activations "
-                           "(limit 64 GiB): lower batch.micro or batch.seq_len",
-                           s->name, s->batch.micro, s->batch.seq_len, act / (1ull << 30));
+        if (act + pbytes > limit)
+            return kd_fail(err, KD_EINPUT, "stages.%s.batch: micro %d x seq_len %d needs %.1f GiB of activations on top "
+                           "of %.1f GiB of model state, more than this machine's %.1f GiB: lower batch.micro or "
+                           "batch.seq_len", s->name, s->batch.micro, s->batch.seq_len, act / (1ull << 30),
+                           pbytes / (1ull << 30), limit / (1ull << 30));
         uint64_t ntok = 0, neval = 0;
         // which files the stage reads: its data (a pseudo-label stage reads prompts first
         // and writes its data), eval_data; the recipe checked which are required
