@@ -32,6 +32,7 @@ typedef struct {
     int ranks;     // check --ranks
     int quiet;
     kd_resume_mode resume;
+    const char *resume_path;  // --resume PATH: the first stage to run continues from it
     const char *stage;  // --stage NAME: run only this stage
 } run_opts;
 
@@ -47,7 +48,8 @@ static void usage(int check) {
                "  --set KEY=VALUE   override a recipe key (e.g. stages.pretrain.steps=50)\n"
                "  --resume MODE     auto (default): continue each unfinished stage from its newest valid\n"
                "                    checkpoint; never: start unfinished stages over; force: resume even\n"
-               "                    if the recipe's model or data changed since the checkpoint\n"
+               "                    if the recipe's model or data changed since the checkpoint; PATH: the\n"
+               "                    first unfinished stage continues from that checkpoint directory\n"
                "  --stage NAME      run only this stage (earlier stages must have finished)\n"
                "  --quiet           no settings table or progress lines\n"
                "exit status: 0 done, 2 bad input, 3 runtime failure (last checkpoint intact),\n"
@@ -79,7 +81,8 @@ static int parse_opts(int argc, char **argv, run_opts *o, kd_error *err) {
             if (strcmp(v, "auto") == 0) o->resume = KD_RESUME_AUTO;
             else if (strcmp(v, "never") == 0) o->resume = KD_RESUME_NEVER;
             else if (strcmp(v, "force") == 0) o->resume = KD_RESUME_FORCE;
-            else return kd_fail(err, KD_EINPUT, "--resume: expected auto, never or force, found '%s'", v);
+            else if (v[0] && v[0] != '-') o->resume = KD_RESUME_AUTO, o->resume_path = v;
+            else return kd_fail(err, KD_EINPUT, "--resume: expected auto, never, force or a checkpoint PATH, found '%s'", v);
         } else if (strcmp(a, "--stage") == 0 && !o->check_only) {
             if (i + 1 >= argc) return kd_fail(err, KD_EINPUT, "--stage needs a stage name");
             o->stage = argv[++i];
@@ -454,6 +457,7 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
     st->ops = pick_backend(r->run.backend, rank);
     kd_model *model = NULL;
     int only = o->stage ? kd_recipe_stage_index(r, o->stage) : -1;
+    int used_resume_path = 0;
     if (o->stage && only < 0) rc = kd_fail(err, KD_EINPUT, "--stage %s: no stage of that name in %s", o->stage, r->path);
     for (int i = 0; i < r->n_stages && rc == KD_OK; i++) {
         const kd_stage_spec *s = &r->stages[i];
@@ -482,7 +486,9 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
                             .model = model, .teacher = st->teacher, .stage_dir = dir, .progress = &pr,
                             .run = st, .get_teacher = get_teacher, .drop_teacher = drop_teacher,
                             .stage_output = stage_output,
-                            .quiet = o->quiet, .resume = o->resume, .deadline = deadline};
+                            .quiet = o->quiet, .resume = o->resume, .deadline = deadline,
+                            .resume_path = used_resume_path ? NULL : o->resume_path};
+        used_resume_path = 1;
         if (rank == 0 && !o->quiet) kd_log_info("stage %d/%d: %s (%s)", i + 1, r->n_stages, s->name, kd_stage_kind_name(s->kind));
         rc = stage_impl(s->kind)(&ctx, err);
         if (ctx.model != model) {  // the stage built a new model (init): it replaces the input

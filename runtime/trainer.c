@@ -112,7 +112,15 @@ static int maybe_resume(ckpt_ctx *c, kd_progress *pr, kd_error *err) {
     int rank = kd_comm_rank(cfg->comm);
     char dir[2048] = "";
     int found = 0;
-    if (rank == 0) found = kd_ckpt_find_latest(c->root, dir, sizeof dir, warn_cb);
+    if (cfg->resume_path && cfg->resume_path[0]) {
+        char why[1024] = "";
+        found = rank == 0 ? kd_ckpt_verify(cfg->resume_path, why, sizeof why) : 0;
+        kd_comm_bcast(cfg->comm, &found, sizeof found);
+        if (!found) return kd_fail(err, KD_EINPUT, "--resume %s: not a valid checkpoint (%s)", cfg->resume_path, why);
+        snprintf(dir, sizeof dir, "%s", cfg->resume_path);
+    } else if (rank == 0) {
+        found = kd_ckpt_find_latest(c->root, dir, sizeof dir, warn_cb);
+    }
     kd_comm_bcast(cfg->comm, &found, sizeof found);
     if (!found) return KD_OK;
     kd_comm_bcast(cfg->comm, dir, sizeof dir);

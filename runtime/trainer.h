@@ -62,6 +62,7 @@ typedef struct {
     int quiet;                 // tests: no progress lines
     int stage_index;
     kd_resume_mode resume;     // look for this stage's newest valid checkpoint first
+    const char *resume_path;   // or resume from exactly this checkpoint (must verify)
     uint64_t recipe_hash;      // of the whole resolved recipe (informational)
     uint64_t model_hash;       // what must match for a resume (kd_recipe_model_hash)
     const kd_ckpt_attr *attrs; // model config stored on model.h5

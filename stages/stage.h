@@ -19,6 +19,7 @@ typedef struct {
     kd_progress *progress;
     int quiet;
     kd_resume_mode resume;
+    const char *resume_path;  // --resume PATH: this stage continues from that checkpoint
     double deadline;      // kd_now() after which training saves and stops (0: none)
     double eval_loss;     // out: held-out loss at the end (NAN if no eval_data)
     char final_ckpt[2 * KD_PATH_MAX];  // out: checkpoint holding the stage's output model
