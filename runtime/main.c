@@ -6,6 +6,7 @@
 #include "runtime/comm.h"
 #include "runtime/common.h"
 #include "runtime/run.h"
+#include "runtime/submit.h"
 
 int kd_data_main(int argc, char **argv);
 int kd_ckpt_main(int argc, char **argv);
@@ -18,6 +19,9 @@ static void usage(FILE *f) {
             "  check RECIPE [--set K=V]... validate a recipe and its data without training\n"
             "  data <pack|inspect|synth>   make and inspect HDF5 token datasets\n"
             "  ckpt <list|verify|digest>   inspect checkpoints\n"
+            "  submit RECIPE --nodes N ... queue the stages on SLURM as a job chain\n"
+            "  status RUN_DIR              SLURM jobs, checkpoints and losses of a run\n"
+            "  cancel RUN_DIR              cancel a run's pending and running SLURM jobs\n"
             "  version                     print the version\n");
 }
 
@@ -37,6 +41,9 @@ int main(int argc, char **argv) {
     }
     if (strcmp(cmd, "data") == 0) return kd_data_main(argc - 1, argv + 1);
     if (strcmp(cmd, "ckpt") == 0) return kd_ckpt_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "submit") == 0) return kd_submit_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0) return kd_status_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "cancel") == 0) return kd_cancel_main(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0) {
         kd_comm *comm = NULL;
         kd_comm_init(&comm, &argc, &argv);
