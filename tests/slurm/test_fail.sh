@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# test_fail.sh: a stage that fails for good (its dataset is garbage) ends FAILED, the stage
+# that depends on it is CANCELLED by SLURM (kill-on-invalid-dep), not left pending, and
+# `kdtrain status` names the failed stage with the error line of its log.
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/lib.sh"
+source "$here/recipe.sh"
+make_data
+write_recipe "$work/bad.yaml" bad 3 alpha beta gamma
+head -c 4096 /dev/urandom >data/beta.h5   # bad data injected into the middle stage
+"$KD_BIN" submit bad.yaml --nodes 1 --ntasks-per-node 2 --kdtrain "$RUN_BIN" || fail "submit exited $?"
+mapfile -t ids < <(grep -v '^#' runs/bad/slurm/jobs.tsv | cut -f2)
+[ ${#ids[@]} -eq 3 ] || fail "jobs.tsv has ${#ids[@]} jobs, expected 3"
+st=$(wait_state "${ids[0]}" 120 COMPLETED FAILED CANCELLED) || fail "job ${ids[0]} still '$st'"
+[ "$st" = COMPLETED ] || fail "alpha (job ${ids[0]}) ended $st, expected COMPLETED"
+st=$(wait_state "${ids[1]}" 120 COMPLETED FAILED CANCELLED) || fail "job ${ids[1]} still '$st'"
+[ "$st" = FAILED ] || fail "beta (job ${ids[1]}) ended $st, expected FAILED"
+# The dependent job must be cancelled by SLURM within a scheduling pass or two.
+st=$(wait_state "${ids[2]}" 30 CANCELLED COMPLETED FAILED) ||
+  fail "gamma (job ${ids[2]}) is '$st' 30 s after its dependency failed, expected CANCELLED"
+[ "$st" = CANCELLED ] || fail "gamma ended $st, expected CANCELLED"
+[ ! -e runs/bad/stages/02-gamma/DONE ] || fail "gamma has a DONE marker"
+"$KD_BIN" status runs/bad >status.out || fail "status exited $?"
+cat status.out
+grep -q '^01-beta .* FAILED ' status.out || fail "status does not show beta FAILED"
+grep -q '^02-gamma .* CANCELLED ' status.out || fail "status does not show gamma CANCELLED"
+err=$(grep -A1 '^01-beta ' status.out | tail -1)
+case $err in *"kdtrain: error"*beta*) ;; *) fail "status error line for beta is '$err'" ;; esac
+echo "PASS: beta failed, gamma cancelled, status shows: $err"
