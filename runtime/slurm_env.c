@@ -17,7 +17,8 @@ static int env_int(const char *name, int *out, kd_error *err) {
     long v = strtol(s, &end, 10);
     // SLURM_*_TASKS may read "2(x4)" in some versions; only the leading number counts.
     if (end == s || errno || v < 0 || v > 1000000000L || (*end && *end != '(')) {
-        kd_fail(err, KD_EINPUT, "environment %s: expected a non-negative integer, found '%s'", name, s);
+        kd_fail(err, KD_EINPUT, "environment %s: expected a non-negative integer, found '%s'", name,
+                s);
         return -1;
     }
     *out = (int)v;

@@ -6,14 +6,14 @@
 #include "runtime/common.h"
 
 typedef struct {
-    int in_job;          // SLURM_JOB_ID is set
-    char job_id[32];     // SLURM_JOB_ID
-    int procid;          // SLURM_PROCID (-1 when unset)
-    int ntasks;          // tasks of this step: SLURM_STEP_NUM_TASKS, else SLURM_NTASKS (-1)
-    int localid;         // SLURM_LOCALID (-1)
-    int restart_count;   // SLURM_RESTART_COUNT (0 when unset)
-    int by_mpirun;       // started by mpirun inside the allocation (OMPI_MCA_orte_hnp_uri)
-    char nodename[64];   // SLURMD_NODENAME
+    int in_job;        // SLURM_JOB_ID is set
+    char job_id[32];   // SLURM_JOB_ID
+    int procid;        // SLURM_PROCID (-1 when unset)
+    int ntasks;        // tasks of this step: SLURM_STEP_NUM_TASKS, else SLURM_NTASKS (-1)
+    int localid;       // SLURM_LOCALID (-1)
+    int restart_count; // SLURM_RESTART_COUNT (0 when unset)
+    int by_mpirun;     // started by mpirun inside the allocation (OMPI_MCA_orte_hnp_uri)
+    char nodename[64]; // SLURMD_NODENAME
 } kd_slurm_info;
 
 // Fill info from the environment. Returns 1 inside a job, 0 outside; KD_EINPUT (negated:

@@ -13,9 +13,9 @@
 #define MAX_ROWS 256
 
 typedef struct {
-    char tag[KD_NAME_MAX + 8];  // NN-name
-    char ids[256];              // every job id of this stage, oldest first, comma-separated
-    char last_id[32];           // newest job id
+    char tag[KD_NAME_MAX + 8]; // NN-name
+    char ids[256];             // every job id of this stage, oldest first, comma-separated
+    char last_id[32];          // newest job id
 } stage_row;
 
 typedef struct {
@@ -49,9 +49,11 @@ static int load_stages(const char *run, stage_list *l, kd_error *err) {
         lineno++;
         if (line[0] == '#' || line[0] == '\n') continue;
         char tag[128], id[64];
-        if (sscanf(line, "%127[^\t]\t%63[^\t\n]", tag, id) != 2 || strspn(id, "0123456789_") != strlen(id)) {
+        if (sscanf(line, "%127[^\t]\t%63[^\t\n]", tag, id) != 2 ||
+            strspn(id, "0123456789_") != strlen(id)) {
             fclose(f);
-            return kd_fail(err, KD_EINPUT, "%s:%d: expected 'NN-stage<TAB>job_id<TAB>time', found '%.*s'", path,
+            return kd_fail(err, KD_EINPUT,
+                           "%s:%d: expected 'NN-stage<TAB>job_id<TAB>time', found '%.*s'", path,
                            lineno, (int)strcspn(line, "\n"), line);
         }
         stage_row *r = find_or_add(l, tag);
@@ -67,7 +69,8 @@ static int load_stages(const char *run, stage_list *l, kd_error *err) {
         if (de->d_name[0] != '.') find_or_add(l, de->d_name);
     if (d) closedir(d);
     if (l->n == 0)
-        return kd_fail(err, KD_EINPUT, "%s: not a run directory (no slurm/jobs.tsv and no stages/)", run);
+        return kd_fail(err, KD_EINPUT, "%s: not a run directory (no slurm/jobs.tsv and no stages/)",
+                       run);
     qsort(l->rows, (size_t)l->n, sizeof l->rows[0], cmp_rows);
     return KD_OK;
 }
@@ -75,9 +78,10 @@ static int load_stages(const char *run, stage_list *l, kd_error *err) {
 // ----------------------------------------------------------------------------- SLURM state
 
 typedef struct {
-    char state[32];  // PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, ... or "?"
-    int restarts;    // -1 unknown
+    char state[32]; // PENDING, RUNNING, COMPLETED, FAILED, CANCELLED, ... or "?"
+    int restarts;   // -1 unknown
     char exit_code[16];
+    char reason[64]; // scontrol's Reason= (e.g. DependencyNeverSatisfied), or ""
 } job_state;
 
 // Value of KEY= in scontrol's one-line output.
@@ -99,11 +103,15 @@ static void query_job(const char *id, job_state *js) {
     snprintf(js->state, sizeof js->state, "?");
     js->restarts = -1;
     snprintf(js->exit_code, sizeof js->exit_code, "-");
+    js->reason[0] = '\0';
     snprintf(cmd, sizeof cmd, "scontrol show job -o %s 2>/dev/null", id);
     if (kd_slurm_capture(cmd, out, sizeof out) == 0 && kv_get(out, "JobState=", v, sizeof v)) {
         snprintf(js->state, sizeof js->state, "%s", v);
         if (kv_get(out, "Restarts=", v, sizeof v)) js->restarts = atoi(v);
-        if (kv_get(out, "ExitCode=", v, sizeof v)) snprintf(js->exit_code, sizeof js->exit_code, "%s", v);
+        if (kv_get(out, "ExitCode=", v, sizeof v))
+            snprintf(js->exit_code, sizeof js->exit_code, "%s", v);
+        if (kv_get(out, "Reason=", v, sizeof v) && strcmp(v, "None"))
+            snprintf(js->reason, sizeof js->reason, "%s", v);
         return;
     }
     const char *variants[] = {"sacct -n -X -P -o State,ExitCode -j %s 2>/dev/null",
@@ -176,8 +184,9 @@ static void last_loss(const char *stage_dir, char *out, size_t cap) {
 
 static int is_active(const char *state) {
     return !strcmp(state, "PENDING") || !strcmp(state, "RUNNING") || !strcmp(state, "REQUEUED") ||
-           !strcmp(state, "CONFIGURING") || !strcmp(state, "SUSPENDED") || !strcmp(state, "COMPLETING") ||
-           !strcmp(state, "REQUEUE_HOLD") || !strcmp(state, "REQUEUE_FED") || !strcmp(state, "RESIZING");
+           !strcmp(state, "CONFIGURING") || !strcmp(state, "SUSPENDED") ||
+           !strcmp(state, "COMPLETING") || !strcmp(state, "REQUEUE_HOLD") ||
+           !strcmp(state, "REQUEUE_FED") || !strcmp(state, "RESIZING");
 }
 
 // ----------------------------------------------------------------------------- commands
@@ -197,11 +206,12 @@ static int one_run_arg(int argc, char **argv, const char *help, const char **run
 
 int kd_status_main(int argc, char **argv) {
     const char *run = NULL;
-    int rc = one_run_arg(argc, argv,
-                         "usage: kdtrain status RUN_DIR\n"
-                         "  Per stage: SLURM job id(s), state, restarts, newest checkpoint step, last\n"
-                         "  logged loss (loss@step), DONE marker, and a failed stage's error line.\n",
-                         &run);
+    int rc =
+        one_run_arg(argc, argv,
+                    "usage: kdtrain status RUN_DIR\n"
+                    "  Per stage: SLURM job id(s), state, restarts, newest checkpoint step, last\n"
+                    "  logged loss (loss@step), DONE marker, and a failed stage's error line.\n",
+                    &run);
     if (rc) return rc == -1 ? KD_OK : rc;
     kd_error err = {0};
     stage_list *l = kd_calloc(1, sizeof *l);
@@ -210,7 +220,8 @@ int kd_status_main(int argc, char **argv) {
         free(l);
         return rc;
     }
-    printf("%-24s %-16s %-12s %-8s %-9s %-16s %s\n", "stage", "job", "state", "restarts", "ckpt", "loss@step", "done");
+    printf("%-24s %-16s %-12s %-8s %-9s %-16s %s\n", "stage", "job", "state", "restarts", "ckpt",
+           "loss@step", "done");
     for (int i = 0; i < l->n; i++) {
         const stage_row *r = &l->rows[i];
         char dir[KD_PATH_MAX * 2], path[KD_PATH_MAX * 3], loss[64], ck[32], rs[16];
@@ -224,16 +235,18 @@ int kd_status_main(int argc, char **argv) {
         last_loss(dir, loss, sizeof loss);
         snprintf(ck, sizeof ck, ckpt >= 0 ? "%ld" : "-", ckpt);
         snprintf(rs, sizeof rs, js.restarts >= 0 ? "%d" : "-", js.restarts);
-        printf("%-24s %-16s %-12s %-8s %-9s %-16s %s\n", r->tag, r->ids[0] ? r->ids : "-", js.state, rs, ck, loss,
-               done ? "yes" : "no");
+        printf("%-24s %-16s %-12s %-8s %-9s %-16s %s\n", r->tag, r->ids[0] ? r->ids : "-", js.state,
+               rs, ck, loss, done ? "yes" : "no");
         // A stage that ended without DONE: show why, from its log.
         if (!done && r->last_id[0] && !is_active(js.state) && strcmp(js.state, "?")) {
             char line[2048];
             snprintf(path, sizeof path, "%s/slurm/%s.log", run, r->tag);
-            if (last_line_with(path, "kdtrain: error", line, sizeof line) || last_line_with(path, "error", line, sizeof line))
+            if (last_line_with(path, "kdtrain: error", line, sizeof line) ||
+                last_line_with(path, "error", line, sizeof line))
                 printf("    %s: %s\n", js.exit_code, line);
             else if (strcmp(js.state, "COMPLETED"))
-                printf("    exit %s; no error line in %s\n", js.exit_code, path);
+                printf("    exit %s%s%s; no error line in its log\n", js.exit_code,
+                       js.reason[0] ? ", reason " : "", js.reason);
         }
     }
     free(l);
@@ -260,7 +273,7 @@ int kd_cancel_main(int argc, char **argv) {
     for (int i = l->n - 1; i >= 0; i--) {
         const stage_row *r = &l->rows[i];
         if (!r->last_id[0]) continue;
-        job_state js;
+        job_state js = {0};
         query_job(r->last_id, &js);
         if (!is_active(js.state)) continue;
         printf("kdtrain: cancelling %s (job %s, %s)\n", r->tag, r->last_id, js.state);

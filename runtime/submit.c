@@ -31,8 +31,8 @@ typedef struct {
     const char *sbatch_args[MAX_SBATCH_ARGS];
     int n_sbatch_args;
     int dry_run;
-    const char *launcher;  // srun | mpirun
-    const char *kdtrain;   // binary the scripts run (default: this one)
+    const char *launcher; // srun | mpirun
+    const char *kdtrain;  // binary the scripts run (default: this one)
 } submit_opts;
 
 static void usage(FILE *f) {
@@ -79,8 +79,10 @@ static void sb_printf(sbuf *b, const char *fmt, ...) {
 static void sb_quote(sbuf *b, const char *s) {
     sb_printf(b, "'");
     for (; *s; s++) {
-        if (*s == '\'') sb_printf(b, "'\\''");
-        else sb_printf(b, "%c", *s);
+        if (*s == '\'')
+            sb_printf(b, "'\\''");
+        else
+            sb_printf(b, "%c", *s);
     }
     sb_printf(b, "'");
 }
@@ -123,7 +125,8 @@ static int mkdir_p(const char *path, kd_error *err) {
         char c = *p;
         *p = '\0';
         if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return kd_fail(err, KD_ERUNTIME, "%s: cannot create directory: %s", tmp, strerror(errno));
+            return kd_fail(err, KD_ERUNTIME, "%s: cannot create directory: %s", tmp,
+                           strerror(errno));
         *p = c;
         if (!c) return KD_OK;
     }
@@ -133,7 +136,8 @@ static int pos_int(const char *opt, const char *v, int min, int *out, kd_error *
     char *end = NULL;
     long x = v ? strtol(v, &end, 10) : 0;
     if (!v || end == v || *end || x < min || x > 1000000)
-        return kd_fail(err, KD_EINPUT, "%s: expected an integer >= %d, found '%s'", opt, min, v ? v : "");
+        return kd_fail(err, KD_EINPUT, "%s: expected an integer >= %d, found '%s'", opt, min,
+                       v ? v : "");
     *out = (int)x;
     return KD_OK;
 }
@@ -159,7 +163,7 @@ static int parse_opts(int argc, char **argv, submit_opts *o, kd_error *err) {
 #define VALUE()                                                                                    \
     do {                                                                                           \
         if (!v) {                                                                                  \
-            if (i + 1 >= argc) return kd_fail(err, KD_EINPUT, "submit: %s needs a value", name);  \
+            if (i + 1 >= argc) return kd_fail(err, KD_EINPUT, "submit: %s needs a value", name);   \
             v = argv[++i];                                                                         \
         }                                                                                          \
     } while (0)
@@ -171,42 +175,57 @@ static int parse_opts(int argc, char **argv, submit_opts *o, kd_error *err) {
             o->dry_run = 1;
         } else if (!strcmp(name, "--set")) {
             VALUE();
-            if (o->n_sets >= MAX_SETS) return kd_fail(err, KD_EINPUT, "submit: at most %d --set", MAX_SETS);
+            if (o->n_sets >= MAX_SETS)
+                return kd_fail(err, KD_EINPUT, "submit: at most %d --set", MAX_SETS);
             o->sets[o->n_sets++] = v;
         } else if (!strcmp(name, "--sbatch-arg")) {
             VALUE();
             if (o->n_sbatch_args >= MAX_SBATCH_ARGS)
                 return kd_fail(err, KD_EINPUT, "submit: at most %d --sbatch-arg", MAX_SBATCH_ARGS);
-            if (strchr(v, '\n')) return kd_fail(err, KD_EINPUT, "--sbatch-arg: a newline is not allowed");
+            if (strchr(v, '\n'))
+                return kd_fail(err, KD_EINPUT, "--sbatch-arg: a newline is not allowed");
             o->sbatch_args[o->n_sbatch_args++] = v;
         } else if (!strcmp(name, "--nodes")) {
-            VALUE(); rc = pos_int(name, v, 1, &o->nodes, err);
+            VALUE();
+            rc = pos_int(name, v, 1, &o->nodes, err);
         } else if (!strcmp(name, "--ntasks-per-node")) {
-            VALUE(); rc = pos_int(name, v, 1, &o->ntasks_per_node, err);
+            VALUE();
+            rc = pos_int(name, v, 1, &o->ntasks_per_node, err);
         } else if (!strcmp(name, "--gpus-per-node")) {
-            VALUE(); rc = pos_int(name, v, 0, &o->gpus_per_node, err);
+            VALUE();
+            rc = pos_int(name, v, 0, &o->gpus_per_node, err);
         } else if (!strcmp(name, "--max-requeues")) {
-            VALUE(); rc = pos_int(name, v, 0, &o->max_requeues, err);
+            VALUE();
+            rc = pos_int(name, v, 0, &o->max_requeues, err);
         } else if (!strcmp(name, "--signal-secs")) {
-            VALUE(); rc = pos_int(name, v, 1, &o->signal_secs, err);
+            VALUE();
+            rc = pos_int(name, v, 1, &o->signal_secs, err);
         } else if (!strcmp(name, "--partition")) {
-            VALUE(); o->partition = v;
+            VALUE();
+            o->partition = v;
         } else if (!strcmp(name, "--account")) {
-            VALUE(); o->account = v;
+            VALUE();
+            o->account = v;
         } else if (!strcmp(name, "--time")) {
-            VALUE(); o->time_limit = v;
+            VALUE();
+            o->time_limit = v;
             if (!*v || strspn(v, "0123456789:-") != strlen(v))
                 return kd_fail(err, KD_EINPUT, "--time: expected [D-]HH:MM:SS, found '%s'", v);
         } else if (!strcmp(name, "--stages")) {
-            VALUE(); o->stages = v;
+            VALUE();
+            o->stages = v;
         } else if (!strcmp(name, "--launcher")) {
-            VALUE(); o->launcher = v;
+            VALUE();
+            o->launcher = v;
             if (strcmp(v, "srun") && strcmp(v, "mpirun"))
-                return kd_fail(err, KD_EINPUT, "--launcher: expected srun or mpirun, found '%s'", v);
+                return kd_fail(err, KD_EINPUT, "--launcher: expected srun or mpirun, found '%s'",
+                               v);
         } else if (!strcmp(name, "--kdtrain")) {
-            VALUE(); o->kdtrain = v;
+            VALUE();
+            o->kdtrain = v;
         } else if (a[0] == '-') {
-            return kd_fail(err, KD_EINPUT, "submit: unknown option '%s' (see kdtrain submit --help)", a);
+            return kd_fail(err, KD_EINPUT,
+                           "submit: unknown option '%s' (see kdtrain submit --help)", a);
         } else if (!o->recipe) {
             o->recipe = a;
         } else {
@@ -215,11 +234,14 @@ static int parse_opts(int argc, char **argv, submit_opts *o, kd_error *err) {
 #undef VALUE
         if (rc) return rc;
         // Values other than --set and --sbatch-arg land on #SBATCH lines: no newlines there.
-        if (v && strchr(v, '\n')) return kd_fail(err, KD_EINPUT, "%s: a newline is not allowed", name);
+        if (v && strchr(v, '\n'))
+            return kd_fail(err, KD_EINPUT, "%s: a newline is not allowed", name);
     }
-    if (!o->recipe) return kd_fail(err, KD_EINPUT, "submit: missing RECIPE (see kdtrain submit --help)");
+    if (!o->recipe)
+        return kd_fail(err, KD_EINPUT, "submit: missing RECIPE (see kdtrain submit --help)");
     if (!o->nodes) return kd_fail(err, KD_EINPUT, "submit: --nodes N is required");
-    if (!o->ntasks_per_node) return kd_fail(err, KD_EINPUT, "submit: --ntasks-per-node R is required");
+    if (!o->ntasks_per_node)
+        return kd_fail(err, KD_EINPUT, "submit: --ntasks-per-node R is required");
     return KD_OK;
 }
 
@@ -263,7 +285,8 @@ static void write_script(sbuf *b, const script_ctx *c, int i) {
     sb_printf(b, "# kdtrain stage %s of run '%s' (written by kdtrain submit; docs/slurm.md)\n", tag,
               c->r->run.name);
     sb_printf(b, "#SBATCH --job-name=%s.%s\n", c->r->run.name, s->name);
-    sb_printf(b, "#SBATCH --nodes=%d\n#SBATCH --ntasks-per-node=%d\n", o->nodes, o->ntasks_per_node);
+    sb_printf(b, "#SBATCH --nodes=%d\n#SBATCH --ntasks-per-node=%d\n", o->nodes,
+              o->ntasks_per_node);
     if (o->gpus_per_node) sb_printf(b, "#SBATCH --gpus-per-node=%d\n", o->gpus_per_node);
     if (o->partition) sb_printf(b, "#SBATCH --partition=%s\n", o->partition);
     if (o->time_limit) sb_printf(b, "#SBATCH --time=%s\n", o->time_limit);
@@ -273,17 +296,22 @@ static void write_script(sbuf *b, const script_ctx *c, int i) {
     sb_printf(b, "#SBATCH --open-mode=append\n#SBATCH --requeue\n");
     sb_printf(b, "#SBATCH --signal=B:USR1@%d\n", o->signal_secs);
     for (int k = 0; k < o->n_sbatch_args; k++) sb_printf(b, "#SBATCH %s\n", o->sbatch_args[k]);
-    sb_printf(b, "\nset -u\nstage=%s\nmax_requeues=%d\nrestart=${SLURM_RESTART_COUNT:-0}\n", s->name,
-              o->max_requeues);
+    sb_printf(b, "\nset -u\nstage=%s\nmax_requeues=%d\nrestart=${SLURM_RESTART_COUNT:-0}\n",
+              s->name, o->max_requeues);
     sb_printf(b, "done_marker=");
     char done[KD_PATH_MAX * 2 + 64];
     snprintf(done, sizeof done, "%s/stages/%s/DONE", c->run_abs, tag);
     sb_quote(b, done);
-    sb_printf(b, "\nsay() { echo \"kdtrain-slurm: $(date '+%%F %%T') job ${SLURM_JOB_ID} stage $stage: $*\"; }\n");
-    sb_printf(b, "say \"start (restart $restart of at most $max_requeues) on ${SLURMD_NODENAME:-?}, "
-                 "${SLURM_NTASKS:-?} tasks\"\n");
-    sb_printf(b, "if [ -e \"$done_marker\" ]; then say 'already done (DONE marker present)'; exit 0; fi\n");
-    sb_printf(b, "[ -n \"${SLURM_CPUS_PER_TASK:-}\" ] && export OMP_NUM_THREADS=${OMP_NUM_THREADS:-$SLURM_CPUS_PER_TASK}\n\n");
+    sb_printf(b, "\nsay() { echo \"kdtrain-slurm: $(date '+%%F %%T') job ${SLURM_JOB_ID} stage "
+                 "$stage: $*\"; }\n");
+    sb_printf(b,
+              "say \"start (restart $restart of at most $max_requeues) on ${SLURMD_NODENAME:-?}, "
+              "${SLURM_NTASKS:-?} tasks\"\n");
+    sb_printf(
+        b,
+        "if [ -e \"$done_marker\" ]; then say 'already done (DONE marker present)'; exit 0; fi\n");
+    sb_printf(b, "[ -n \"${SLURM_CPUS_PER_TASK:-}\" ] && export "
+                 "OMP_NUM_THREADS=${OMP_NUM_THREADS:-$SLURM_CPUS_PER_TASK}\n\n");
     // The command, as a bash array of quoted words.
     sb_printf(b, "cmd=(");
     sb_quote(b, c->exe);
@@ -296,12 +324,15 @@ static void write_script(sbuf *b, const script_ctx *c, int i) {
     sb_printf(b, " --stage ");
     sb_quote(b, s->name);
     sb_printf(b, " --resume auto)\n");
-    sb_printf(b, "# USR1 (time limit / preemption warning) is forwarded to the step: kdtrain saves a\n"
-                 "# checkpoint and exits 75, and the job requeues itself. TERM (scancel) is not a\n"
-                 "# reason to requeue: kdtrain saves and the job ends.\n");
+    sb_printf(b,
+              "# USR1 (time limit / preemption warning) is forwarded to the step: kdtrain saves a\n"
+              "# checkpoint and exits 75, and the job requeues itself. TERM (scancel) is not a\n"
+              "# reason to requeue: kdtrain saves and the job ends.\n");
     sb_printf(b, "child=0\ngot_term=0\n");
-    sb_printf(b, "trap 'say \"got USR1, forwarding to the step\"; [ $child -ne 0 ] && kill -USR1 $child' USR1\n");
-    sb_printf(b, "trap 'say \"got TERM\"; got_term=1; [ $child -ne 0 ] && kill -TERM $child' TERM\n");
+    sb_printf(b, "trap 'say \"got USR1, forwarding to the step\"; [ $child -ne 0 ] && kill -USR1 "
+                 "$child' USR1\n");
+    sb_printf(b,
+              "trap 'say \"got TERM\"; got_term=1; [ $child -ne 0 ] && kill -TERM $child' TERM\n");
     if (!strcmp(o->launcher, "srun"))
         sb_printf(b, "srun --mpi=pmix --kill-on-bad-exit=1 ${KD_SRUN_FLAGS:-} \"${cmd[@]}\" &\n");
     else
@@ -316,18 +347,21 @@ static void write_script(sbuf *b, const script_ctx *c, int i) {
                  "    scontrol requeue \"$SLURM_JOB_ID\" && exit 0\n"
                  "    say 'error: scontrol requeue failed'\n"
                  "  else\n"
-                 "    say \"error: saved but --max-requeues $max_requeues is used up; resubmit to continue\"\n"
+                 "    say \"error: saved but --max-requeues $max_requeues is used up; resubmit to "
+                 "continue\"\n"
                  "  fi\n"
                  "fi\n");
-    sb_printf(b, "if [ $rc -eq 0 ] && [ ! -e \"$done_marker\" ]; then\n"
-                 "  say \"error: kdtrain exited 0 but wrote no DONE marker ($done_marker)\"; exit 3\n"
-                 "fi\n");
+    sb_printf(b,
+              "if [ $rc -eq 0 ] && [ ! -e \"$done_marker\" ]; then\n"
+              "  say \"error: kdtrain exited 0 but wrote no DONE marker ($done_marker)\"; exit 3\n"
+              "fi\n");
     sb_printf(b, "exit $rc\n");
 }
 
 // ----------------------------------------------------------------------------- submit
 
-static int sbatch_submit(const char *script, const char *dep, char *job_id, size_t cap, kd_error *err) {
+static int sbatch_submit(const char *script, const char *dep, char *job_id, size_t cap,
+                         kd_error *err) {
     sbuf cmd = {0};
     sb_printf(&cmd, "sbatch --parsable");
     if (dep) sb_printf(&cmd, " --dependency=afterok:%s --kill-on-invalid-dep=yes", dep);
@@ -352,10 +386,13 @@ static int sbatch_submit(const char *script, const char *dep, char *job_id, size
 static int do_submit(const submit_opts *o, const kd_recipe *r, kd_error *err) {
     char exe[PATH_MAX] = "", recipe_abs[KD_PATH_MAX * 2], cwd[PATH_MAX], run_abs[KD_PATH_MAX * 2];
     int rc = KD_OK;
-    if (o->kdtrain) rc = abs_path(o->kdtrain, exe, sizeof exe, err);
+    if (o->kdtrain)
+        rc = abs_path(o->kdtrain, exe, sizeof exe, err);
     else {
         ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n <= 0) return kd_fail(err, KD_ERUNTIME, "/proc/self/exe: %s (pass --kdtrain PATH)", strerror(errno));
+        if (n <= 0)
+            return kd_fail(err, KD_ERUNTIME, "/proc/self/exe: %s (pass --kdtrain PATH)",
+                           strerror(errno));
         exe[n] = '\0';
     }
     if (!rc) rc = abs_path(o->recipe, recipe_abs, sizeof recipe_abs, err);
@@ -386,14 +423,17 @@ static int do_submit(const submit_opts *o, const kd_recipe *r, kd_error *err) {
         write_script(&b, &c, i);
         snprintf(path, sizeof path, "%s/%s.sbatch", slurm_dir, tag);
         if (o->dry_run) {
-            printf("# ---- %s%s\n%s\n", path, n_submitted ? " (sbatch --dependency=afterok:PREVIOUS)" : "", b.p);
+            printf("# ---- %s%s\n%s\n", path,
+                   n_submitted ? " (sbatch --dependency=afterok:PREVIOUS)" : "", b.p);
             free(b.p);
             n_submitted++;
             continue;
         }
         FILE *f = fopen(path, "w");
-        if (!f || fwrite(b.p, 1, b.n, f) != b.n) rc = kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
-        if (f && fclose(f) != 0 && !rc) rc = kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
+        if (!f || fwrite(b.p, 1, b.n, f) != b.n)
+            rc = kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
+        if (f && fclose(f) != 0 && !rc)
+            rc = kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
         free(b.p);
         if (rc) break;
         chmod(path, 0755);
@@ -403,7 +443,8 @@ static int do_submit(const submit_opts *o, const kd_recipe *r, kd_error *err) {
         int fresh = stat(tsv, &st) != 0;
         FILE *t = fopen(tsv, "a");
         if (!t) {
-            rc = kd_fail(err, KD_ERUNTIME, "%s: cannot append: %s (job %s was submitted)", tsv, strerror(errno), id);
+            rc = kd_fail(err, KD_ERUNTIME, "%s: cannot append: %s (job %s was submitted)", tsv,
+                         strerror(errno), id);
             break;
         }
         char when[32];
@@ -416,9 +457,12 @@ static int do_submit(const submit_opts *o, const kd_recipe *r, kd_error *err) {
         snprintf(prev, sizeof prev, "%s", id);
         n_submitted++;
     }
-    if (!rc && n_submitted == 0) printf("kdtrain: nothing to submit: every selected stage is done\n");
-    if (!rc && !o->dry_run && n_submitted) printf("kdtrain: %d job(s) submitted; see: kdtrain status %s\n", n_submitted, run_abs);
-    if (rc && prev[0] && !o->dry_run) kd_error_prefix(err, "(jobs up to %s were submitted; kdtrain cancel %s) ", prev, run_abs);
+    if (!rc && n_submitted == 0)
+        printf("kdtrain: nothing to submit: every selected stage is done\n");
+    if (!rc && !o->dry_run && n_submitted)
+        printf("kdtrain: %d job(s) submitted; see: kdtrain status %s\n", n_submitted, run_abs);
+    if (rc && prev[0] && !o->dry_run)
+        kd_error_prefix(err, "(jobs up to %s were submitted; kdtrain cancel %s) ", prev, run_abs);
     return rc;
 }
 
@@ -429,7 +473,7 @@ int kd_submit_main(int argc, char **argv) {
     if (rc == -1) return KD_OK;
     kd_recipe *r = NULL;
     if (!rc) {
-        r = kd_calloc(1, sizeof *r);  // large: not on the stack
+        r = kd_calloc(1, sizeof *r); // large: not on the stack
         rc = kd_recipe_load(r, o.recipe, o.sets, o.n_sets, &err);
         if (!rc) rc = do_submit(&o, r, &err);
         kd_recipe_free(r);

@@ -19,7 +19,13 @@ up=$?
 source "$work/cluster/env.sh"
 cd "$work" || exit 1
 
-fail() { echo "FAIL: $*" >&2; for f in "$work"/runs/*/slurm/*.log; do [ -f "$f" ] && { echo "== $f"; tail -20 "$f"; }; done >&2; exit 1; }
+fail() {
+  echo "FAIL: $*" >&2
+  { echo "== squeue"; squeue -o '%i %T %r' 2>&1; echo "== sinfo"; sinfo -N -l 2>&1
+    echo "== slurmctld.log"; tail -8 "$work/cluster/log/slurmctld.log"; } >&2
+  for f in "$work"/runs/*/slurm/*.log; do [ -f "$f" ] && { echo "== $f"; tail -20 "$f"; }; done >&2
+  exit 1
+}
 
 # The binary the sbatch scripts run: the real kdtrain when `run` knows --stage and
 # --resume, else the stand-in with the same contract (fake_kdtrain.sh).
