@@ -3,7 +3,8 @@
 # CUDA is optional and never installed here: the build uses it when nvcc exists.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-      libyaml-dev libopenblas-dev python3-h5py python3-numpy python3-torch valgrind clang)
+      libyaml-dev libopenblas-dev python3-h5py python3-numpy python3-torch valgrind clang
+      slurm-wlm munge)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

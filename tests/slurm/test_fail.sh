@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_fail.sh: a stage that fails for good (its dataset is garbage) ends FAILED, the stage
 # that depends on it is CANCELLED by SLURM (kill-on-invalid-dep), not left pending, and
-# `kdtrain status` names the failed stage with the error line of its log.
+# `kdtrain status` names the failed stage with the error line of its log. Then
+# `kdtrain cancel` ends a live chain without the running job requeueing itself.
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 source "$here/recipe.sh"
@@ -26,4 +27,19 @@ grep -q '^01-beta .* FAILED ' status.out || fail "status does not show beta FAIL
 grep -q '^02-gamma .* CANCELLED ' status.out || fail "status does not show gamma CANCELLED"
 err=$(grep -A1 '^01-beta ' status.out | tail -1)
 case $err in *"kdtrain: error"*beta*) ;; *) fail "status error line for beta is '$err'" ;; esac
+
+# kdtrain cancel on a live chain: the running job and its dependent end CANCELLED, and the
+# running job is not requeued (TERM is not a preemption warning).
+write_recipe "$work/live.yaml" live 200 one two
+"$KD_BIN" submit live.yaml --nodes 1 --ntasks-per-node 2 --kdtrain "$RUN_BIN" >/dev/null || fail "submit exited $?"
+mapfile -t lids < <(grep -v '^#' runs/live/slurm/jobs.tsv | cut -f2)
+wait_state "${lids[0]}" 60 RUNNING >/dev/null || fail "job ${lids[0]} never ran"
+"$KD_BIN" cancel runs/live | tee cancel.out || fail "kdtrain cancel exited $?"
+grep -q '2 job(s) cancelled' cancel.out || fail "cancel did not cancel 2 jobs"
+for id in "${lids[@]}"; do
+  st=$(wait_state "$id" 30 CANCELLED) || fail "job $id is '$st' after kdtrain cancel"
+done
+sleep 2
+[ "$(job_field "${lids[0]}" JobState)" = CANCELLED ] && [ "$(job_field "${lids[0]}" Restarts)" = 0 ] ||
+  fail "cancelled job ${lids[0]} came back: $(job_field "${lids[0]}" JobState), restarts $(job_field "${lids[0]}" Restarts)"
 echo "PASS: beta failed, gamma cancelled, status shows: $err"
