@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/chat.h"
+#include "data/prefs.h"
 #include "data/tokenizer.h"
 #include "data/writer.h"
 
@@ -101,8 +103,10 @@ int kd_data_pack(const char *const *files, int n_files, const char *out, int par
 // ============================================================================ CLI
 
 static const char *HELP_DATA =
-    "usage: kdtrain data <pack|inspect|synth> [options]   (each has --help)\n"
+    "usage: kdtrain data <pack|inspect|synth|chat|prefs> [options]   (each has --help)\n"
     "  pack     byte-tokenize text files into a token dataset\n"
+    "  chat     render JSONL conversations into an sft dataset (tokens + loss mask)\n"
+    "  prefs    render JSONL preference pairs into a preference dataset\n"
     "  inspect  summarize a dataset: counts, special ids, mask coverage, entropy\n"
     "  synth    write deterministic demo corpora\n";
 static const char *HELP_PACK =
@@ -117,10 +121,30 @@ static const char *HELP_INSPECT =
     "  mask coverage, the first K tokens (default 32; decoded for the byte tokenizer) and\n"
     "  the unigram entropy of the tokens in nats and bits, as \"key: value\" lines.\n";
 static const char *HELP_SYNTH =
-    "usage: kdtrain data synth --out DIR [--seed S] [--tokens N]\n"
+    "usage: kdtrain data synth --out DIR [--seed S] [--tokens N] [--examples E]\n"
     "  Write DIR/pretrain.h5 (about N tokens, default 200000) and DIR/pretrain_val.h5\n"
     "  (N/10, at least 2000): templated sentences, arithmetic, key=value lookups, counting\n"
-    "  and copying, byte-tokenized. Same seed (default 1234) -> identical files.\n";
+    "  and copying, byte-tokenized. Same seed (default 1234) -> identical files.\n"
+    "  Also the chat task suite (E examples, default 2000, at least 10): DIR/sft.h5 (E),\n"
+    "  sft_val.h5 (E/10), prefs.h5 (E/2), prefs_val.h5 (E/10), prompts.h5 (E/2, prompts\n"
+    "  only, loss mask 0), eval_tasks.jsonl (E/10 held-out prompts with answers) and the\n"
+    "  JSONL sources sft.jsonl, sft_val.jsonl, prefs.jsonl, prefs_val.jsonl.\n";
+static const char *HELP_CHAT =
+    "usage: kdtrain data chat --jsonl F.jsonl --out F.h5 [--template NAME|FILE.yaml]\n"
+    "                         [--max-len N]\n"
+    "  Each line {\"messages\":[{\"role\":\"system|user|assistant\",\"content\":\"...\"},...]}\n"
+    "  becomes one document of a kind \"sft\" dataset; the loss mask is 1 on assistant\n"
+    "  content and end markers. Templates: bytes (default), llama3, or a YAML file (keys\n"
+    "  bos, eos, system/user/assistant: {header, footer}; docs/formats.md). --max-len N\n"
+    "  (default 0 = no limit): the prompt loses its left side first, then the last reply\n"
+    "  its right side; the summary line counts both.\n";
+static const char *HELP_PREFS =
+    "usage: kdtrain data prefs --jsonl F.jsonl --out F.h5 [--template NAME|FILE.yaml]\n"
+    "                          [--max-len N] [--max-prompt-len M]\n"
+    "  Each line {\"prompt\": str|messages, \"chosen\": str|messages, \"rejected\": ...}\n"
+    "  becomes one example of a kind \"preference\" dataset: the prompt rendered up to the\n"
+    "  assistant header, chosen/rejected = assistant content + end marker. The prompt is\n"
+    "  cut from the left to M tokens (default N/2), completions from the right to N - prompt.\n";
 
 static int usage_error(const char *cmd, kd_error *err, const char *what, const char *arg) {
     return kd_fail(err, KD_EINPUT, "data %s: %s%s%s (see kdtrain data %s --help)", cmd, what,
@@ -193,7 +217,7 @@ static int cmd_inspect(int argc, char **argv, kd_error *err) {
 
 static int cmd_synth(int argc, char **argv, kd_error *err) {
     const char *dir = NULL;
-    uint64_t seed = 1234, tokens = 200000;
+    uint64_t seed = 1234, tokens = 200000, examples = 2000;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -202,14 +226,13 @@ static int cmd_synth(int argc, char **argv, kd_error *err) {
         } else if (!strcmp(a, "--out") && v) {
             dir = v;
             i++;
-        } else if (!strcmp(a, "--seed") || !strcmp(a, "--tokens")) {
-            if (parse_u64(v, !strcmp(a, "--seed") ? &seed : &tokens))
-                return usage_error("synth", err,
-                                   a[2] == 's' ? "--seed expects a non-negative "
-                                                 "integer, found"
-                                               : "--tokens expects a non-negative integer, "
-                                                 "found",
-                                   v ? v : "nothing");
+        } else if (!strcmp(a, "--seed") || !strcmp(a, "--tokens") || !strcmp(a, "--examples")) {
+            uint64_t *dst = a[2] == 's' ? &seed : a[2] == 't' ? &tokens : &examples;
+            if (parse_u64(v, dst)) {
+                char what[64];
+                snprintf(what, sizeof what, "%s expects a non-negative integer, found", a);
+                return usage_error("synth", err, what, v ? v : "nothing");
+            }
             i++;
         } else {
             return usage_error("synth", err,
@@ -218,16 +241,71 @@ static int cmd_synth(int argc, char **argv, kd_error *err) {
         }
     }
     if (!dir) return usage_error("synth", err, "expected --out DIR", NULL);
+    if (examples < 10 || examples > 100000000)
+        return kd_fail(err, KD_EINPUT, "data synth: --examples %llu, expected 10..100000000",
+                       (unsigned long long)examples);
     int rc = kd_data_synth(dir, seed, tokens, err);
-    if (rc == KD_OK) printf("wrote %s/pretrain.h5 and %s/pretrain_val.h5\n", dir, dir);
+    if (rc == KD_OK) rc = kd_data_synth_tasks(dir, seed, examples, err);
+    if (rc == KD_OK)
+        printf("wrote %s/pretrain.h5 and %s/pretrain_val.h5, and the chat task suite "
+               "(sft, sft_val, prefs, prefs_val, prompts, eval_tasks.jsonl)\n",
+               dir, dir);
+    return rc;
+}
+
+// `data chat` and `data prefs` share their flags (prefs alone has --max-prompt-len).
+static int cmd_chat_prefs(int argc, char **argv, int prefs, kd_error *err) {
+    const char *cmd = prefs ? "prefs" : "chat", *jsonl = NULL, *out = NULL, *tmpl = "bytes";
+    uint64_t max_len = 0, max_prompt = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(prefs ? HELP_PREFS : HELP_CHAT, stdout);
+            return -1;
+        }
+        int is_len = !strcmp(a, "--max-len"), is_plen = prefs && !strcmp(a, "--max-prompt-len");
+        if (!v && (is_len || is_plen || !strcmp(a, "--jsonl") || !strcmp(a, "--out") ||
+                   !strcmp(a, "--template")))
+            return usage_error(cmd, err, a, "needs a value");
+        if (!strcmp(a, "--jsonl"))
+            jsonl = v;
+        else if (!strcmp(a, "--out"))
+            out = v;
+        else if (!strcmp(a, "--template"))
+            tmpl = v;
+        else if (is_len || is_plen) {
+            if (parse_u64(v, is_len ? &max_len : &max_prompt) ||
+                (is_len ? max_len : max_prompt) > ((uint64_t)1 << 30))
+                return usage_error(cmd, err,
+                                   is_len ? "--max-len expects an integer 0..2^30, found"
+                                          : "--max-prompt-len expects an integer "
+                                            "0..2^30, found",
+                                   v);
+        } else
+            return usage_error(cmd, err, "unknown argument", a);
+        i++;
+    }
+    if (!jsonl) return usage_error(cmd, err, "expected --jsonl F.jsonl", NULL);
+    if (!out) return usage_error(cmd, err, "expected --out F.h5", NULL);
+    kd_chat_stats st;
+    int rc = prefs ? kd_prefs_convert_jsonl(jsonl, out, tmpl, max_len, max_prompt, &st, err)
+                   : kd_chat_convert_jsonl(jsonl, out, tmpl, max_len, &st, err);
+    if (rc == KD_OK)
+        printf("%s: wrote %llu examples to %s (%llu tokens, %llu %s); truncated: %llu prompts "
+               "from the left, %llu completions from the right\n",
+               cmd, (unsigned long long)st.examples, out, (unsigned long long)st.tokens,
+               (unsigned long long)st.target_tokens, prefs ? "completion tokens" : "target tokens",
+               (unsigned long long)st.prompt_truncated,
+               (unsigned long long)st.completion_truncated);
     return rc;
 }
 
 int kd_data_main(int argc, char **argv) {
     kd_error err = {0};
     if (argc < 2) {
-        fprintf(stderr, "kdtrain data: expected a subcommand pack|inspect|synth (see kdtrain "
-                        "data --help)\n");
+        fprintf(stderr,
+                "kdtrain data: expected a subcommand pack|inspect|synth|chat|prefs (see kdtrain "
+                "data --help)\n");
         return KD_EINPUT;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -242,10 +320,12 @@ int kd_data_main(int argc, char **argv) {
         rc = cmd_inspect(argc - 1, argv + 1, &err);
     else if (!strcmp(cmd, "synth"))
         rc = cmd_synth(argc - 1, argv + 1, &err);
+    else if (!strcmp(cmd, "chat") || !strcmp(cmd, "prefs"))
+        rc = cmd_chat_prefs(argc - 1, argv + 1, !strcmp(cmd, "prefs"), &err);
     else
         rc = kd_fail(&err, KD_EINPUT,
                      "data: unknown subcommand '%s', expected "
-                     "pack|inspect|synth",
+                     "pack|inspect|synth|chat|prefs",
                      cmd);
     if (rc == -1) return KD_OK; // --help was printed
     if (rc != KD_OK) {

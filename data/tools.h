@@ -24,3 +24,8 @@ int kd_data_inspect(const char *path, int first, FILE *f, kd_error *err);
 // Deterministic demo corpora in dir (created if missing): pretrain.h5 (~n_tokens tokens)
 // and pretrain_val.h5 (n_tokens/10, at least 2000), kind `tokens`, byte tokenizer.
 int kd_data_synth(const char *dir, uint64_t seed, uint64_t n_tokens, kd_error *err);
+
+// The chat task suite in dir (data/synth_tasks.c): sft.h5 (n_examples conversations),
+// sft_val.h5 (n/10), prefs.h5 (n/2), prefs_val.h5 (n/10), prompts.h5 (n/2, prompts only),
+// eval_tasks.jsonl (n/10) and the JSONL sources; docs/formats.md. dir must exist.
+int kd_data_synth_tasks(const char *dir, uint64_t seed, uint64_t n_examples, kd_error *err);

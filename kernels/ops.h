@@ -34,6 +34,18 @@ typedef struct kd_mamba2_grad {
     int ldx, ldb, ldc, lddt;
     float *ddt_bias, *dA_log, *dD;
 } kd_mamba2_grad;
+// Divergence of the full-vocabulary distillation loss (distill_full; docs/losses.md).
+typedef enum {
+    KD_DIV_FORWARD_KL = 0, // KL(p_t || p_s): MambaInLlama's loss
+    KD_DIV_REVERSE_KL = 1, // KL(p_s || p_t)
+    KD_DIV_JSD = 2,        // generalized JSD_beta of TRL's GKD
+} kd_divergence;
+
+// Support of the cached top-K teacher (distill_topk; docs/losses.md).
+typedef enum {
+    KD_TOPK_TAIL = 0,   // the K ids plus one bucket holding the rest of the mass (default)
+    KD_TOPK_RENORM = 1, // both sides restricted to the K ids and renormalised
+} kd_topk_mode;
 
 typedef struct kd_ops {
     const char *name;
@@ -92,6 +104,14 @@ typedef struct kd_ops {
     void (*attention_bwd)(float *dqkv, float *datt, const float *dout, const float *att,
                           const float *qkv, int B, int T, int NH, int NKV, int HD);
 
+    // Decoding: one new token per row against a KV cache kv (B,Tmax,2*NKV*HD), each slot
+    // holding the token's NKV key heads then its NKV value heads. qkv (B,(NH+2*NKV)*HD) is
+    // the new token after RoPE: its key and value heads are stored in slot n[b]-1 of row b,
+    // then its query heads attend over slots [0,n[b]). n (B) with 1 <= n[b] <= Tmax.
+    // out is (B,NH*HD). May be NULL in a backend that cannot decode (callers report it).
+    void (*attention_decode)(float *out, float *kv, const float *qkv, const int32_t *n, int B,
+                             int Tmax, int NH, int NKV, int HD);
+
     // ------------------------------------------------------------------ SwiGLU
     // gu (N,2F) holds gate in columns [0,F) and up in [F,2F): out (N,F) = silu(gate)*up.
     // bwd OVERWRITES dgu (N,2F).
@@ -105,6 +125,30 @@ typedef struct kd_ops {
     void (*cross_entropy)(float *loss, float *dlogits, const float *logits,
                           const int32_t *targets, const float *weights, int N, int V,
                           float dscale);
+
+    // ------------------------------------------------------------------ distillation losses
+    // (kernels/cpu/kd_loss.c, kernels/cpu/pref_loss.c; formulas in docs/losses.md)
+    // Full-vocabulary KD. s, t (N,V) student and teacher logits, p = softmax(logits / tau).
+    // loss (N) = w[i] * tau^2 * D_i, D chosen by div; beta is read by KD_DIV_JSD only and
+    // beta == 0 / beta == 1 give exactly forward / reverse KL (TRL's convention). dlogits
+    // (N,V) or NULL is OVERWRITTEN with dscale * d loss[i] / d s_i and may alias s. Rows with
+    // w[i] == 0 get loss 0 and gradient 0. w NULL means 1. The teacher gets no gradient.
+    void (*distill_full)(float *loss, float *dlogits, const float *s, const float *t,
+                         const float *w, int N, int V, kd_divergence div, float beta, float tau,
+                         float dscale);
+    // Forward KL to a cached top-K teacher: ids (N,K) distinct ids in [0,V), lp (N,K) the
+    // teacher's log-softmax at temperature 1. mode picks the support; tau tempers both
+    // sides. loss, dlogits (full V), w and dscale as for distill_full.
+    void (*distill_topk)(float *loss, float *dlogits, const float *s, const int32_t *ids,
+                         const float *lp, const float *w, int N, int V, int K, kd_topk_mode mode,
+                         float tau, float dscale);
+    // Per-token log-probabilities of the targets: logp (N) = log softmax(logits_i)[t_i], 0
+    // where t_i < 0. bwd: dlogits (N,V) is OVERWRITTEN with dlogp[i] * (onehot(t_i) -
+    // softmax(logits_i)), 0 on rows with t_i < 0; it may alias logits.
+    void (*token_logp_fwd)(float *logp, const float *logits, const int32_t *targets, int N,
+                           int V);
+    void (*token_logp_bwd)(float *dlogits, const float *dlogp, const float *logits,
+                           const int32_t *targets, int N, int V);
 
     // ------------------------------------------------------------------ optimizer
     // AdamW with decoupled weight decay and bias correction at step t (1-based).
@@ -165,3 +209,5 @@ typedef struct kd_ops {
 const kd_ops *kd_ops_cpu(void);
 // The CUDA backend, or NULL when not built or no usable device (message in why).
 const kd_ops *kd_ops_cuda(char *why, size_t why_len);
+// Number of ops a backend leaves unimplemented (NULL slots); 0 for a complete backend.
+int kd_ops_missing(const kd_ops *ops);

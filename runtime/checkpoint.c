@@ -32,8 +32,10 @@ int kd_ckpt_agree(MPI_Comm comm, int rc, kd_error *err) {
     kd_error e = {0};
     if (rank == first) {
         e.code = rc;
-        if (err && err->code != KD_OK) memcpy(e.msg, err->msg, sizeof e.msg);
-        else snprintf(e.msg, sizeof e.msg, "checkpoint: rank %d failed", rank);
+        if (err && err->code != KD_OK)
+            memcpy(e.msg, err->msg, sizeof e.msg);
+        else
+            snprintf(e.msg, sizeof e.msg, "checkpoint: rank %d failed", rank);
     }
     MPI_Bcast(&e, (int)sizeof e, MPI_BYTE, first, comm);
     if (err) *err = e;
@@ -101,7 +103,8 @@ static int manifest_read(const char *dir, manifest *m, char *why, size_t wl) {
     snprintf(path, sizeof path, "%s/MANIFEST", dir);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(why, wl, "%s: %s (a checkpoint without a MANIFEST does not exist)", path, strerror(errno));
+        snprintf(why, wl, "%s: %s (a checkpoint without a MANIFEST does not exist)", path,
+                 strerror(errno));
         return -1;
     }
     size_t n = fread(text, 1, sizeof text - 1, f);
@@ -145,8 +148,10 @@ static int manifest_read(const char *dir, manifest *m, char *why, size_t wl) {
             ended = 1;
             continue;
         }
-        int ok = strlen(line) > 68 && line[64] == ' ' && line[65] == ' ' && m->n < MANIFEST_MAX_FILES;
-        for (int i = 0; ok && i < 64; i++) ok = isxdigit((unsigned char)line[i]) && !isupper((unsigned char)line[i]);
+        int ok =
+            strlen(line) > 68 && line[64] == ' ' && line[65] == ' ' && m->n < MANIFEST_MAX_FILES;
+        for (int i = 0; ok && i < 64; i++)
+            ok = isxdigit((unsigned char)line[i]) && !isupper((unsigned char)line[i]);
         char *end = NULL;
         if (ok) {
             errno = 0;
@@ -195,8 +200,9 @@ static int check_dir(const char *dir, int hash, manifest *m, char *why, size_t w
             return 0;
         }
         if ((uint64_t)st.st_size != m->size[i]) {
-            snprintf(why, wl, "%s: has %lld bytes, MANIFEST lists %" PRIu64 " (truncated or changed)",
-                     path, (long long)st.st_size, m->size[i]);
+            snprintf(why, wl,
+                     "%s: has %lld bytes, MANIFEST lists %" PRIu64 " (truncated or changed)", path,
+                     (long long)st.st_size, m->size[i]);
             return 0;
         }
         if (!hash) continue;
@@ -333,7 +339,7 @@ static int prune_rank0(const char *root, int keep, kd_error *err) {
         else
             fprintf(stderr, "kdtrain: checkpoint: removed leftover %s\n", path);
     }
-    int valid = 0;  // valid checkpoints seen so far, newest first
+    int valid = 0; // valid checkpoints seen so far, newest first
     for (int i = 0; i < ns && rc == KD_OK && keep > 0; i++) {
         manifest m;
         snprintf(path, sizeof path, "%s/%s", root, steps[i].name);
@@ -364,6 +370,15 @@ int kd_ckpt_prune(MPI_Comm comm, const char *ckpt_root, int keep, kd_error *err)
 
 // ---------------------------------------------------------------------------- save
 
+// Test hook: KD_CKPT_TEST_DELAY_MS=N makes rank 0 sleep N ms after each file of a save
+// (model.h5, optim.h5, MANIFEST) and before the rename, so fault tests can kill a run in
+// the middle of a checkpoint write reliably (tests/fault/).
+static void test_delay(void) {
+    const char *v = getenv("KD_CKPT_TEST_DELAY_MS");
+    long ms = v ? atol(v) : 0;
+    if (ms > 0) usleep((useconds_t)(ms * 1000));
+}
+
 // Rank 0's part after the HDF5 files: state.json, MANIFEST, rename into place.
 static int finish_rank0(const char *root, const char *tmp, const char *final, int have_m,
                         const kd_train_state *ts, int world, kd_error *err) {
@@ -375,6 +390,7 @@ static int finish_rank0(const char *root, const char *tmp, const char *final, in
     if (rc) return rc;
     const char *names[] = {"model.h5", "state.json", "optim.h5"};
     if ((rc = manifest_write(tmp, names, have_m ? 3 : 2, err))) return rc;
+    test_delay();
     int e = fsync_path(tmp, 1);
     if (e) return kd_fail(err, KD_ERUNTIME, "%s: cannot sync: %s", tmp, strerror(e));
     struct stat sb;
@@ -382,9 +398,10 @@ static int finish_rank0(const char *root, const char *tmp, const char *final, in
         // same step saved again (e.g. after falling back past an invalid one): swap atomically
         if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) != 0)
             return kd_fail(err, KD_ERUNTIME, "%s: cannot replace: %s", final, strerror(errno));
-        rm_rf(tmp);  // now holds the old checkpoint; a leftover is removed by prune
+        rm_rf(tmp); // now holds the old checkpoint; a leftover is removed by prune
     } else if (rename(tmp, final) != 0) {
-        return kd_fail(err, KD_ERUNTIME, "%s: cannot rename to %s: %s", tmp, final, strerror(errno));
+        return kd_fail(err, KD_ERUNTIME, "%s: cannot rename to %s: %s", tmp, final,
+                       strerror(errno));
     }
     if ((e = fsync_path(root, 1)))
         return kd_fail(err, KD_ERUNTIME, "%s: cannot sync: %s", root, strerror(e));
@@ -393,8 +410,8 @@ static int finish_rank0(const char *root, const char *tmp, const char *final, in
 
 int kd_ckpt_save(MPI_Comm comm, const char *ckpt_root, int64_t step, const kd_param_table *pt,
                  const float *params, const float *m_shard, const float *v_shard,
-                 const kd_train_state *ts, const kd_ckpt_attr *attrs, int n_attrs,
-                 char *out_path, size_t out_len, kd_error *err) {
+                 const kd_train_state *ts, const kd_ckpt_attr *attrs, int n_attrs, char *out_path,
+                 size_t out_len, kd_error *err) {
     int rank, world, rc = KD_OK;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &world);
@@ -417,29 +434,29 @@ int kd_ckpt_save(MPI_Comm comm, const char *ckpt_root, int64_t step, const kd_pa
     snprintf(final, sizeof final, "%s/step-%08" PRId64, ckpt_root, step);
     if (rank == 0) {
         int e = mkdir_p(ckpt_root);
-        if (!e) e = rm_rf(tmp);  // a leftover of an interrupted save of the same step
+        if (!e) e = rm_rf(tmp); // a leftover of an interrupted save of the same step
         if (!e && mkdir(tmp, 0777) != 0) e = errno;
         if (e) rc = kd_fail(err, KD_ERUNTIME, "%s: cannot create: %s", tmp, strerror(e));
     }
     if ((rc = kd_ckpt_agree(comm, rc, err))) return rc;
 
-    size_t lo, hi;
-    kd_shard_range(pt->total, world, rank, &lo, &hi);
     const char *pg[] = {"params"};
-    const float *pd[] = {params + lo};
+    const float *pd[] = {params};
     snprintf(path, sizeof path, "%s/model.h5", tmp);
-    rc = kd_ckpt_h5_write(comm, path, pt, pg, pd, 1, lo, hi, attrs, n_attrs, -1, err);
+    rc = kd_ckpt_h5_write(comm, path, pt, pg, pd, 1, 1, attrs, n_attrs, -1, err);
+    if (rank == 0) test_delay();
     rc = kd_ckpt_agree(comm, rc, err);
     if (rc == KD_OK && have_m) {
         const char *og[] = {"m", "v"};
         const float *od[] = {m_shard, v_shard};
         snprintf(path, sizeof path, "%s/optim.h5", tmp);
-        rc = kd_ckpt_h5_write(comm, path, pt, og, od, 2, lo, hi, NULL, 0, ts->optim_step, err);
+        rc = kd_ckpt_h5_write(comm, path, pt, og, od, 2, 0, NULL, 0, ts->optim_step, err);
+        if (rank == 0) test_delay();
         rc = kd_ckpt_agree(comm, rc, err);
     }
     if (rc == KD_OK && rank == 0) rc = finish_rank0(ckpt_root, tmp, final, have_m, ts, world, err);
     rc = kd_ckpt_agree(comm, rc, err);
-    if (rc != KD_OK && rank == 0) rm_rf(tmp);  // nothing half-written stays behind
+    if (rc != KD_OK && rank == 0) rm_rf(tmp); // nothing half-written stays behind
     if (rc == KD_OK && out_path) snprintf(out_path, out_len, "%s", final);
     return rc;
 }
@@ -466,7 +483,9 @@ int kd_ckpt_load(MPI_Comm comm, const char *ckpt_dir, const kd_param_table *pt, 
         rc = kd_fail(err, KD_EINPUT, "%s: not a valid checkpoint: %s", ckpt_dir, why);
     if (rc == KD_OK) rc = kd_ckpt_h5_check(model, model, "params", pt, err);
     if (rc == KD_OK && have_m && !manifest_has(&m, "optim.h5"))
-        rc = kd_fail(err, KD_EINPUT, "%s: weights-only checkpoint (no optim.h5), optimizer state was asked for", ckpt_dir);
+        rc = kd_fail(err, KD_EINPUT,
+                     "%s: weights-only checkpoint (no optim.h5), optimizer state was asked for",
+                     ckpt_dir);
     if (rc == KD_OK && have_m) rc = kd_ckpt_h5_check(optim, optim, "m", pt, err);
     if (rc == KD_OK && have_m) rc = kd_ckpt_h5_check(optim, optim, "v", pt, err);
     if ((rc = kd_ckpt_agree(comm, rc, err))) return rc;
@@ -483,7 +502,7 @@ int kd_ckpt_load(MPI_Comm comm, const char *ckpt_dir, const kd_param_table *pt, 
         size_t n = pt->total - off < ((size_t)1 << 28) ? pt->total - off : (size_t)1 << 28;
         MPI_Bcast(params + off, (int)n, MPI_FLOAT, 0, comm);
     }
-    if (have_m) {  // each rank reads its own shard for this world size
+    if (have_m) { // each rank reads its own shard for this world size
         size_t lo, hi;
         kd_shard_range(pt->total, world, rank, &lo, &hi);
         rc = kd_ckpt_h5_read(optim, "m", pt, lo, hi, m_shard, err);

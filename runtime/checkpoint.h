@@ -17,7 +17,7 @@
 #define KD_VERSION "unknown"
 #endif
 
-#define KD_CKPT_FORMAT 1        // MANIFEST header "kdtrain-checkpoint 1"
+#define KD_CKPT_FORMAT 1 // MANIFEST header "kdtrain-checkpoint 1"
 #define KD_CKPT_KEY_MAX 64
 #define KD_CKPT_STR_MAX 256
 #define KD_CKPT_EXTRA_MAX 32
@@ -27,11 +27,11 @@
 // A model-config attribute stored on model.h5 (e.g. {"d_model", KD_ATTR_INT, .i = 128}).
 typedef enum { KD_ATTR_INT = 0, KD_ATTR_FLOAT, KD_ATTR_STRING } kd_attr_type;
 typedef struct {
-    char name[KD_CKPT_KEY_MAX];  // must not start with "kdtrain_" (reserved)
+    char name[KD_CKPT_KEY_MAX]; // must not start with "kdtrain_" (reserved)
     kd_attr_type type;
-    int64_t i;                   // KD_ATTR_INT
-    double f;                    // KD_ATTR_FLOAT
-    char s[KD_CKPT_STR_MAX];     // KD_ATTR_STRING
+    int64_t i;               // KD_ATTR_INT
+    double f;                // KD_ATTR_FLOAT
+    char s[KD_CKPT_STR_MAX]; // KD_ATTR_STRING
 } kd_ckpt_attr;
 
 typedef struct {
@@ -44,18 +44,18 @@ typedef struct {
 typedef struct {
     int stage_index;
     char stage_name[KD_CKPT_KEY_MAX];
-    int64_t step;              // optimizer steps taken in this stage
-    int64_t optim_step;        // AdamW step count (bias correction); optim.h5 attr "step"
-    int64_t samples_consumed;  // global samples consumed (data position)
+    int64_t step;             // optimizer steps taken in this stage
+    int64_t optim_step;       // AdamW step count (bias correction); optim.h5 attr "step"
+    int64_t samples_consumed; // global samples consumed (data position)
     int64_t epoch;
     uint64_t rng[4];
     int world_size;
     char recipe_hash[65];
     char model_hash[65];
     char version[32];
-    int64_t bad_steps;         // steps skipped for non-finite loss/grad
+    int64_t bad_steps; // steps skipped for non-finite loss/grad
     int n_extra;
-    kd_ckpt_kv extra[KD_CKPT_EXTRA_MAX];  // extensible key/value list (strings)
+    kd_ckpt_kv extra[KD_CKPT_EXTRA_MAX]; // extensible key/value list (strings)
 } kd_train_state;
 
 // Collective. Writes ckpt_root/step-<step %08> (via ckpt_root/.tmp-step-<step>), creating
@@ -67,13 +67,14 @@ typedef struct {
 // An existing step-* directory of the same step is replaced atomically.
 int kd_ckpt_save(MPI_Comm comm, const char *ckpt_root, int64_t step, const kd_param_table *pt,
                  const float *params, const float *m_shard, const float *v_shard,
-                 const kd_train_state *ts, const kd_ckpt_attr *attrs, int n_attrs,
-                 char *out_path, size_t out_len, kd_error *err);
+                 const kd_train_state *ts, const kd_ckpt_attr *attrs, int n_attrs, char *out_path,
+                 size_t out_len, kd_error *err);
 
-// Collective. Rank 0 keeps the newest `keep` valid checkpoints (keep < 1: keep all) and
-// deletes older ones and invalid step-* directories, never the newest valid one; it also
-// removes leftover .tmp-* directories and reports each removal on stderr. Validity here is
-// the quick check (MANIFEST parses, sizes match); hashes are checked by verify/find_latest.
+// Collective. Rank 0 keeps the newest `keep` valid checkpoints (keep < 1: keep all),
+// deletes older valid ones and invalid step-* directories older than a valid one, never
+// deletes when nothing is valid, removes leftover .tmp-* directories (reported on stderr).
+// Validity here is the quick check (MANIFEST parses, sizes match); hashes are checked by
+// verify/find_latest.
 int kd_ckpt_prune(MPI_Comm comm, const char *ckpt_root, int keep, kd_error *err);
 
 // 1 valid / 0 invalid (why filled: "PATH: what is wrong"). Valid: MANIFEST present with a
@@ -95,8 +96,7 @@ int kd_ckpt_load(MPI_Comm comm, const char *ckpt_dir, const kd_param_table *pt, 
 
 // The caller's attributes of model.h5 (reserved kdtrain_* ones skipped), up to max, in the
 // order they were saved; *n_out gets the count. KD_EINPUT if there are more than max.
-int kd_ckpt_read_attrs(const char *ckpt_dir, kd_ckpt_attr *out, int max, int *n_out,
-                       kd_error *err);
+int kd_ckpt_read_attrs(const char *ckpt_dir, kd_ckpt_attr *out, int max, int *n_out, kd_error *err);
 
 // The parameter table stored in model.h5, in stored order (names, shapes, offsets packed
 // in that order). Caller frees table->t with free(). Lets tools inspect a checkpoint alone.

@@ -1,8 +1,15 @@
 // checkpoint_h5.c: the HDF5 files of a checkpoint. model.h5 holds /params/<name>,
 // optim.h5 /m/<name> and /v/<name>, all float32 little-endian, full tensor shapes, created
-// in table order (link creation order is tracked so readers see that order). Written with
-// parallel HDF5: each rank writes its ZeRO-1 range of the flat layout as hyperslabs.
+// in table order (link creation order is tracked so readers see that order). Rank 0 lays
+// the file out with serial HDF5 (metadata only, contiguous datasets at fixed offsets), then
+// writes the data with pwrite; optimizer shards reach it by MPI_Gatherv, a piece at a time.
+// Why not HDF5 for the data: with parallel HDF5 a write error on one rank deadlocks the
+// others in H5Fclose, and with serial HDF5 a failed H5Fclose (e.g. ENOSPC while flushing
+// cached data) leaves a file object that crashes the process at exit. Writing the bulk
+// ourselves keeps every I/O error an ordinary, reportable errno.
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,9 +27,13 @@ static void quiet_begin(quiet_h5 *q) {
     H5Eget_auto2(H5E_DEFAULT, &q->fn, &q->data);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
-static void quiet_end(quiet_h5 *q) { H5Eset_auto2(H5E_DEFAULT, q->fn, q->data); }
+static void quiet_end(quiet_h5 *q) {
+    H5Eset_auto2(H5E_DEFAULT, q->fn, q->data);
+}
 
-static const char *errno_text(int e) { return e ? strerror(e) : "HDF5 reported an error"; }
+static const char *errno_text(int e) {
+    return e ? strerror(e) : "HDF5 reported an error";
+}
 
 // Select flat (row-major) elements [a, b) of the sub-array whose leading d indices are
 // start[0..d). Adds at most 2*ndim hyperslabs to `space` (OR-ed together).
@@ -30,7 +41,7 @@ static int select_flat_rec(hid_t space, int ndim, const hsize_t *dims, int d, hs
                            hsize_t a, hsize_t b, int *first) {
     hsize_t inner = 1;
     for (int k = d + 1; k < ndim; k++) inner *= dims[k];
-    if (a % inner == 0 && b % inner == 0) {  // whole rows [a/inner, b/inner) of dim d
+    if (a % inner == 0 && b % inner == 0) { // whole rows [a/inner, b/inner) of dim d
         hsize_t st[8], cnt[8];
         for (int k = 0; k < ndim; k++) {
             st[k] = k < d ? start[k] : 0;
@@ -43,7 +54,7 @@ static int select_flat_rec(hid_t space, int ndim, const hsize_t *dims, int d, hs
         return H5Sselect_hyperslab(space, op, st, NULL, cnt, NULL) < 0 ? -1 : 0;
     }
     hsize_t r0 = a / inner, r1 = (b - 1) / inner;
-    if (r0 == r1) {  // inside one row: descend
+    if (r0 == r1) { // inside one row: descend
         start[d] = r0;
         return select_flat_rec(space, ndim, dims, d + 1, start, a - r0 * inner, b - r0 * inner,
                                first);
@@ -92,90 +103,160 @@ static int write_num_attr(hid_t obj, const char *name, hid_t ftype, hid_t mtype,
 
 // ---------------------------------------------------------------------------- writing
 
-int kd_ckpt_h5_write(MPI_Comm comm, const char *path, const kd_param_table *pt,
-                     const char *const *groups, const float *const *data, int ngroups,
-                     size_t lo, size_t hi, const kd_ckpt_attr *attrs, int n_attrs,
-                     int64_t step, kd_error *err) {
-    quiet_h5 q;
-    quiet_begin(&q);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL);
+// Rank 0 only: root attributes of a new file.
+static int write_root_attrs(hid_t f, const char *path, const kd_ckpt_attr *attrs, int n_attrs,
+                            int64_t step, kd_error *err) {
+    if (write_str_attr(f, KD_CKPT_FORMAT_ATTR, KD_CKPT_FORMAT_NAME " 1") < 0 ||
+        write_str_attr(f, KD_CKPT_VERSION_ATTR, KD_VERSION) < 0)
+        return kd_fail(err, KD_ERUNTIME, "%s: cannot write format attributes", path);
+    if (step >= 0 && write_num_attr(f, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &step) < 0)
+        return kd_fail(err, KD_ERUNTIME, "%s: cannot write attribute step", path);
+    for (int i = 0; i < n_attrs; i++) {
+        const kd_ckpt_attr *at = &attrs[i];
+        int r = at->type == KD_ATTR_INT
+                    ? write_num_attr(f, at->name, H5T_STD_I64LE, H5T_NATIVE_INT64, &at->i)
+                : at->type == KD_ATTR_FLOAT
+                    ? write_num_attr(f, at->name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &at->f)
+                    : write_str_attr(f, at->name, at->s);
+        if (r < 0)
+            return kd_fail(err, KD_ERUNTIME, "%s: cannot write attribute %s", path, at->name);
+    }
+    return KD_OK;
+}
+
+// Rank 0: the file's metadata: attributes, groups, and contiguous datasets allocated but
+// not written (sparse). off[g*n+i] gets each dataset's byte offset in the file.
+static int create_layout(const char *path, const kd_param_table *pt, const char *const *groups,
+                         int ngroups, const kd_ckpt_attr *attrs, int n_attrs, int64_t step,
+                         uint64_t *off, kd_error *err) {
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_attr_creation_order(fcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     errno = 0;
-    hid_t f = H5Fcreate(path, H5F_ACC_EXCL, fcpl, fapl);
+    hid_t f = H5Fcreate(path, H5F_ACC_EXCL, fcpl, H5P_DEFAULT);
     int e = errno;
     H5Pclose(fcpl);
-    H5Pclose(fapl);
-    // H5Fcreate is collective: make sure every rank has the file before going on together
-    int ok = f >= 0, all_ok = 0;
-    MPI_Allreduce(&ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
-    if (!all_ok) {
-        if (f >= 0) H5Fclose(f);
-        quiet_end(&q);
-        if (!ok) return kd_fail(err, KD_ERUNTIME, "%s: cannot create: %s", path, errno_text(e));
-        return kd_fail(err, KD_ERUNTIME, "%s: cannot create on another rank", path);
-    }
-    int rc = KD_OK;
-    // root attributes (collective: every rank writes the same values)
-    if (write_str_attr(f, KD_CKPT_FORMAT_ATTR, KD_CKPT_FORMAT_NAME " 1") < 0 ||
-        write_str_attr(f, KD_CKPT_VERSION_ATTR, KD_VERSION) < 0)
-        rc = kd_fail(err, KD_ERUNTIME, "%s: cannot write format attributes", path);
-    if (step >= 0 && write_num_attr(f, "step", H5T_STD_I64LE, H5T_NATIVE_INT64, &step) < 0)
-        rc = kd_fail(err, KD_ERUNTIME, "%s: cannot write attribute step", path);
-    for (int i = 0; i < n_attrs && rc == KD_OK; i++) {
-        const kd_ckpt_attr *at = &attrs[i];
-        int r = at->type == KD_ATTR_INT ? write_num_attr(f, at->name, H5T_STD_I64LE, H5T_NATIVE_INT64, &at->i)
-              : at->type == KD_ATTR_FLOAT ? write_num_attr(f, at->name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &at->f)
-              : write_str_attr(f, at->name, at->s);
-        if (r < 0) rc = kd_fail(err, KD_ERUNTIME, "%s: cannot write attribute %s", path, at->name);
-    }
+    if (f < 0) return kd_fail(err, KD_ERUNTIME, "%s: cannot create: %s", path, errno_text(e));
+    int rc = write_root_attrs(f, path, attrs, n_attrs, step, err);
     hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
     H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);  // every element is written below
-    for (int g = 0; g < ngroups; g++) {
+    H5Pset_layout(dcpl, H5D_CONTIGUOUS);
+    H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY); // fixed offsets now, data written later
+    H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
+    for (int g = 0; g < ngroups && rc == KD_OK; g++) {
         hid_t grp = H5Gcreate2(f, groups[g], H5P_DEFAULT, gcpl, H5P_DEFAULT);
-        if (grp < 0) {
-            rc = kd_fail(err, KD_ERUNTIME, "%s: cannot create group /%s", path, groups[g]);
-            break;
-        }
-        // dataset creation is collective; the writes are independent, each rank its range
-        for (int i = 0; i < pt->n; i++) {
+        if (grp < 0) rc = kd_fail(err, KD_ERUNTIME, "%s: cannot create group /%s", path, groups[g]);
+        for (int i = 0; i < pt->n && rc == KD_OK; i++) {
             const kd_param_info *p = &pt->t[i];
             hsize_t dims[4];
             dims_of(p, dims);
             hid_t fs = p->ndim ? H5Screate_simple(p->ndim, dims, NULL) : H5Screate(H5S_SCALAR);
             hid_t ds = H5Dcreate2(grp, p->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-            size_t s = lo > p->offset ? lo : p->offset;
-            size_t en = hi < p->offset + p->numel ? hi : p->offset + p->numel;
-            if (ds < 0) {
-                rc = kd_fail(err, KD_ERUNTIME, "%s: cannot create /%s/%s", path, groups[g], p->name);
-            } else if (rc == KD_OK && en > s) {
-                hsize_t cnt = en - s;
-                hid_t ms = H5Screate_simple(1, &cnt, NULL);
-                errno = 0;
-                if (select_flat(fs, p->ndim, dims, s - p->offset, en - p->offset) < 0 ||
-                    H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, data[g] + (s - lo)) < 0) {
-                    e = errno;
-                    rc = kd_fail(err, KD_ERUNTIME, "%s: writing /%s/%s: %s", path, groups[g],
-                                 p->name, errno_text(e));
-                }
-                H5Sclose(ms);
-            }
+            haddr_t at = ds >= 0 ? H5Dget_offset(ds) : HADDR_UNDEF;
+            if (ds < 0 || (at == HADDR_UNDEF && p->numel > 0))
+                rc =
+                    kd_fail(err, KD_ERUNTIME, "%s: cannot create /%s/%s", path, groups[g], p->name);
+            off[g * pt->n + i] = (uint64_t)at;
             if (ds >= 0) H5Dclose(ds);
             H5Sclose(fs);
         }
-        H5Gclose(grp);
+        if (grp >= 0) H5Gclose(grp);
     }
     H5Pclose(dcpl);
     H5Pclose(gcpl);
     errno = 0;
+    // Only metadata is written here (small); a failing H5Fclose leaves HDF5 in a state that
+    // crashes at exit, which is why the bulk data never goes through HDF5 (see below).
     if (H5Fclose(f) < 0 && rc == KD_OK) {
         e = errno;
         rc = kd_fail(err, KD_ERUNTIME, "%s: closing: %s", path, errno_text(e));
     }
-    quiet_end(&q);
+    return rc;
+}
+
+// Test hook: KD_CKPT_FAIL_WRITE=<file name> makes the data writes to that file fail with
+// ENOSPC, so the no-space path can be tested without filling a disk.
+static int injected_failure(const char *path) {
+    const char *want = getenv("KD_CKPT_FAIL_WRITE");
+    return want && *want && kd_str_endswith(path, want);
+}
+
+static int pwrite_all(int fd, const void *buf, size_t n, uint64_t at) {
+    for (const char *p = buf; n;) {
+        ssize_t w = pwrite(fd, p, n, (off_t)at);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return errno;
+        if (w == 0) return EIO;
+        p += w, n -= (size_t)w, at += (uint64_t)w;
+    }
+    return 0;
+}
+
+int kd_ckpt_h5_write(MPI_Comm comm, const char *path, const kd_param_table *pt,
+                     const char *const *groups, const float *const *data, int ngroups,
+                     int replicated, const kd_ckpt_attr *attrs, int n_attrs, int64_t step,
+                     kd_error *err) {
+    int rank, world, rc = KD_OK, fd = -1;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &world);
+    uint64_t *off = kd_calloc((size_t)(ngroups * pt->n) + 1, sizeof(uint64_t));
+    if (rank == 0) {
+        const uint32_t one = 1;
+        if (*(const uint8_t *)&one != 1)
+            rc = kd_fail(err, KD_EINTERNAL, "%s: checkpoints need a little-endian host", path);
+        quiet_h5 q;
+        quiet_begin(&q);
+        if (rc == KD_OK)
+            rc = create_layout(path, pt, groups, ngroups, attrs, n_attrs, step, off, err);
+        quiet_end(&q);
+        if (rc == KD_OK && (fd = open(path, O_WRONLY | O_CLOEXEC)) < 0)
+            rc = kd_fail(err, KD_ERUNTIME, "%s: cannot reopen: %s", path, strerror(errno));
+    }
+    // the other ranks only take part in the gathers: skip them if rank 0 cannot write at all
+    int go = rc == KD_OK;
+    MPI_Bcast(&go, 1, MPI_INT, 0, comm);
+    // shard bounds of every rank (contiguous, in rank order) and a staging buffer on rank 0
+    size_t *bound = kd_malloc((size_t)(world + 1) * sizeof(size_t)), big = 1;
+    for (int r = 0; r < world; r++) kd_shard_range(pt->total, world, r, &bound[r], &bound[r + 1]);
+    const size_t lo = bound[rank];
+    for (int i = 0; i < pt->n; i++) big = pt->t[i].numel > big ? pt->t[i].numel : big;
+    const size_t CH = (size_t)1 << 24; // elements per gather: bounds rank 0's extra memory
+    float *stage =
+        rank == 0 && !replicated ? kd_malloc((big < CH ? big : CH) * sizeof(float)) : NULL;
+    int *counts = kd_calloc((size_t)world, sizeof(int)),
+        *displs = kd_calloc((size_t)world, sizeof(int));
+    for (int g = 0; g < ngroups && go; g++) {
+        for (int i = 0; i < pt->n; i++) {
+            const kd_param_info *p = &pt->t[i];
+            for (size_t a = 0; a < p->numel; a += CH) {
+                size_t b = a + CH < p->numel ? a + CH : p->numel;
+                size_t s = p->offset + a, en = p->offset + b; // flat range of this piece
+                const float *src = replicated ? data[g] + s : stage;
+                if (!replicated) { // rank 0 collects [s, en) from the ranks that own it
+                    for (int r = 0; r < world; r++) {
+                        size_t x = bound[r] > s ? bound[r] : s,
+                               y = bound[r + 1] < en ? bound[r + 1] : en;
+                        counts[r] = y > x ? (int)(y - x) : 0;
+                        displs[r] = y > x ? (int)(x - s) : 0;
+                    }
+                    size_t x = lo > s ? lo : s;
+                    MPI_Gatherv(counts[rank] ? data[g] + (x - lo) : NULL, counts[rank], MPI_FLOAT,
+                                stage, counts, displs, MPI_FLOAT, 0, comm);
+                }
+                if (rank != 0 || rc != KD_OK) continue; // after a failure: gathers only
+                // row-major contiguous dataset: flat element k lives at offset + 4k
+                int e = injected_failure(path) ? ENOSPC
+                                               : pwrite_all(fd, src, (b - a) * sizeof(float),
+                                                            off[g * pt->n + i] + a * sizeof(float));
+                if (e)
+                    rc = kd_fail(err, KD_ERUNTIME, "%s: writing /%s/%s: %s", path, groups[g],
+                                 p->name, strerror(e));
+            }
+        }
+    }
+    if (fd >= 0 && close(fd) != 0 && rc == KD_OK)
+        rc = kd_fail(err, KD_ERUNTIME, "%s: closing: %s", path, strerror(errno));
+    free(stage), free(counts), free(displs), free(bound), free(off);
     return rc;
 }
 
@@ -206,7 +287,8 @@ static herr_t table_visit(hid_t grp, const char *name, const H5L_info_t *info, v
     hid_t fs = H5Dget_space(ds);
     int nd = H5Sget_simple_extent_ndims(fs);
     hsize_t dims[8];
-    if (nd < 0 || nd > 4) w->bad = 1;
+    if (nd < 0 || nd > 4)
+        w->bad = 1;
     else {
         H5Sget_simple_extent_dims(fs, dims, NULL);
         snprintf(p->name, sizeof p->name, "%s", name);
@@ -242,8 +324,9 @@ static int read_group_table(hid_t f, const char *path, const char *group, kd_par
     if (r < 0 || w.bad) {
         free(pt->t);
         memset(pt, 0, sizeof *pt);
-        return kd_fail(err, KD_EINPUT, "%s: /%s holds an entry that is not a float tensor of rank <= 4",
-                       path, group);
+        return kd_fail(err, KD_EINPUT,
+                       "%s: /%s holds an entry that is not a float tensor of rank <= 4", path,
+                       group);
     }
     return KD_OK;
 }
@@ -288,13 +371,14 @@ int kd_ckpt_h5_check(const char *path, const char *shown, const char *group,
                          want->name, a, b);
         }
     }
-    if (rc == KD_OK && have.n != pt->n) {  // same names present: something extra is stored
+    if (rc == KD_OK && have.n != pt->n) { // same names present: something extra is stored
         for (int j = 0; j < have.n; j++) {
             int i = 0;
             while (i < pt->n && strcmp(have.t[j].name, pt->t[i].name) != 0) i++;
             if (i == pt->n) {
-                rc = kd_fail(err, KD_EINPUT, "%s: has tensor /%s/%s, which the recipe's model does not",
-                             shown, group, have.t[j].name);
+                rc = kd_fail(err, KD_EINPUT,
+                             "%s: has tensor /%s/%s, which the recipe's model does not", shown,
+                             group, have.t[j].name);
                 break;
             }
         }
@@ -309,7 +393,8 @@ static int read_part(hid_t ds, const kd_param_info *p, size_t a, size_t b, hid_t
     dims_of(p, dims);
     hid_t fs = H5Dget_space(ds);
     hid_t ms = H5Screate_simple(1, &cnt, NULL);
-    int rc = select_flat(fs, p->ndim, dims, a, b) < 0 || H5Dread(ds, mtype, ms, fs, H5P_DEFAULT, dst) < 0;
+    int rc = select_flat(fs, p->ndim, dims, a, b) < 0 ||
+             H5Dread(ds, mtype, ms, fs, H5P_DEFAULT, dst) < 0;
     H5Sclose(ms);
     H5Sclose(fs);
     return rc ? -1 : 0;
@@ -330,7 +415,8 @@ int kd_ckpt_h5_read(const char *path, const char *group, const kd_param_table *p
         size_t e = hi < p->offset + p->numel ? hi : p->offset + p->numel;
         if (e <= s) continue;
         hid_t ds = H5Dopen2(grp, p->name, H5P_DEFAULT);
-        if (ds < 0 || read_part(ds, p, s - p->offset, e - p->offset, H5T_NATIVE_FLOAT, dst + (s - lo)) < 0)
+        if (ds < 0 ||
+            read_part(ds, p, s - p->offset, e - p->offset, H5T_NATIVE_FLOAT, dst + (s - lo)) < 0)
             rc = kd_fail(err, KD_ERUNTIME, "%s: cannot read /%s/%s", path, group, p->name);
         if (ds >= 0) H5Dclose(ds);
     }
@@ -383,7 +469,7 @@ static herr_t attr_visit(hid_t obj, const char *name, const H5A_info_t *info, vo
     } else if (cls == H5T_STRING) {
         at->type = KD_ATTR_STRING;
         hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_cset(mt, H5Tget_cset(t));  // HDF5 does not convert between character sets
+        H5Tset_cset(mt, H5Tget_cset(t)); // HDF5 does not convert between character sets
         if (H5Tis_variable_str(t) > 0) {
             char *v = NULL;
             H5Tset_size(mt, H5T_VARIABLE);
@@ -393,7 +479,7 @@ static herr_t attr_visit(hid_t obj, const char *name, const H5A_info_t *info, vo
         } else {
             size_t n = H5Tget_size(t);
             char *v = kd_calloc(n + 1, 1);
-            H5Tset_size(mt, n + 1);  // room for the terminator
+            H5Tset_size(mt, n + 1); // room for the terminator
             r = H5Aread(a, mt, v);
             snprintf(at->s, sizeof at->s, "%s", v);
             free(v);
@@ -424,7 +510,7 @@ int kd_ckpt_read_attrs(const char *ckpt_dir, kd_ckpt_attr *out, int max, int *n_
     attr_walk w = {out, max, 0, 0, 0};
     hsize_t idx = 0;
     herr_t r = H5Aiterate2(f, H5_INDEX_CRT_ORDER, H5_ITER_INC, &idx, attr_visit, &w);
-    if (r < 0 && !w.bad && w.n == 0) {  // file without tracked attribute order
+    if (r < 0 && !w.bad && w.n == 0) { // file without tracked attribute order
         idx = 0;
         r = H5Aiterate2(f, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_visit, &w);
     }
@@ -462,7 +548,7 @@ int kd_ckpt_digest(const char *ckpt_dir, char hex[65], kd_error *err) {
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     hid_t grp = f >= 0 ? H5Gopen2(f, "params", H5P_DEFAULT) : -1;
     if (grp < 0) rc = kd_fail(err, KD_EINPUT, "%s: cannot open /params", path);
-    enum { CHUNK = 1 << 20 };  // elements per read: bounded memory for any tensor size
+    enum { CHUNK = 1 << 20 }; // elements per read: bounded memory for any tensor size
     float *buf = kd_malloc(CHUNK * sizeof(float));
     kd_sha256 c;
     kd_sha256_init(&c);

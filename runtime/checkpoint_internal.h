@@ -7,22 +7,24 @@
 
 #include "runtime/checkpoint.h"
 
-#define KD_CKPT_FORMAT_ATTR "kdtrain_format"    // root attribute of model.h5 / optim.h5
+#define KD_CKPT_FORMAT_ATTR "kdtrain_format" // root attribute of model.h5 / optim.h5
 #define KD_CKPT_VERSION_ATTR "kdtrain_version"
-#define KD_CKPT_FORMAT_NAME "kdtrain-checkpoint"  // file/MANIFEST format tag
+#define KD_CKPT_FORMAT_NAME "kdtrain-checkpoint" // file/MANIFEST format tag
 
 // Every rank passes its own status; all ranks return the status of the lowest failing
 // rank, and err is replaced by that rank's message, so all ranks report the same error.
 int kd_ckpt_agree(MPI_Comm comm, int rc, kd_error *err);
 
-// Collective: create `path` with parallel HDF5 holding, for each of ngroups groups,
-// full-shape float32 datasets /<group>/<name> for every table entry. This rank writes
-// elements [lo, hi) of the flat layout from data[g] (data[g][0] is element lo). Root
-// attributes: format and version tags, attrs (may be NULL), and "step" if step >= 0.
+// Collective: rank 0 creates `path` holding, for each of ngroups groups, full-shape
+// float32 datasets /<group>/<name> for every table entry, and root attributes (format and
+// version tags, attrs, and "step" if step >= 0). replicated: data[g] is the full buffer,
+// read on rank 0 only; else data[g] is this rank's kd_shard_range (data[g][0] = element lo),
+// gathered to rank 0 piece by piece. Only rank 0 does I/O, so only rank 0 can fail: the
+// caller agrees on the status with kd_ckpt_agree.
 int kd_ckpt_h5_write(MPI_Comm comm, const char *path, const kd_param_table *pt,
                      const char *const *groups, const float *const *data, int ngroups,
-                     size_t lo, size_t hi, const kd_ckpt_attr *attrs, int n_attrs,
-                     int64_t step, kd_error *err);
+                     int replicated, const kd_ckpt_attr *attrs, int n_attrs, int64_t step,
+                     kd_error *err);
 
 // Non-collective: check that /<group> of `path` holds exactly pt's names and shapes
 // (KD_EINPUT naming the first mismatch, `shown` used as the file's name in messages).

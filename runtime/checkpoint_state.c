@@ -17,9 +17,12 @@
 static void put_str(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
     }
     fputc('"', f);
 }
@@ -60,7 +63,7 @@ int kd_ckpt_state_write(const char *path, const kd_train_state *ts, kd_error *er
 // ---------------------------------------------------------------------------- reading
 
 typedef struct {
-    const char *s, *p;  // text and cursor
+    const char *s, *p; // text and cursor
     const char *path;
     kd_error *err;
 } js;
@@ -68,8 +71,11 @@ typedef struct {
 static int js_fail(js *j, const char *what) {
     int line = 1, col = 1;
     for (const char *q = j->s; q < j->p; q++) {
-        if (*q == '\n') { line++; col = 1; }
-        else col++;
+        if (*q == '\n') {
+            line++;
+            col = 1;
+        } else
+            col++;
     }
     return kd_fail(j->err, KD_EINPUT, "%s:%d:%d: %s", j->path, line, col, what);
 }
@@ -99,11 +105,15 @@ static int js_string(js *j, char *out, size_t cap) {
         j->p++;
         if (c == '\\') {
             char e = *j->p++;
-            if (e == 'n') c = '\n';
-            else if (e == 't') c = '\t';
-            else if (e == '"' || e == '\\' || e == '/') c = e;
-            else if (e == 'u' && isxdigit((unsigned char)j->p[0]) && isxdigit((unsigned char)j->p[1]) &&
-                     isxdigit((unsigned char)j->p[2]) && isxdigit((unsigned char)j->p[3])) {
+            if (e == 'n')
+                c = '\n';
+            else if (e == 't')
+                c = '\t';
+            else if (e == '"' || e == '\\' || e == '/')
+                c = e;
+            else if (e == 'u' && isxdigit((unsigned char)j->p[0]) &&
+                     isxdigit((unsigned char)j->p[1]) && isxdigit((unsigned char)j->p[2]) &&
+                     isxdigit((unsigned char)j->p[3])) {
                 char hx[5] = {j->p[0], j->p[1], j->p[2], j->p[3], 0};
                 c = (int)strtol(hx, NULL, 16);
                 j->p += 4;
@@ -143,7 +153,10 @@ static int js_object(js *j, int (*member)(js *, const char *, void *), void *ctx
         if (js_string(j, key, sizeof key) || js_expect(j, ':') || member(j, key, ctx))
             return KD_EINPUT;
         js_ws(j);
-        if (*j->p == ',') { j->p++; continue; }
+        if (*j->p == ',') {
+            j->p++;
+            continue;
+        }
         return js_expect(j, '}');
     }
 }
@@ -156,11 +169,27 @@ static int extra_member(js *j, const char *key, void *ctx) {
     return js_string(j, kv->value, sizeof kv->value);
 }
 
-enum { F_STAGE_INDEX, F_STAGE_NAME, F_STEP, F_OPTIM_STEP, F_SAMPLES, F_EPOCH, F_RNG, F_WORLD,
-       F_RECIPE, F_MODEL, F_VERSION, F_BAD, F_EXTRA, F_FORMAT, F_COUNT };
+enum {
+    F_STAGE_INDEX,
+    F_STAGE_NAME,
+    F_STEP,
+    F_OPTIM_STEP,
+    F_SAMPLES,
+    F_EPOCH,
+    F_RNG,
+    F_WORLD,
+    F_RECIPE,
+    F_MODEL,
+    F_VERSION,
+    F_BAD,
+    F_EXTRA,
+    F_FORMAT,
+    F_COUNT
+};
 static const char *const field_names[F_COUNT] = {
-    "stage_index", "stage_name", "step", "optim_step", "samples_consumed", "epoch", "rng",
-    "world_size", "recipe_hash", "model_hash", "kdtrain_version", "bad_steps", "extra", "format"};
+    "stage_index",     "stage_name", "step",       "optim_step",  "samples_consumed",
+    "epoch",           "rng",        "world_size", "recipe_hash", "model_hash",
+    "kdtrain_version", "bad_steps",  "extra",      "format"};
 
 typedef struct {
     kd_train_state *ts;
@@ -181,14 +210,20 @@ static int state_member(js *j, const char *key, void *vctx) {
     int64_t v = 0;
     char s[KD_CKPT_STR_MAX];
     switch (f) {
-    case F_STAGE_NAME: return js_string(j, ts->stage_name, sizeof ts->stage_name);
-    case F_RECIPE: return js_string(j, ts->recipe_hash, sizeof ts->recipe_hash);
-    case F_MODEL: return js_string(j, ts->model_hash, sizeof ts->model_hash);
-    case F_VERSION: return js_string(j, ts->version, sizeof ts->version);
-    case F_EXTRA: return js_object(j, extra_member, ts);
+    case F_STAGE_NAME:
+        return js_string(j, ts->stage_name, sizeof ts->stage_name);
+    case F_RECIPE:
+        return js_string(j, ts->recipe_hash, sizeof ts->recipe_hash);
+    case F_MODEL:
+        return js_string(j, ts->model_hash, sizeof ts->model_hash);
+    case F_VERSION:
+        return js_string(j, ts->version, sizeof ts->version);
+    case F_EXTRA:
+        return js_object(j, extra_member, ts);
     case F_FORMAT:
         if (js_string(j, s, sizeof s)) return KD_EINPUT;
-        return strcmp(s, "kdtrain-state 1") ? js_fail(j, "format is not \"kdtrain-state 1\"") : KD_OK;
+        return strcmp(s, "kdtrain-state 1") ? js_fail(j, "format is not \"kdtrain-state 1\"")
+                                            : KD_OK;
     case F_RNG:
         if (js_expect(j, '[')) return KD_EINPUT;
         for (int i = 0; i < 4; i++) {
@@ -198,18 +233,34 @@ static int state_member(js *j, const char *key, void *vctx) {
             if (strlen(s) != 16 || *end) return js_fail(j, "rng words must be 16 hex digits");
         }
         return js_expect(j, ']');
-    default: break;
+    default:
+        break;
     }
     if (js_int(j, &v)) return KD_EINPUT;
     switch (f) {
-    case F_STAGE_INDEX: ts->stage_index = (int)v; break;
-    case F_STEP: ts->step = v; break;
-    case F_OPTIM_STEP: ts->optim_step = v; break;
-    case F_SAMPLES: ts->samples_consumed = v; break;
-    case F_EPOCH: ts->epoch = v; break;
-    case F_WORLD: ts->world_size = (int)v; break;
-    case F_BAD: ts->bad_steps = v; break;
-    default: break;
+    case F_STAGE_INDEX:
+        ts->stage_index = (int)v;
+        break;
+    case F_STEP:
+        ts->step = v;
+        break;
+    case F_OPTIM_STEP:
+        ts->optim_step = v;
+        break;
+    case F_SAMPLES:
+        ts->samples_consumed = v;
+        break;
+    case F_EPOCH:
+        ts->epoch = v;
+        break;
+    case F_WORLD:
+        ts->world_size = (int)v;
+        break;
+    case F_BAD:
+        ts->bad_steps = v;
+        break;
+    default:
+        break;
     }
     return KD_OK;
 }
@@ -236,7 +287,8 @@ int kd_ckpt_state_read(const char *path, kd_train_state *ts, kd_error *err) {
         if (*j.p) rc = js_fail(&j, "text after the closing '}'");
     }
     for (int i = 0; i < F_COUNT && rc == KD_OK; i++)
-        if (!c.seen[i]) rc = kd_fail(err, KD_EINPUT, "%s: missing key \"%s\"", path, field_names[i]);
+        if (!c.seen[i])
+            rc = kd_fail(err, KD_EINPUT, "%s: missing key \"%s\"", path, field_names[i]);
     free(text);
     return rc;
 }

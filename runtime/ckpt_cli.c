@@ -74,7 +74,8 @@ static int cmd_list(const char *run_dir) {
         char size[32], why[1024];
         human(dir_bytes(p), size, sizeof size);
         if (is_tmp) {
-            printf("%-24s %10s %10s  unfinished: %s (an interrupted save; removed by the next prune)\n",
+            printf("%-24s %10s %10s  unfinished: %s (an interrupted save; removed by the next "
+                   "prune)\n",
                    stage, "-", size, base);
         } else {
             int ok = kd_ckpt_verify(p, why, sizeof why);
@@ -144,7 +145,8 @@ int kd_ckpt_main(int argc, char **argv) {
             return KD_OK;
         }
         if (argc != 3 || argv[2][0] == '-') {
-            fprintf(stderr, "kdtrain ckpt %s: expected one argument %s\nusage: kdtrain ckpt %s %s\n",
+            fprintf(stderr,
+                    "kdtrain ckpt %s: expected one argument %s\nusage: kdtrain ckpt %s %s\n",
                     cmds[i].name, cmds[i].arg, cmds[i].name, cmds[i].arg);
             return KD_EINPUT;
         }

@@ -98,6 +98,13 @@ static void op_begin(kd_comm *c, const char *name) {
 
 static void op_end(kd_comm *c) { atomic_store(&c->op, (const char *)NULL); }
 
+void kd_comm_watch_begin(kd_comm *c, const char *what) {
+    op_begin(c, what);
+}
+void kd_comm_watch_end(kd_comm *c) {
+    op_end(c);
+}
+
 int kd_comm_rank(const kd_comm *c) { return c->rank; }
 int kd_comm_size(const kd_comm *c) { return c->size; }
 int kd_comm_local_rank(const kd_comm *c) { return c->local_rank; }
@@ -109,6 +116,16 @@ void kd_comm_allreduce_f32(kd_comm *c, float *buf, size_t n) {
         size_t k = n - i < step ? n - i : step;
         op_begin(c, "allreduce(grads)");
         mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)k, MPI_FLOAT, MPI_SUM, c->comm));
+        op_end(c);
+    }
+}
+
+void kd_comm_allreduce_f64(kd_comm *c, double *buf, size_t n) {
+    const size_t step = (size_t)1 << 30;
+    for (size_t i = 0; i < n; i += step) {
+        size_t k = n - i < step ? n - i : step;
+        op_begin(c, "allreduce(f64)");
+        mpi_check(MPI_Allreduce(MPI_IN_PLACE, buf + i, (int)k, MPI_DOUBLE, MPI_SUM, c->comm));
         op_end(c);
     }
 }

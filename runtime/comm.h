@@ -19,6 +19,7 @@ void *kd_comm_mpi(const kd_comm *c);  // the MPI_Comm (as void*: for checkpoint 
 
 // In-place sum over ranks of n floats (host memory).
 void kd_comm_allreduce_f32(kd_comm *c, float *buf, size_t n);
+void kd_comm_allreduce_f64(kd_comm *c, double *buf, size_t n);
 double kd_comm_sum_f64(kd_comm *c, double v);
 double kd_comm_max_f64(kd_comm *c, double v);
 // 1 if any rank passed a non-zero flag (every rank gets the same answer).
@@ -35,5 +36,10 @@ void kd_comm_allgather_f32(kd_comm *c, float *buf, size_t total);
 // and the step set by kd_comm_set_step.
 void kd_comm_start_watchdog(kd_comm *c, double timeout_s);
 void kd_comm_set_step(kd_comm *c, long step);
+// Put a section that calls MPI itself (a checkpoint save or load: runtime/checkpoint.c) under
+// the same watchdog, so a rank frozen during it is detected too. The section must not call
+// the collectives above (they end the watch); sections do not nest.
+void kd_comm_watch_begin(kd_comm *c, const char *what);
+void kd_comm_watch_end(kd_comm *c);
 // Abort all ranks (collective failure paths); never returns.
 _Noreturn void kd_comm_abort(kd_comm *c, int code);

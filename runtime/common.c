@@ -1,10 +1,32 @@
 // common.c: errors, checked allocation, clock and string helpers shared by all modules.
 #include "runtime/common.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+// Messages are one line even when they quote input (a YAML key spanning lines, a file
+// name with a newline): control characters become \n, \r, \t or \xHH, in place.
+static void one_line(char *msg, size_t cap) {
+    char out[sizeof((kd_error *)0)->msg];
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)msg; *p && o + 5 < sizeof out; p++) {
+        if (*p >= 0x20 && *p != 0x7f) {
+            out[o++] = (char)*p;
+        } else if (*p == '\n' || *p == '\r' || *p == '\t') {
+            out[o++] = '\\';
+            out[o++] = *p == '\n' ? 'n' : *p == '\r' ? 'r' : 't';
+        } else {
+            o += (size_t)snprintf(out + o, sizeof out - o, "\\x%02x", *p);
+        }
+    }
+    out[o] = '\0';
+    snprintf(msg, cap, "%s", out);
+}
 
 int kd_fail(kd_error *err, int code, const char *fmt, ...) {
     if (err && err->code == KD_OK) {
@@ -12,6 +34,7 @@ int kd_fail(kd_error *err, int code, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(err->msg, sizeof err->msg, fmt, ap);
         va_end(ap);
+        one_line(err->msg, sizeof err->msg);
         err->code = code;
     }
     return code;
@@ -26,6 +49,7 @@ void kd_error_prefix(kd_error *err, const char *fmt, ...) {
     va_end(ap);
     memcpy(old, err->msg, sizeof old);
     snprintf(err->msg, sizeof err->msg, "%s%s", pre, old);
+    one_line(err->msg, sizeof err->msg);
 }
 
 void kd_error_clear(kd_error *err) {
@@ -68,6 +92,41 @@ char *kd_strdup(const char *s) {
     char *d = kd_malloc(n);
     memcpy(d, s, n);
     return d;
+}
+
+int kd_write_file_atomic(const char *path, const void *data, size_t n, kd_error *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
+    const char *p = data;
+    size_t done = 0;
+    int bad = 0;
+    while (done < n && !bad) {
+        ssize_t w = write(fd, p + done, n - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) bad = 1;
+        else done += (size_t)w;
+    }
+    int saved = errno;
+    bad |= fsync(fd) != 0;
+    bad |= close(fd) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        if (!bad) saved = errno;
+        unlink(tmp);
+        return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", path, strerror(saved ? saved : EIO));
+    }
+    // make the rename durable
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    return KD_OK;
 }
 
 double kd_now(void) {

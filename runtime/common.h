@@ -46,6 +46,10 @@ char *kd_strdup(const char *s);
 _Noreturn void kd_panic(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+// Writes n bytes to path atomically: path.tmp-<pid>, fsync, rename, fsync of the
+// directory. KD_ERUNTIME naming the path and strerror on failure (no file left behind).
+int kd_write_file_atomic(const char *path, const void *data, size_t n, kd_error *err);
+
 // Monotonic wall clock in seconds.
 double kd_now(void);
 

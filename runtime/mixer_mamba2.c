@@ -2,6 +2,8 @@
 // of every buffer are in the header. Only ops-> calls touch tensor memory.
 #include "runtime/mixer_mamba2.h"
 
+#include <math.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -70,6 +72,18 @@ void kd_mamba2_param_infos(const kd_mamba2_cfg *cfg, int layer,
         }
         p->decay = (i == 0 || i == 1 || i == 7); // matrices and the conv kernel
     }
+}
+
+void kd_mamba2_init_dt_bias(float *w, size_t n, kd_rng *rng) {
+    for (size_t j = 0; j < n; j++) {
+        double dt = exp(log(1e-3) + kd_rng_uniform(rng) * (log(1e-1) - log(1e-3)));
+        if (dt < 1e-4) dt = 1e-4;
+        w[j] = (float)(dt + log(-expm1(-dt)));  // softplus^-1
+    }
+}
+
+void kd_mamba2_init_A_log(float *w, size_t n, kd_rng *rng) {
+    for (size_t j = 0; j < n; j++) w[j] = (float)log(1.0 + 15.0 * kd_rng_uniform(rng));
 }
 
 int kd_mamba2_params_bind(kd_mamba2_params *p, float *base, const kd_param_table *pt,

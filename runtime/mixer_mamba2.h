@@ -8,6 +8,7 @@
 #include "kernels/ops.h"
 #include "runtime/common.h"
 #include "runtime/params.h"
+#include "runtime/rng.h"
 
 typedef struct {
     int d_model;      // C
@@ -42,6 +43,11 @@ typedef struct {
 // parameters in the order of kd_mamba2_params; offsets are left 0 for the model to assign.
 void kd_mamba2_param_infos(const kd_mamba2_cfg *cfg, int layer,
                            kd_param_info out[KD_MAMBA2_NPARAMS]);
+// MambaInLlama's init of the new SSM parameters (rng: the tensor's own stream):
+// dt_bias = softplus^-1(dt), dt = exp(U[log 1e-3, log 1e-1]) floored at 1e-4;
+// A_log = log U[1, 16].
+void kd_mamba2_init_dt_bias(float *w, size_t n, kd_rng *rng);
+void kd_mamba2_init_A_log(float *w, size_t n, kd_rng *rng);
 // Points p at the layer's tensors inside base (a buffer laid out by pt); checks names and
 // element counts.
 int kd_mamba2_params_bind(kd_mamba2_params *p, float *base, const kd_param_table *pt,

@@ -9,52 +9,9 @@
 
 #include "runtime/mixer_attn.h"
 #include "runtime/mixer_mamba2.h"
+#include "runtime/model_internal.h"
 #include "runtime/rng.h"
 
-// ----------------------------------------------------------------------------- structs
-
-typedef struct {
-    // parameter offsets (floats) into params/grads; -1 when absent
-    size_t ln1, wqkv, wo, ln2, wgu, wdown;
-} layer_offsets;
-
-typedef struct {
-    float *resid_in;      // (N,C) block input (the residual stream)
-    float *ln1, *rstd1;   // (N,C), (N)
-    kd_attn_acts attn;    // attention layers
-    kd_mamba2_acts mamba; // Mamba-2 layers
-    float *mix_out;       // (N,C) mixer output
-    float *resid_mid;     // (N,C) resid_in + mix_out
-    float *ln2, *rstd2;   // (N,C), (N)
-    float *gu;            // (N,2F)
-    float *swi;           // (N,F)
-} layer_acts;
-
-struct kd_model {
-    kd_model_config cfg;
-    const kd_ops *ops;
-    kd_param_table table;
-    float *params, *grads;
-    size_t off_wte, off_norm, off_head;
-    layer_offsets lo[KD_MODEL_MAX_LAYERS];
-    kd_mamba2_cfg mcfg;                            // shared by all Mamba-2 layers
-    kd_mamba2_params mp[KD_MODEL_MAX_LAYERS];      // Mamba-2 parameter views
-    kd_mamba2_params mg[KD_MODEL_MAX_LAYERS];      // and their gradients
-    // activations for the current (B,T)
-    int B, T, acts_training;
-    float *act_mem;
-    size_t act_floats;
-    int32_t *ids, *pos, *seg;   // backend (N)
-    int has_seg;
-    layer_acts la[KD_MODEL_MAX_LAYERS];
-    float *resid_final, *lnf, *rstdf, *logits;
-    // backward scratch
-    float *dres, *dtmp, *dgu, *dswi;
-    kd_attn_scratch attn_s;
-    int32_t *targets;  // backend (N)
-    float *weights;    // backend (N)
-    float *losses;     // backend (N)
-};
 
 // ----------------------------------------------------------------------------- config
 
@@ -103,7 +60,7 @@ static size_t add_param(kd_param_table *pt, int cap, const char *name, int decay
 
 static void build_table(kd_model *m) {
     const kd_model_config *c = &m->cfg;
-    int cap = 4 + c->n_layers * 12;
+    int cap = 4 + c->n_layers * (4 + KD_MAMBA2_NPARAMS + 4);  // generous: norms, mixer, MLP
     kd_param_table *pt = &m->table;
     pt->t = kd_calloc((size_t)cap, sizeof(kd_param_info));
     pt->n = 0;
@@ -112,7 +69,7 @@ static void build_table(kd_model *m) {
     int C = c->d_model, HD = c->head_dim, F = c->ffn_dim;
     m->off_wte = add_param(pt, cap, "embed_tokens.weight", 1, 2, c->vocab_size, C, 0);
     for (int l = 0; l < c->n_layers; l++) {
-        layer_offsets *lo = &m->lo[l];
+        kd_layer_offsets *lo = &m->lo[l];
 #define P(suffix, decay, nd, a, b, cc) \
     (snprintf(nm, sizeof nm, "layers.%d.%s", l, suffix), add_param(pt, cap, nm, decay, nd, a, b, cc))
         lo->ln1 = P("input_layernorm.weight", 0, 1, C, 0, 0);
@@ -242,14 +199,9 @@ void kd_model_init_random(kd_model *m, uint64_t seed, float std) {
             kd_str_endswith(p->name, "mixer.D")) {
             for (size_t j = 0; j < p->numel; j++) w[j] = 1.0f;
         } else if (kd_str_endswith(p->name, "mixer.dt_bias")) {
-            // dt ~ exp(U[log 1e-3, log 1e-1]) clamped >= 1e-4, stored as softplus^-1(dt)
-            for (size_t j = 0; j < p->numel; j++) {
-                double dt = exp(log(1e-3) + kd_rng_uniform(&rng) * (log(1e-1) - log(1e-3)));
-                if (dt < 1e-4) dt = 1e-4;
-                w[j] = (float)(dt + log(-expm1(-dt)));
-            }
+            kd_mamba2_init_dt_bias(w, p->numel, &rng);
         } else if (kd_str_endswith(p->name, "mixer.A_log")) {
-            for (size_t j = 0; j < p->numel; j++) w[j] = (float)log(1.0 + 15.0 * kd_rng_uniform(&rng));
+            kd_mamba2_init_A_log(w, p->numel, &rng);
         } else if (kd_str_endswith(p->name, "conv1d.weight") || kd_str_endswith(p->name, "conv1d.bias")) {
             // PyTorch Conv1d default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = width
             double b = 1.0 / sqrt((double)m->cfg.conv_width);
@@ -268,6 +220,22 @@ void kd_model_init_random(kd_model *m, uint64_t seed, float std) {
 static kd_attn_dims attn_dims(const kd_model_config *c) {
     kd_attn_dims d = {c->d_model, c->n_heads, c->n_kv_heads, c->head_dim, c->rope_theta};
     return d;
+}
+
+size_t kd_model_param_count(const kd_model_config *c) {
+    size_t C = (size_t)c->d_model, HD = (size_t)c->head_dim, NH = (size_t)c->n_heads, NKV = (size_t)c->n_kv_heads;
+    size_t V = (size_t)c->vocab_size, F = (size_t)c->ffn_dim;
+    size_t n = V * C + C + (c->tie_embeddings ? 0 : V * C);
+    for (int l = 0; l < c->n_layers; l++) {
+        n += 2 * C + 3 * F * C;
+        if (c->mixer[l] == KD_MIXER_MAMBA2) {
+            size_t di = NH * HD, dxb = NKV * HD, conv = di + 2 * dxb;
+            n += (2 * di + 2 * dxb + NH) * C + conv * (size_t)c->conv_width + conv + 3 * NH + di + C * di;
+        } else {
+            n += (NH + 2 * NKV) * HD * C + C * NH * HD;
+        }
+    }
+    return n;
 }
 
 static size_t mixer_floats(const kd_model_config *c, int l, int B, int T) {
@@ -305,7 +273,7 @@ static void prepare(kd_model *m, int B, int T) {
     m->act_mem = p;
     m->act_floats = total;
     for (int l = 0; l < c->n_layers; l++) {
-        layer_acts *a = &m->la[l];
+        kd_layer_acts *a = &m->la[l];
         a->resid_in = p, p += N * C;
         a->ln1 = p, p += N * C;
         a->rstd1 = p, p += N;
@@ -355,8 +323,12 @@ int kd_model_forward(kd_model *m, const int32_t *ids, const int32_t *pos, const 
     if (pos) {
         o->upload(m->pos, pos, (size_t)N * sizeof(int32_t));
     } else {
+        // default positions: 0.. within each row, restarting at every document boundary
         int32_t *hp = kd_malloc((size_t)N * sizeof(int32_t));
-        for (int i = 0; i < N; i++) hp[i] = i % T;
+        for (int i = 0; i < N; i++) {
+            int t = i % T;
+            hp[i] = (t == 0 || (seg && seg[i] != seg[i - 1])) ? 0 : hp[i - 1] + 1;
+        }
         o->upload(m->pos, hp, (size_t)N * sizeof(int32_t));
         free(hp);
     }
@@ -368,8 +340,8 @@ int kd_model_forward(kd_model *m, const int32_t *ids, const int32_t *pos, const 
 
     o->embedding_fwd(m->la[0].resid_in, m->ids, P + m->off_wte, N, C);
     for (int l = 0; l < c->n_layers; l++) {
-        layer_acts *a = &m->la[l];
-        const layer_offsets *lo = &m->lo[l];
+        kd_layer_acts *a = &m->la[l];
+        const kd_layer_offsets *lo = &m->lo[l];
         float *next = l + 1 < c->n_layers ? m->la[l + 1].resid_in : m->resid_final;
         o->rmsnorm_fwd(a->ln1, a->rstd1, a->resid_in, P + lo->ln1, N, C, c->norm_eps);
         if (c->mixer[l] == KD_MIXER_MAMBA2)
@@ -420,8 +392,8 @@ void kd_model_backward(kd_model *m) {
     o->matmul_bwd(m->dtmp, G + m->off_head, m->logits, m->lnf, P + m->off_head, N, C, c->vocab_size);
     o->rmsnorm_bwd(m->dres, G + m->off_norm, m->dtmp, m->resid_final, P + m->off_norm, m->rstdf, N, C);
     for (int l = c->n_layers - 1; l >= 0; l--) {
-        layer_acts *a = &m->la[l];
-        const layer_offsets *lo = &m->lo[l];
+        kd_layer_acts *a = &m->la[l];
+        const kd_layer_offsets *lo = &m->lo[l];
         // MLP: resid_out = resid_mid + down(swiglu(gu(ln2(resid_mid))))
         o->zero(m->dswi, (size_t)N * F * sizeof(float));
         o->matmul_bwd(m->dswi, G + lo->wdown, m->dres, a->swi, P + lo->wdown, N, F, C);
@@ -440,4 +412,12 @@ void kd_model_backward(kd_model *m) {
         o->rmsnorm_bwd(m->dres, G + lo->ln1, m->dtmp, a->resid_in, P + lo->ln1, a->rstd1, N, C);
     }
     o->embedding_bwd(G + m->off_wte, m->dres, m->ids, N, C);
+}
+
+// ----------------------------------------------------------------------------- views
+
+const float *kd_model_mixer_input(const kd_model *m, int layer) { return m->la[layer].ln1; }
+const float *kd_model_mixer_output(const kd_model *m, int layer) { return m->la[layer].mix_out; }
+const float *kd_model_attn_probs(const kd_model *m, int layer) {
+    return m->cfg.mixer[layer] == KD_MIXER_ATTN ? m->la[layer].attn.att : NULL;
 }

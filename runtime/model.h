@@ -28,6 +28,8 @@ typedef struct kd_model kd_model;
 // Validates shapes (heads divide, head_dim even, ...) and reports KD_EINPUT.
 int kd_model_config_check(const kd_model_config *c, kd_error *err);
 int kd_model_n_ssm(const kd_model_config *c);
+// Number of parameters of a config (without building the model).
+size_t kd_model_param_count(const kd_model_config *c);
 // Bytes of activations for a (B,T) training micro-batch (for `check` and resource limits).
 double kd_model_activation_bytes(const kd_model_config *c, int B, int T, int training);
 
@@ -46,7 +48,9 @@ float *kd_model_grads(kd_model *m);   // backend, or NULL without grads
 void kd_model_init_random(kd_model *m, uint64_t seed, float std);
 
 // Forward of a (B,T) batch of token ids (host memory). pos (B,T) positions and seg (B,T)
-// document ids are optional (NULL: 0..T-1 and one document per row). Activations are
+// document ids are optional (NULL positions: 0.. restarting at each document of seg;
+// NULL seg: one document per row). Documents never see each other: attention masks them
+// and Mamba-2 layers reset their state and conv history at each boundary. Activations are
 // kept for backward when the model has grads. Logits (B,T,V) land in kd_model_logits().
 int kd_model_forward(kd_model *m, const int32_t *ids, const int32_t *pos, const int32_t *seg,
                      int B, int T, kd_error *err);
@@ -63,3 +67,10 @@ void kd_model_zero_grad(kd_model *m);
 const float *kd_model_dembed(const kd_model *m);
 // Hidden state entering layer l (0..n_layers; n_layers = before final norm), backend (B,T,C).
 const float *kd_model_hidden(const kd_model *m, int layer);
+
+// Per-layer views of the last forward (backend memory, valid until the next forward):
+// the mixer's input (after input_layernorm) and output (before the residual add), both
+// (B,T,C), and for attention layers the softmax probabilities (B,NH,T,T) (NULL otherwise).
+const float *kd_model_mixer_input(const kd_model *m, int layer);
+const float *kd_model_mixer_output(const kd_model *m, int layer);
+const float *kd_model_attn_probs(const kd_model *m, int layer);

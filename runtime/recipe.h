@@ -6,6 +6,7 @@
 // [A-Za-z0-9_-]+; from.stage names an earlier stage; kd/align stages have a teacher;
 // batch.global % batch.micro == 0. The keys, types and defaults are in runtime/recipe_schema.c.
 #pragma once
+#include "kernels/ops.h"
 #include "runtime/common.h"
 
 #define KD_MAX_STAGES 32
@@ -79,6 +80,12 @@ typedef struct {
 } kd_optim;
 
 // ---------------------------------------------------------------- kind-specific blocks
+typedef enum { KD_INIT_CONV_IDENTITY = 0, KD_INIT_CONV_DEFAULT } kd_init_conv;
+
+typedef struct {
+    kd_init_conv conv;             // conv1d of converted layers: identity (default) | default
+} kd_init_spec;
+
 typedef enum { KD_ALIGN_MATRIX = 0, KD_ALIGN_HIDDEN } kd_align_phase;
 
 typedef struct {
@@ -87,7 +94,7 @@ typedef struct {
     int layers[KD_MAX_LAYERS];
 } kd_align_spec;
 
-typedef enum { KD_DIV_FORWARD = 0, KD_DIV_REVERSE, KD_DIV_JSD } kd_divergence;
+// kd_divergence (forward KL, reverse KL, JSD) is the loss kernels' enum (kernels/ops.h).
 
 typedef struct {
     float kl;                  // weight of the teacher divergence term (default 1.0)
@@ -111,6 +118,7 @@ typedef struct {
 typedef struct {
     kd_kd_loss loss;
     int mask_prompt;           // default 1: no loss on prompt tokens
+    int use_topk_cache;        // default 1: data with /topk_ids trains without the teacher
     kd_pseudo_labels pseudo_labels;
 } kd_kd_spec;
 
@@ -137,8 +145,10 @@ typedef struct {
 
 typedef struct {
     int n_tasks;               // 0: perplexity on eval_data only
-    char tasks[KD_MAX_TASKS][KD_NAME_MAX];
+    char tasks[KD_MAX_TASKS][KD_PATH_MAX];  // task files: *.jsonl exact match, *.h5 preferences
     int max_new_tokens;        // default 32
+    int has_reference;         // preference sets: implicit reward vs this model
+    kd_from reference;         // reference.from
 } kd_eval_spec;
 
 typedef struct {
@@ -191,6 +201,7 @@ typedef struct {
     int has_hybrid;               // init stages: own `hybrid:` block (else model.hybrid)
     kd_hybrid hybrid;
     // kind-specific blocks; only the one matching `kind` is meaningful
+    kd_init_spec init;
     kd_align_spec align;
     kd_kd_spec kd;
     kd_sft_spec sft;

@@ -21,6 +21,7 @@ const char *const kd_stage_kind_names[] = {"pretrain", "init", "align",    "kd",
 const char *const kd_from_kind_keys[] = {"random", "stage", "checkpoint", "hf", "prev", NULL};
 static const char *const schedule_names[] = {"cosine", "linear", "constant", NULL};
 static const char *const phase_names[] = {"matrix", "hidden", NULL};
+static const char *const conv_init_names[] = {"identity", "default", NULL};
 static const char *const divergence_names[] = {"forward", "reverse", "jsd", NULL};
 static const char *const dpo_names[] = {"sigmoid", "ipo", "hinge", "simpo", "orpo", NULL};
 static const char *const backend_names[] = {"auto", "cpu", "cuda", NULL};
@@ -101,7 +102,7 @@ static const kd_field kd_loss_fields[] = {
     F("ce", KD_F_FLOAT, kd_kd_loss, ce, .def = 0.0, .lo = 0, .hi = INF),
     F("temperature", KD_F_FLOAT, kd_kd_loss, temperature, .def = 1.0, .lo = 0, .hi = INF,
       .flags = KD_F_LO_OPEN),
-    F("divergence", KD_F_ENUM, kd_kd_loss, divergence, .def = KD_DIV_FORWARD,
+    F("divergence", KD_F_ENUM, kd_kd_loss, divergence, .def = KD_DIV_FORWARD_KL,
       .names = divergence_names),
     F("beta", KD_F_FLOAT, kd_kd_loss, beta, .def = 0.5, .lo = 0, .hi = 1),
 };
@@ -157,6 +158,8 @@ static const kd_field stage_fields[] = {
     // init
     F("hybrid", KD_F_MAP, S, hybrid, COUNT(S, has_hybrid), .sub = &hybrid_schema,
       .kinds = KIND(INIT)),
+    F("conv", KD_F_ENUM, S, init.conv, .def = KD_INIT_CONV_IDENTITY, .names = conv_init_names,
+      .kinds = KIND(INIT)),
     // align
     F("phase", KD_F_ENUM, S, align.phase, .names = phase_names, .flags = KD_F_REQUIRED,
       .kinds = KIND(ALIGN)),
@@ -165,6 +168,7 @@ static const kd_field stage_fields[] = {
     // kd
     F("loss", KD_F_MAP, S, kd.loss, .sub = &kd_loss_schema, .kinds = KIND(KD)),
     F("mask_prompt", KD_F_BOOL, S, kd.mask_prompt, .def = 1, .kinds = KIND(KD)),
+    F("use_topk_cache", KD_F_BOOL, S, kd.use_topk_cache, .def = 1, .kinds = KIND(KD)),
     F("pseudo_labels", KD_F_MAP, S, kd.pseudo_labels, .sub = &pseudo_schema, .kinds = KIND(KD)),
     // sft
     F("packing", KD_F_BOOL, S, sft.packing, .def = 1, .kinds = KIND(SFT)),
@@ -177,9 +181,11 @@ static const kd_field stage_fields[] = {
       .sub = &reference_schema, .kinds = KIND(DPO)),
     // eval
     F("tasks", KD_F_STRS, S, eval.tasks, COUNT(S, eval.n_tasks), .cap = KD_MAX_TASKS,
-      .item = KD_NAME_MAX, .flags = KD_F_NONEMPTY, .kinds = KIND(EVAL)),
+      .item = KD_PATH_MAX, .flags = KD_F_NONEMPTY, .kinds = KIND(EVAL)),
     F("max_new_tokens", KD_F_INT, S, eval.max_new_tokens, .def = 32, .lo = 1, .hi = BIG,
       .kinds = KIND(EVAL)),
+    F("reference", KD_F_MAP, S, eval.reference, COUNT(S, eval.has_reference),
+      .sub = &reference_schema, .kinds = KIND(EVAL)),
     // generate
     F("prompts", KD_F_STR, S, generate.prompts, .cap = KD_PATH_MAX, .sdef = "",
       .flags = KD_F_REQUIRED | KD_F_NONEMPTY, .kinds = KIND(GENERATE)),

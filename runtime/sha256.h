@@ -6,10 +6,10 @@
 #include <stdint.h>
 
 typedef struct {
-    uint32_t h[8];      // chaining state
-    uint64_t nbytes;    // bytes fed so far
-    uint8_t buf[64];    // pending partial block
-    size_t nbuf;        // bytes in buf
+    uint32_t h[8];   // chaining state
+    uint64_t nbytes; // bytes fed so far
+    uint8_t buf[64]; // pending partial block
+    size_t nbuf;     // bytes in buf
 } kd_sha256;
 
 void kd_sha256_init(kd_sha256 *c);

@@ -7,11 +7,12 @@
 #pragma once
 #include <stdint.h>
 
+#include "runtime/checkpoint.h"
 #include "runtime/comm.h"
 #include "runtime/model.h"
 #include "runtime/recipe.h"
 
-#define KD_TASK_MAX_EXTRA 8
+#define KD_TASK_MAX_EXTRA 64  // per-layer losses of `align` stages
 
 typedef struct {
     void *ctx;
@@ -28,7 +29,19 @@ typedef struct {
     int n_extra;
     const char *extra_names[KD_TASK_MAX_EXTRA];
     uint64_t n_samples;   // samples per epoch (for the epoch counter and messages)
+    // Loss normalisation: 0 (default) per target token (sum of weights of targets >= 0
+    // over the global batch); k > 0: per group of k samples (e.g. 2 rows per preference
+    // pair), i.e. the global batch counts global/k units whatever the weights.
+    int samples_per_unit;
+    // Optional: replaces forward + loss + backward of one micro-batch (e.g. per-layer
+    // alignment, preference pairs). Must ACCUMULATE gradients into the model's grads
+    // (scaled by dscale) and add the weighted loss sum to *loss_sum.
+    int (*step)(void *ctx, kd_model *m, const int32_t *ids, const int32_t *targets,
+                const float *weights, const int32_t *seg, int n, int T, float dscale,
+                double *loss_sum, double *extra, kd_error *err);
 } kd_task;
+
+typedef enum { KD_RESUME_AUTO = 0, KD_RESUME_NEVER, KD_RESUME_FORCE } kd_resume_mode;
 
 // Progress a checkpoint can restore.
 typedef struct {
@@ -44,13 +57,25 @@ typedef struct {
     const kd_stage_spec *spec;
     kd_task task;
     kd_task eval_task;         // eval_task.fill == NULL: no held-out evaluation
-    const char *stage_dir;     // run/stages/NN-name
+    const char *stage_dir;     // run/stages/NN-name (checkpoints go to stage_dir/ckpt)
     uint64_t seed;
     int quiet;                 // tests: no progress lines
+    int stage_index;
+    kd_resume_mode resume;     // look for this stage's newest valid checkpoint first
+    uint64_t recipe_hash;      // of the whole resolved recipe (informational)
+    uint64_t model_hash;       // what must match for a resume (kd_recipe_model_hash)
+    const kd_ckpt_attr *attrs; // model config stored on model.h5
+    int n_attrs;
+    double deadline;           // kd_now() after which the stage saves and stops (0: none)
+    char *final_ckpt;          // out: path of the final checkpoint (may be NULL)
+    size_t final_ckpt_len;
 } kd_trainer_cfg;
 
-// Runs the stage's steps from `progress` (0 for a fresh stage). KD_OK when all steps are
-// done; KD_EREQUEUE when stopped by a signal/time budget after saving; errors otherwise.
+// Runs the stage's steps, first resuming from the stage's newest valid checkpoint when
+// cfg->resume allows (progress is then overwritten). Saves every spec->checkpoint.every
+// steps and at the end (always: later stages start from it). Returns KD_OK when all steps
+// are done; KD_EREQUEUE when a signal or the time budget stopped it after saving;
+// KD_ERUNTIME when a checkpoint could not be written (the previous one stays valid).
 int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *progress, kd_error *err);
 // Mean held-out loss of the eval task over `n_samples` samples (all ranks, no grads).
 int kd_trainer_evaluate(const kd_trainer_cfg *cfg, uint64_t n_samples, double *mean_loss,

@@ -7,6 +7,9 @@
 
 // Expanding aliases copies subtrees; this bound stops "billion laughs" style inputs.
 #define KD_YAML_MAX_NODES 1000000
+// Recipes nest a handful of levels. Deeper input is refused as soon as it is seen: libyaml
+// slows down quadratically with flow nesting, and freeing and copying trees recurse.
+#define KD_YAML_MAX_DEPTH 64
 
 // ---------------------------------------------------------------------------- nodes
 
@@ -208,6 +211,10 @@ static int handle_event(builder *b, yaml_event_t *ev, kd_error *err) {
         int is_seq = ev->type == YAML_SEQUENCE_START_EVENT;
         const yaml_char_t *anchor =
             is_seq ? ev->data.sequence_start.anchor : ev->data.mapping_start.anchor;
+        if (b->depth >= KD_YAML_MAX_DEPTH)
+            return kd_fail(err, KD_EINPUT,
+                           "%s: expected at most %d nested lists and maps, found more", w,
+                           KD_YAML_MAX_DEPTH);
         if (b->depth == b->cap) {
             b->cap = b->cap ? 2 * b->cap : 16;
             b->stack = kd_realloc(b->stack, (size_t)b->cap * sizeof *b->stack);

@@ -2,14 +2,15 @@
 // dataset (the teacher of the demo, or continued pretraining of a hybrid).
 #include <math.h>
 
+#include "runtime/model_io.h"
 #include "stages/stage.h"
 
 int kd_stage_pretrain(kd_stage_ctx *ctx, kd_error *err) {
     const kd_stage_spec *sp = ctx->spec;
     const kd_model_config *mc = kd_model_cfg(ctx->model);
-    kd_trainer_cfg tc = {.comm = ctx->comm, .model = ctx->model, .spec = sp,
-                         .stage_dir = ctx->stage_dir, .seed = ctx->recipe->run.seed,
-                         .quiet = ctx->quiet};
+    kd_trainer_cfg tc;
+    kd_ckpt_attr attrs[KD_MODEL_ATTRS];
+    kd_stage_trainer_cfg(ctx, &tc, attrs);
     kd_lm_task *train = NULL, *eval = NULL;
     int rc = kd_lm_task_open(&train, sp->data, mc->vocab_size, sp->batch.seq_len,
                              ctx->recipe->run.seed, 1, &tc.task, err);

@@ -18,10 +18,34 @@ typedef struct {
     const char *stage_dir;
     kd_progress *progress;
     int quiet;
+    kd_resume_mode resume;
+    double deadline;      // kd_now() after which training saves and stops (0: none)
     double eval_loss;     // out: held-out loss at the end (NAN if no eval_data)
+    char final_ckpt[2 * KD_PATH_MAX];  // out: checkpoint holding the stage's output model
+    // The recipe's teacher on demand (collective; loaded once, kept until dropped): for
+    // stages that need it only part of the time (kd: generation, online KD, evaluation).
+    void *run;
+    int (*get_teacher)(void *run, kd_model **out, kd_error *err);
+    void (*drop_teacher)(void *run);
+    // The final checkpoint of a finished stage of this run ("" if it has not finished).
+    const char *(*stage_output)(void *run, const char *stage_name);
 } kd_stage_ctx;
 
+// Fills the trainer config fields every training stage shares (comm, model, spec, dirs,
+// seed, resume, hashes, checkpoint attributes, deadline, final checkpoint out-path).
+// attrs must have room for KD_MODEL_ATTRS entries and outlive the trainer call.
+void kd_stage_trainer_cfg(kd_stage_ctx *ctx, kd_trainer_cfg *tc, kd_ckpt_attr *attrs);
+
 int kd_stage_pretrain(kd_stage_ctx *ctx, kd_error *err);
+int kd_stage_sft(kd_stage_ctx *ctx, kd_error *err);
+int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err);
+int kd_stage_generate(kd_stage_ctx *ctx, kd_error *err);  // stages/generate.c
+int kd_stage_kd(kd_stage_ctx *ctx, kd_error *err);
+int kd_stage_eval(kd_stage_ctx *ctx, kd_error *err);
+// init: attention -> Mamba-2 conversion; replaces ctx->model with the new model.
+int kd_stage_init(kd_stage_ctx *ctx, kd_error *err);
+// align: MOHAWK matrix orientation / hidden-state alignment against ctx->teacher.
+int kd_stage_align(kd_stage_ctx *ctx, kd_error *err);
 
 // Shared by stages that train on token datasets: the CE task over windows of a dataset.
 // ctx_out must be freed with kd_lm_task_free. shuffle=0 reads windows in order (eval).
@@ -29,3 +53,18 @@ typedef struct kd_lm_task kd_lm_task;
 int kd_lm_task_open(kd_lm_task **out, const char *path, int vocab_size, int seq_len,
                     uint64_t seed, int shuffle, kd_task *task, kd_error *err);
 void kd_lm_task_free(kd_lm_task *t);
+
+// Document task: next-token CE over documents of a dataset masked by its loss_mask
+// (use_mask=0: every target of a document counts), rows of seq_len tokens packed first-fit
+// (packing=1) or one document per row, documents kept apart by ids. Longer documents are
+// truncated to seq_len (counted).
+typedef struct kd_doc_task kd_doc_task;
+int kd_doc_task_open(kd_doc_task **out, const char *path, int vocab_size, int seq_len,
+                     uint64_t seed, int shuffle, int packing, int use_mask, kd_task *task,
+                     kd_error *err);
+uint64_t kd_doc_task_truncated(const kd_doc_task *t);
+// Global token index (in the dataset) of each position of the rows starting at `ids`
+// (a pointer into the buffer of the last fill), -1 for padding.
+const int64_t *kd_doc_task_sources(const kd_doc_task *t, const int32_t *ids);
+struct kd_dataset *kd_doc_task_dataset(kd_doc_task *t);
+void kd_doc_task_free(kd_doc_task *t);

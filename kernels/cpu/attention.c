@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/vmath.h"
 
 #define KD_ATT_TB 64 // query rows per block
 
@@ -21,20 +22,48 @@ static int att_blas_pin(void) {
 }
 
 // In-place masked softmax of score row p (T) for query i: keys j > i and keys of another
-// document (seg != NULL) get probability 0.
-static void att_softmax_row(float *p, int i, int T, const int32_t *seg) {
+// document (seg != NULL) get probability 0. Vectorised (kd_vexp, KD_CPU_CLONES); the
+// document mask is applied as a multiply so the loops stay branch-free.
+KD_CPU_CLONES static void att_softmax_row(float *p, int i, int T, const int32_t *seg) {
     float mx = -INFINITY;
-    for (int j = 0; j <= i; j++)
-        if ((!seg || seg[j] == seg[i]) && p[j] > mx) mx = p[j];
+    if (seg) {
+        for (int j = 0; j <= i; j++)
+            if (seg[j] == seg[i] && p[j] > mx) mx = p[j];
+    } else {
+        for (int j = 0; j <= i; j++) mx = p[j] > mx ? p[j] : mx;
+    }
     float sum = 0.0f;
-    for (int j = 0; j <= i; j++) {
-        float e = (!seg || seg[j] == seg[i]) ? expf(p[j] - mx) : 0.0f;
-        p[j] = e;
-        sum += e;
+    if (seg) {
+        const int32_t si = seg[i];
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j <= i; j++) {
+            float e = kd_vexp(p[j] - mx) * (float)(seg[j] == si);
+            p[j] = e;
+            sum += e;
+        }
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j <= i; j++) {
+            float e = kd_vexp(p[j] - mx);
+            p[j] = e;
+            sum += e;
+        }
     }
     float inv = 1.0f / sum; // sum >= 1: the key j == i is always visible
+#pragma omp simd
     for (int j = 0; j <= i; j++) p[j] *= inv;
     for (int j = i + 1; j < T; j++) p[j] = 0.0f;
+}
+
+// Softmax backward of one row, in place on d (the incoming dP, keys [0,i]):
+// d = scale * p * (d - sum_j p d); keys (i, n) are zeroed.
+KD_CPU_CLONES static void att_softmax_bwd_row(float *d, const float *p, int i, int n, float scale) {
+    float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+    for (int j = 0; j <= i; j++) dot += p[j] * d[j];
+#pragma omp simd
+    for (int j = 0; j <= i; j++) d[j] = scale * p[j] * (d[j] - dot);
+    for (int j = i + 1; j < n; j++) d[j] = 0.0f;
 }
 
 // out is (B,T,NH*HD), att is (B,NH,T,T), qkv is (B,T,(NH+2*NKV)*HD), seg is (B,T) or NULL.
@@ -99,14 +128,8 @@ void kd_cpu_attention_bwd(float *dqkv, float *datt, const float *dout, const flo
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nq, i1, HD, 1.0f,
                                 dO + (size_t)i0 * OD, OD, v, R, 0.0f, dS + (size_t)i0 * T, T);
                     // softmax bwd: dS = scale * P * (dP - sum_j P dP)
-                    for (int i = i0; i < i1; i++) {
-                        const float *p = P + (size_t)i * T;
-                        float *d = dS + (size_t)i * T;
-                        float dot = 0.0f;
-                        for (int j = 0; j <= i; j++) dot += p[j] * d[j];
-                        for (int j = 0; j <= i; j++) d[j] = scale * p[j] * (d[j] - dot);
-                        for (int j = i + 1; j < i1; j++) d[j] = 0.0f;
-                    }
+                    for (int i = i0; i < i1; i++)
+                        att_softmax_bwd_row(dS + (size_t)i * T, P + (size_t)i * T, i, i1, scale);
                     // dQ = dS K (overwrites this head's q columns)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nq, HD, i1, 1.0f,
                                 dS + (size_t)i0 * T, T, k, R, 0.0f, dq + (size_t)i0 * R, R);

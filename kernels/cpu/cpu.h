@@ -1,9 +1,9 @@
 // cpu.h: internal declarations of the CPU backend's kernels, one group per file of
 // kernels/cpu/. Only kernels/cpu/ops_cpu.c (which fills the kd_ops table) and the kernel
 // tests include this; everyone else goes through kd_ops_cpu(). Semantics and shapes are
-// those documented in kernels/ops.h. Threading rule of this backend: cblas_sgemm is only
-// ever called OUTSIDE OpenMP parallel regions (OpenBLAS then uses its own thread pool);
-// OpenMP `parallel for` is used for everything that is not a matrix product.
+// those documented in kernels/ops.h. Threading rule of this backend: one thread pool,
+// OpenMP's. OpenBLAS is set to one thread when the table is first handed out, and large
+// products are split into row panels across the OpenMP team (matmul.c).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -12,6 +12,7 @@
 #define KD_CPU_PAR_MIN 16384
 
 // matmul.c
+void kd_cpu_blas_single_thread(void); // called once by kd_ops_cpu()
 void kd_cpu_matmul_fwd(float *out, const float *inp, const float *w, int N, int C, int OC);
 void kd_cpu_matmul_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
                        int N, int C, int OC);
@@ -21,6 +22,10 @@ void kd_cpu_attention_fwd(float *out, float *att, const float *qkv, const int32_
                           int T, int NH, int NKV, int HD);
 void kd_cpu_attention_bwd(float *dqkv, float *datt, const float *dout, const float *att,
                           const float *qkv, int B, int T, int NH, int NKV, int HD);
+
+// attention_decode.c
+void kd_cpu_attention_decode(float *out, float *kv, const float *qkv, const int32_t *n, int B,
+                             int Tmax, int NH, int NKV, int HD);
 
 // norm.c
 void kd_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,

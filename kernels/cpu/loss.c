@@ -5,7 +5,37 @@
 #include <math.h>
 
 #include "kernels/cpu/cpu.h"
+#include "kernels/cpu/vmath.h"
 #include "runtime/common.h"
+
+// One row: x (V) logits, dx (V) or NULL (may alias x). Returns logsumexp(x) - x[t], and
+// writes c*softmax(x) - c*onehot(t) into dx. Two passes over the row: the max, then the
+// exponentials (into dx when wanted, so they are computed once) and their sum in double.
+KD_CPU_CLONES static double ce_row(float *dx, const float *x, int t, int V, float c) {
+    float mx = x[0];
+#pragma omp simd reduction(max : mx)
+    for (int j = 0; j < V; j++) mx = x[j] > mx ? x[j] : mx;
+    const double xt = x[t]; // read before dx (which may alias x) is written
+    double sum = 0.0;
+    if (dx) {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < V; j++) {
+            float e = kd_vexp(x[j] - mx);
+            dx[j] = e;
+            sum += (double)e;
+        }
+        const float k = (float)(c / sum);
+#pragma omp simd
+        for (int j = 0; j < V; j++) dx[j] *= k;
+        dx[t] -= c;
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int j = 0; j < V; j++) sum += (double)kd_vexp(x[j] - mx);
+    }
+    // sum >= 1: the max element contributes exp(0)
+    // cppcheck-suppress invalidFunctionArg
+    return (double)mx + log(sum) - xt;
+}
 
 // logits (N,V), targets (N), weights (N) or NULL (= 1). loss (N) gets
 // w[i] * (logsumexp(logits_i) - logits_i[t_i]), 0 where t_i < 0. If dlogits (N,V) is not
@@ -26,20 +56,6 @@ void kd_cpu_cross_entropy(float *loss, float *dlogits, const float *logits, cons
             continue;
         }
         float w = weights ? weights[i] : 1.0f;
-        float mx = x[0];
-        for (int j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
-        double sum = 0.0;
-        for (int j = 0; j < V; j++) sum += (double)expf(x[j] - mx);
-        // sum >= 1: the max element contributes exp(0)
-        // cppcheck-suppress invalidFunctionArg
-        double lse = (double)mx + log(sum);
-        double xt = x[t];
-        loss[i] = (float)((double)w * (lse - xt));
-        if (dx) {
-            float c = dscale * w;
-            float inv = (float)(1.0 / sum);
-            for (int j = 0; j < V; j++) dx[j] = c * expf(x[j] - mx) * inv;
-            dx[t] -= c;
-        }
+        loss[i] = (float)((double)w * ce_row(dx, x, t, V, dscale * w));
     }
 }

@@ -7,6 +7,7 @@
 // Threads: forward over (b,h); backward over (b,kv head) so that the heads sharing one
 // kv slice of x and B accumulate their gradients without races.
 #include "kernels/cpu/cpu_mamba2.h"
+#include "kernels/cpu/vmath.h"
 #include "kernels/mamba2_math.h"
 #include "runtime/common.h"
 
@@ -37,11 +38,19 @@ static void chunk_dt(float *dt, double *cum, const kd_mamba2_in *in, int b, int 
     }
 }
 
-// E (q,q): exp(c_i - c_j) for j <= i in the same document as i, else 0.
-static void chunk_decay(float *E, const double *cum, const int *lr, int t0, int q) {
-    for (int i = 0; i < q; i++)
-        for (int j = 0; j < q; j++)
-            E[i * q + j] = (j <= i && t0 + j >= lr[t0 + i]) ? (float)exp(cum[i] - cum[j]) : 0.0f;
+// E (q,q): exp(c_i - c_j) for j <= i in the same document as i, else 0. The differences
+// are taken in double and exponentiated with the vectorised kd_vexp (the q*q exps of a
+// chunk were the largest scalar cost of the scan).
+KD_CPU_CLONES static void chunk_decay(float *E, const double *cum, const int *lr, int t0, int q) {
+    for (int i = 0; i < q; i++) {
+        float *row = E + (size_t)i * q;
+        const int j0 = lr[t0 + i] > t0 ? lr[t0 + i] - t0 : 0; // first key in i's document
+        const double ci = cum[i];
+        for (int j = 0; j < j0; j++) row[j] = 0.0f;
+#pragma omp simd
+        for (int j = j0; j <= i; j++) row[j] = kd_vexp((float)(ci - cum[j]));
+        for (int j = i + 1; j < q; j++) row[j] = 0.0f;
+    }
 }
 
 typedef struct {

@@ -6,6 +6,7 @@
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/cpu_mamba2.h"
+#include "kernels/cpu/cpu_losses.h"
 #include "kernels/math.h"
 #include "kernels/ops.h"
 
@@ -98,6 +99,7 @@ static kd_ops cpu_table = {
     .rope_fwd = kd_cpu_rope_fwd,
     .rope_bwd = kd_cpu_rope_bwd,
     .attention_fwd = kd_cpu_attention_fwd,
+    .attention_decode = kd_cpu_attention_decode,
     .attention_bwd = kd_cpu_attention_bwd,
     .swiglu_fwd = kd_cpu_swiglu_fwd,
     .swiglu_bwd = kd_cpu_swiglu_bwd,
@@ -110,7 +112,9 @@ const kd_ops *kd_ops_cpu(void) {
     // out (the first call happens before any threads exist).
     static int registered = 0;
     if (!registered) {
-        kd_cpu_register_mamba2(&cpu_table);
+        kd_cpu_register_mamba2(&cpu_table);  // kernels/cpu/mamba2_*.c
+        kd_cpu_register_losses(&cpu_table);  // kernels/cpu/kd_loss.c, pref_loss.c
+        kd_cpu_blas_single_thread();  // one thread pool: OpenMP (kernels/cpu/matmul.c)
         registered = 1;
     }
     return &cpu_table;

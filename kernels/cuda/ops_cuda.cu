@@ -449,6 +449,8 @@ static void cu_adamw(float *p, const float *g, float *m, float *v, size_t n, flo
 static kd_ops g_table;
 static int g_ready = 0;
 
+extern "C" void kd_cuda_register_losses(kd_ops *ops);  // kernels/cuda/losses.cu
+
 extern "C" const kd_ops *kd_cuda_ops_probe(char *why, size_t why_len) {
     if (g_ready) return &g_table;
     int count = 0; // without a driver the call fails (error 35) and leaves count untouched
@@ -484,6 +486,7 @@ extern "C" const kd_ops *kd_cuda_ops_probe(char *why, size_t why_len) {
     t->swiglu_fwd = cu_swiglu_fwd, t->swiglu_bwd = cu_swiglu_bwd;
     t->cross_entropy = cu_cross_entropy;
     t->adamw = cu_adamw;
+    kd_cuda_register_losses(t);
     g_ready = 1;
     return t;
 }

@@ -35,3 +35,14 @@ foreach(np 1 2 4)
   set_tests_properties(ckpt_roundtrip_np${np} PROPERTIES LABELS "mpi" TIMEOUT 150
     ENVIRONMENT "OMP_NUM_THREADS=1")
 endforeach()
+
+add_executable(test_ckpt_fault unit/test_ckpt_fault.c)
+target_link_libraries(test_ckpt_fault PRIVATE kdcore)
+target_include_directories(test_ckpt_fault PRIVATE ${CMAKE_SOURCE_DIR}/tests)
+add_test(NAME ckpt_failed_save_leaves_previous_intact COMMAND timeout -k 10 120 ${KD_MPIRUN}
+  ${KD_MPIRUN_FLAGS} -np 2 $<TARGET_FILE:test_ckpt_fault>)
+set_tests_properties(ckpt_failed_save_leaves_previous_intact PROPERTIES LABELS "mpi;fault"
+  TIMEOUT 150 ENVIRONMENT "OMP_NUM_THREADS=1")
+
+kd_script_test(ckpt_reshard_across_world_sizes ckpt_reshard.sh LABELS mpi TIMEOUT 300)
+kd_script_test(ckpt_cli_list_verify_digest ckpt_cli.sh LABELS "mpi;fault" TIMEOUT 300)

@@ -18,8 +18,7 @@ if(KD_VALGRIND)
   endforeach()
 endif()
 
-# Script tests call `$KD_DATA_TOOL data ...`; point KD_DATA_TOOL at the real kdtrain
-# binary once runtime/main.c dispatches `data` to kd_data_main.
+# Script tests call `kdtrain data ...` ($KD_BIN; KD_DATA_TOOL may point elsewhere).
 kd_script_test(data_cli data_cli.sh)
 kd_script_test(data_h5py data_h5py.sh)
 kd_script_test(data_synth_learnable data_synth_learnable.sh)

@@ -2,3 +2,5 @@
 # independent PyTorch implementation.
 kd_unit_test(grad_model_vs_fd ${CMAKE_SOURCE_DIR}/tests/unit/test_model_grad.c LABELS unit TIMEOUT 120)
 kd_unit_test(model_vs_torch ${CMAKE_SOURCE_DIR}/tests/unit/test_model_vs_torch.c LABELS reference TIMEOUT 300)
+kd_unit_test(sft_packing_equals_unpacked ${CMAKE_SOURCE_DIR}/tests/unit/test_model_packing.c LABELS unit TIMEOUT 120)
+kd_unit_test(hf_import_export_roundtrip ${CMAKE_SOURCE_DIR}/tests/unit/test_hf_import.c LABELS reference TIMEOUT 120)

@@ -2,6 +2,7 @@
 // Python reference implementations (float32/int32 datasets, scalar attributes).
 #pragma once
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 

@@ -25,7 +25,7 @@ static const struct {
 #define FX_N ((int)(sizeof fx_tensors / sizeof fx_tensors[0]))
 
 // Table with tensor `grow` (if >= 0) given a first dimension twice as large.
-static kd_param_table fx_table(int grow) {
+static inline kd_param_table fx_table(int grow) {
     kd_param_table pt = {FX_N, calloc(FX_N, sizeof(kd_param_info)), 0};
     for (int i = 0; i < FX_N; i++) {
         kd_param_info *p = &pt.t[i];
@@ -43,18 +43,18 @@ static kd_param_table fx_table(int grow) {
 }
 
 // Deterministic contents: which = 0 params, 1 m, 2 v.
-static float fx_value(int which, size_t i, int seed) {
+static inline float fx_value(int which, size_t i, int seed) {
     if (which == 0) return (float)sin(0.37 * (double)i + seed) * 0.1f;
     if (which == 1) return (float)i * 1e-3f - 0.5f + (float)seed;
     return 1.0f / (1.0f + (float)i) + (float)seed;
 }
 
-static void fx_fill(float *dst, int which, size_t lo, size_t hi, int seed) {
+static inline void fx_fill(float *dst, int which, size_t lo, size_t hi, int seed) {
     for (size_t i = lo; i < hi; i++) dst[i - lo] = fx_value(which, i, seed);
 }
 
 // Index of the first element of got[0..n) that differs from element lo+k of `which`, or -1.
-static long fx_first_diff(const float *got, int which, size_t lo, size_t n, int seed) {
+static inline long fx_first_diff(const float *got, int which, size_t lo, size_t n, int seed) {
     for (size_t k = 0; k < n; k++) {
         float want = fx_value(which, lo + k, seed);
         if (memcmp(&got[k], &want, sizeof want) != 0) return (long)k;
@@ -62,7 +62,7 @@ static long fx_first_diff(const float *got, int which, size_t lo, size_t n, int 
     return -1;
 }
 
-static kd_train_state fx_state(int64_t step) {
+static inline kd_train_state fx_state(int64_t step) {
     kd_train_state ts;
     memset(&ts, 0, sizeof ts);
     ts.stage_index = 3;
@@ -86,7 +86,7 @@ static kd_train_state fx_state(int64_t step) {
     return ts;
 }
 
-static int fx_attrs(kd_ckpt_attr *a) {
+static inline int fx_attrs(kd_ckpt_attr *a) {
     memset(a, 0, 3 * sizeof *a);
     snprintf(a[0].name, sizeof a[0].name, "d_model");
     a[0].type = KD_ATTR_INT;

@@ -14,14 +14,14 @@
 static int fails = 0, rank, world;
 static char root[256];
 
-#define CHECK(cond, ...)                                                                   \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "FAIL rank %d/%d line %d: ", rank, world, __LINE__);           \
-            fprintf(stderr, __VA_ARGS__);                                                  \
-            fprintf(stderr, "\n");                                                         \
-            fails++;                                                                       \
-        }                                                                                  \
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "FAIL rank %d/%d line %d: ", rank, world, __LINE__);                   \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            fails++;                                                                               \
+        }                                                                                          \
     } while (0)
 
 typedef struct {
@@ -45,16 +45,21 @@ static bufs make(int seed) {
     return b;
 }
 
-static void drop(bufs *b) { free(b->p), free(b->m), free(b->v), free(b->pt.t); }
+static void drop(bufs *b) {
+    free(b->p), free(b->m), free(b->v), free(b->pt.t);
+}
 
 static void expect_same(const bufs *b, int seed, int with_m) {
     long k = fx_first_diff(b->p, 0, 0, b->pt.total, seed);
-    CHECK(k < 0, "params[%ld] = %.9g, saved %.9g", k, k < 0 ? 0 : b->p[k], fx_value(0, (size_t)k, seed));
+    CHECK(k < 0, "params[%ld] = %.9g, saved %.9g", k, k < 0 ? 0 : b->p[k],
+          fx_value(0, (size_t)k, seed));
     if (!with_m) return;
     k = fx_first_diff(b->m, 1, b->lo, b->hi - b->lo, seed);
-    CHECK(k < 0, "m[%zu] = %.9g, saved %.9g", b->lo + (size_t)k, k < 0 ? 0 : b->m[k], fx_value(1, b->lo + (size_t)k, seed));
+    CHECK(k < 0, "m[%zu] = %.9g, saved %.9g", b->lo + (size_t)k, k < 0 ? 0 : b->m[k],
+          fx_value(1, b->lo + (size_t)k, seed));
     k = fx_first_diff(b->v, 2, b->lo, b->hi - b->lo, seed);
-    CHECK(k < 0, "v[%zu] = %.9g, saved %.9g", b->lo + (size_t)k, k < 0 ? 0 : b->v[k], fx_value(2, b->lo + (size_t)k, seed));
+    CHECK(k < 0, "v[%zu] = %.9g, saved %.9g", b->lo + (size_t)k, k < 0 ? 0 : b->v[k],
+          fx_value(2, b->lo + (size_t)k, seed));
 }
 
 static int save(int64_t step, int seed, int weights_only, char *out) {
@@ -77,7 +82,7 @@ int main(int argc, char **argv) {
     if (rank == 0) {
         snprintf(root, sizeof root, "/tmp/kd_ckpt_rt_XXXXXX");
         if (!mkdtemp(root)) return 1;
-        strcat(root, "/run/stages/03-kd/ckpt");  // save creates the missing parents
+        strcat(root, "/run/stages/03-kd/ckpt"); // save creates the missing parents
     }
     MPI_Bcast(root, sizeof root, MPI_CHAR, 0, MPI_COMM_WORLD);
     char out[512], dir[512], why[1024], want[1024];
@@ -95,15 +100,17 @@ int main(int argc, char **argv) {
     expect_same(&b, 1, 1);
     kd_train_state w = fx_state(10);
     CHECK(ts.step == 10 && ts.optim_step == 9 && ts.samples_consumed == 320 && ts.epoch == 2 &&
-          ts.stage_index == 3 && ts.bad_steps == 4 && ts.world_size == world,
+              ts.stage_index == 3 && ts.bad_steps == 4 && ts.world_size == world,
           "state ints: step %lld optim %lld samples %lld world %d", (long long)ts.step,
           (long long)ts.optim_step, (long long)ts.samples_consumed, ts.world_size);
-    CHECK(memcmp(ts.rng, w.rng, sizeof w.rng) == 0, "rng %llx %llx", (unsigned long long)ts.rng[0], (unsigned long long)ts.rng[3]);
+    CHECK(memcmp(ts.rng, w.rng, sizeof w.rng) == 0, "rng %llx %llx", (unsigned long long)ts.rng[0],
+          (unsigned long long)ts.rng[3]);
     CHECK(strcmp(ts.stage_name, w.stage_name) == 0 && strcmp(ts.recipe_hash, w.recipe_hash) == 0 &&
-          strcmp(ts.model_hash, w.model_hash) == 0 && strcmp(ts.version, KD_VERSION) == 0,
+              strcmp(ts.model_hash, w.model_hash) == 0 && strcmp(ts.version, KD_VERSION) == 0,
           "state strings: '%s' '%s' '%s'", ts.stage_name, ts.recipe_hash, ts.version);
     CHECK(ts.n_extra == 2 && strcmp(ts.extra[1].key, "note") == 0 &&
-          strcmp(ts.extra[1].value, w.extra[1].value) == 0, "extra: %d '%s'", ts.n_extra, ts.extra[1].value);
+              strcmp(ts.extra[1].value, w.extra[1].value) == 0,
+          "extra: %d '%s'", ts.n_extra, ts.extra[1].value);
     int64_t ostep = -1;
     char optim_path[600];
     snprintf(optim_path, sizeof optim_path, "%s/optim.h5", dir);
@@ -116,17 +123,20 @@ int main(int argc, char **argv) {
         rc = kd_ckpt_read_attrs(dir, a, 8, &n, &err);
         CHECK(rc == KD_OK && n == 3, "read_attrs rc %d n %d: %s", rc, n, err.msg);
         CHECK(n == 3 && a[0].type == KD_ATTR_INT && a[0].i == 16 && a[1].type == KD_ATTR_FLOAT &&
-              a[1].f == 10000.5 && a[2].type == KD_ATTR_STRING && strcmp(a[2].s, wa[2].s) == 0 &&
-              strcmp(a[1].name, "rope_theta") == 0,
-              "attrs: %s=%lld %s=%g %s='%s'", a[0].name, (long long)a[0].i, a[1].name, a[1].f, a[2].name, a[2].s);
+                  a[1].f == 10000.5 && a[2].type == KD_ATTR_STRING &&
+                  strcmp(a[2].s, wa[2].s) == 0 && strcmp(a[1].name, "rope_theta") == 0,
+              "attrs: %s=%lld %s=%g %s='%s'", a[0].name, (long long)a[0].i, a[1].name, a[1].f,
+              a[2].name, a[2].s);
         kd_error e2 = {0};
-        CHECK(kd_ckpt_read_attrs(dir, a, 2, &n, &e2) == KD_EINPUT, "read_attrs with max 2 did not fail");
+        CHECK(kd_ckpt_read_attrs(dir, a, 2, &n, &e2) == KD_EINPUT,
+              "read_attrs with max 2 did not fail");
         kd_param_table st;
         rc = kd_ckpt_read_table(dir, &st, &err);
-        CHECK(rc == KD_OK && st.n == b.pt.n && st.total == b.pt.total, "table n %d total %zu", st.n, st.total);
+        CHECK(rc == KD_OK && st.n == b.pt.n && st.total == b.pt.total, "table n %d total %zu", st.n,
+              st.total);
         for (int i = 0; rc == KD_OK && i < st.n && i < b.pt.n; i++)
             CHECK(strcmp(st.t[i].name, b.pt.t[i].name) == 0 && st.t[i].ndim == b.pt.t[i].ndim &&
-                  st.t[i].shape[0] == b.pt.t[i].shape[0] && st.t[i].offset == b.pt.t[i].offset,
+                      st.t[i].shape[0] == b.pt.t[i].shape[0] && st.t[i].offset == b.pt.t[i].offset,
                   "table[%d] %s", i, st.t[i].name);
         if (rc == KD_OK) free(st.t);
         // digest = SHA-256 of the params as float32 little-endian (this host is little-endian)
@@ -148,15 +158,21 @@ int main(int argc, char **argv) {
     float *gp = calloc(grown.total, sizeof(float));
     kd_error_clear(&err);
     rc = kd_ckpt_load(MPI_COMM_WORLD, dir, &grown, gp, NULL, NULL, NULL, &err);
-    snprintf(want, sizeof want, "%s/model.h5: layers.1.mixer.conv1d.weight has shape (24,1,4), the recipe's model needs (48,1,4)", dir);
-    CHECK(rc == KD_EINPUT && strcmp(err.msg, want) == 0, "grown table: rc %d\n  got  %s\n  want %s", rc, err.msg, want);
+    snprintf(want, sizeof want,
+             "%s/model.h5: layers.1.mixer.conv1d.weight has shape (24,1,4), the recipe's model "
+             "needs (48,1,4)",
+             dir);
+    CHECK(rc == KD_EINPUT && strcmp(err.msg, want) == 0, "grown table: rc %d\n  got  %s\n  want %s",
+          rc, err.msg, want);
     free(gp), free(grown.t);
     kd_param_table fewer = fx_table(-1);
-    fewer.n--;  // drop lm_head.weight
+    fewer.n--; // drop lm_head.weight
     kd_error_clear(&err);
     rc = kd_ckpt_load(MPI_COMM_WORLD, dir, &fewer, b.p, NULL, NULL, NULL, &err);
-    CHECK(rc == KD_EINPUT && strstr(err.msg, "has tensor /params/lm_head.weight, which the recipe's model does not"),
-          "fewer tensors: rc %d %s", rc, err.msg);
+    CHECK(
+        rc == KD_EINPUT &&
+            strstr(err.msg, "has tensor /params/lm_head.weight, which the recipe's model does not"),
+        "fewer tensors: rc %d %s", rc, err.msg);
     free(fewer.t);
 
     // --- weights only: params without m/v; a weights-only checkpoint refuses m/v
@@ -171,7 +187,8 @@ int main(int argc, char **argv) {
     CHECK(stat(optim_path, &sb) != 0, "weights-only checkpoint has %s", optim_path);
     kd_error_clear(&err);
     rc = kd_ckpt_load(MPI_COMM_WORLD, out, &b.pt, b.p, b.m, b.v, NULL, &err);
-    CHECK(rc == KD_EINPUT && strstr(err.msg, "weights-only"), "m/v from weights-only: rc %d %s", rc, err.msg);
+    CHECK(rc == KD_EINPUT && strstr(err.msg, "weights-only"), "m/v from weights-only: rc %d %s", rc,
+          err.msg);
 
     // --- saving step 10 again replaces it atomically; no .tmp is left
     save(10, 2, 0, out);
@@ -180,7 +197,8 @@ int main(int argc, char **argv) {
     CHECK(rc == KD_OK, "reload: %s", err.msg);
     expect_same(&b, 2, 1);
     char latest[600];
-    CHECK(kd_ckpt_find_latest(root, latest, sizeof latest, NULL) == 1 && strstr(latest, "step-00000020"),
+    CHECK(kd_ckpt_find_latest(root, latest, sizeof latest, NULL) == 1 &&
+              strstr(latest, "step-00000020"),
           "latest %s", latest);
     if (rank == 0) {
         snprintf(optim_path, sizeof optim_path, "%s/.tmp-step-00000010", root);

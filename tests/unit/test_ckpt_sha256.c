@@ -22,18 +22,23 @@ static void hash_split(const void *msg, size_t n, size_t step, char hex[65]) {
     kd_sha256 c;
     uint8_t d[32];
     kd_sha256_init(&c);
-    for (size_t i = 0; i < n; i += step) kd_sha256_update(&c, (const char *)msg + i, n - i < step ? n - i : step);
+    for (size_t i = 0; i < n; i += step)
+        kd_sha256_update(&c, (const char *)msg + i, n - i < step ? n - i : step);
     kd_sha256_final(&c, d);
     kd_sha256_hex(d, hex);
 }
 
 int main(void) {
-    struct { const char *msg; const char *want; } v[] = {
+    struct {
+        const char *msg;
+        const char *want;
+    } v[] = {
         {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
         {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
         {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
          "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
-        {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu",
+        {"abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmnoijklmnopjklmnopqklmnopqrl"
+         "mnopqrsmnopqrstnopqrstu",
          "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"},
     };
     size_t steps[] = {1, 63, 64, 65, 1000};
@@ -55,14 +60,24 @@ int main(void) {
     // kd_sha256_file: same bytes through a file
     char path[] = "/tmp/kd_sha256_XXXXXX";
     int fd = mkstemp(path);
-    if (fd < 0 || write(fd, a, n) != (ssize_t)n) { fprintf(stderr, "FAIL cannot write %s\n", path); return 1; }
+    if (fd < 0 || write(fd, a, n) != (ssize_t)n) {
+        fprintf(stderr, "FAIL cannot write %s\n", path);
+        return 1;
+    }
     close(fd);
     uint64_t size = 0;
     int rc = kd_sha256_file(path, hex, &size);
     unlink(path);
-    if (rc != 0 || size != n) { fprintf(stderr, "FAIL kd_sha256_file rc=%d size=%llu want %zu\n", rc, (unsigned long long)size, n); fails++; }
-    else check("kd_sha256_file 1e6 x 'a'", hex, want_a);
-    if (kd_sha256_file("/nonexistent/kd", hex, &size) == 0) { fprintf(stderr, "FAIL missing file hashed\n"); fails++; }
+    if (rc != 0 || size != n) {
+        fprintf(stderr, "FAIL kd_sha256_file rc=%d size=%llu want %zu\n", rc,
+                (unsigned long long)size, n);
+        fails++;
+    } else
+        check("kd_sha256_file 1e6 x 'a'", hex, want_a);
+    if (kd_sha256_file("/nonexistent/kd", hex, &size) == 0) {
+        fprintf(stderr, "FAIL missing file hashed\n");
+        fails++;
+    }
     free(a);
     if (fails) return 1;
     printf("sha256: all FIPS 180-2 vectors match\n");

@@ -27,8 +27,10 @@ static int do_save(const char *root, int64_t step, int seed, int weights_only) {
     int rc = kd_ckpt_save(MPI_COMM_WORLD, root, step, &pt, p, weights_only ? NULL : m,
                           weights_only ? NULL : v, &ts, attrs, na, out, sizeof out, &err);
     if (rank == 0) {
-        if (rc) fprintf(stderr, "save failed (%d): %s\n", rc, err.msg);
-        else printf("saved %s on %d ranks\n", out, world);
+        if (rc)
+            fprintf(stderr, "save failed (%d): %s\n", rc, err.msg);
+        else
+            printf("saved %s on %d ranks\n", out, world);
     }
     free(p), free(m), free(v), free(pt.t);
     return rc;
@@ -56,8 +58,10 @@ static int do_check(const char *dir, int seed) {
         long k = fx_first_diff(bufs[w], w, a, n, seed);
         if (k >= 0) {
             fprintf(stderr, "FAIL rank %d/%d: %s[%zu] = %.9g, saved %.9g\n", rank, world,
-                    w == 0 ? "params" : w == 1 ? "m" : "v", a + (size_t)k, bufs[w][k],
-                    fx_value(w, a + (size_t)k, seed));
+                    w == 0   ? "params"
+                    : w == 1 ? "m"
+                             : "v",
+                    a + (size_t)k, bufs[w][k], fx_value(w, a + (size_t)k, seed));
             bad = 1;
         }
     }
@@ -80,11 +84,14 @@ int main(int argc, char **argv) {
     MPI_Init(&argc, &argv);
     int rc = 2;
     if (argc >= 5 && strcmp(argv[1], "save") == 0)
-        rc = do_save(argv[2], atoll(argv[3]), atoi(argv[4]), argc > 5 && strcmp(argv[5], "weights") == 0);
+        rc = do_save(argv[2], atoll(argv[3]), atoi(argv[4]),
+                     argc > 5 && strcmp(argv[5], "weights") == 0);
     else if (argc == 4 && strcmp(argv[1], "check") == 0)
         rc = do_check(argv[2], atoi(argv[3]));
     else
-        fprintf(stderr, "usage: test_ckpt_tool ckpt ... | save ROOT STEP SEED [weights] | check DIR SEED\n");
+        fprintf(
+            stderr,
+            "usage: test_ckpt_tool ckpt ... | save ROOT STEP SEED [weights] | check DIR SEED\n");
     int any = 0;
     MPI_Allreduce(&rc, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     MPI_Finalize();

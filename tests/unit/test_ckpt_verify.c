@@ -24,7 +24,10 @@ static void warn_collect(const char *msg) {
 
 static void write_file(const char *path, const char *text) {
     FILE *f = fopen(path, "w");
-    if (!f) { perror(path); exit(1); }
+    if (!f) {
+        perror(path);
+        exit(1);
+    }
     fputs(text, f);
     fclose(f);
 }
@@ -66,18 +69,24 @@ static void expect(const char *name, int want, const char *needle) {
 static void edit(const char *name, const char *file, long at, int truncate_to) {
     char p[600];
     snprintf(p, sizeof p, "%s/%s/%s", root, name, file);
-    if (truncate_to >= 0) { if (truncate(p, truncate_to)) perror(p); return; }
+    if (truncate_to >= 0) {
+        if (truncate(p, truncate_to)) perror(p);
+        return;
+    }
     FILE *f = fopen(p, "r+b");
     fseek(f, at, SEEK_SET);
     int c = fgetc(f);
     fseek(f, at, SEEK_SET);
-    fputc(c ^ 0x01, f);  // one flipped bit: size unchanged, only the hash can tell
+    fputc(c ^ 0x01, f); // one flipped bit: size unchanged, only the hash can tell
     fclose(f);
 }
 
 int main(void) {
     snprintf(root, sizeof root, "/tmp/kd_ckpt_verify_XXXXXX");
-    if (!mkdtemp(root)) { perror("mkdtemp"); return 1; }
+    if (!mkdtemp(root)) {
+        perror("mkdtemp");
+        return 1;
+    }
     char p[600], out[600];
 
     make_ckpt("step-00000010", 1);
@@ -95,7 +104,7 @@ int main(void) {
     expect("step-00000040", 0, "MANIFEST: No such file");
 
     make_ckpt("step-00000050", 1);
-    edit("step-00000050", "MANIFEST", 0, 150);  // cut mid-line: header + part of line 2
+    edit("step-00000050", "MANIFEST", 0, 150); // cut mid-line: header + part of line 2
     expect("step-00000050", 0, "MANIFEST truncated");
 
     make_ckpt("step-00000060", 1);
@@ -113,14 +122,15 @@ int main(void) {
     write_file(p, "kdtrain-checkpoint 1\n0123  12  ../model.h5\nend\n");
     expect("step-00000080", 0, "MANIFEST:2: expected");
 
-    make_ckpt(".tmp-step-00000090", 1);  // complete files, but the rename never happened
+    make_ckpt(".tmp-step-00000090", 1); // complete files, but the rename never happened
     make_ckpt("step-00000005", 1);
 
     // newest valid is step 10; every newer step-* and the .tmp dir must be named in a warning
     int found = kd_ckpt_find_latest(root, out, sizeof out, warn_collect);
     snprintf(p, sizeof p, "%s/step-00000010", root);
     if (!found || strcmp(out, p) != 0) {
-        fprintf(stderr, "FAIL find_latest: found=%d dir=%s, want %s\n", found, found ? out : "-", p);
+        fprintf(stderr, "FAIL find_latest: found=%d dir=%s, want %s\n", found, found ? out : "-",
+                p);
         fails++;
     }
     const char *named[] = {"step-00000080", "step-00000070", "step-00000060", "step-00000050",
@@ -155,12 +165,20 @@ int main(void) {
             for (int r = 0; r < w; r++) {
                 size_t lo, hi;
                 kd_shard_range(totals[t], w, r, &lo, &hi);
-                if (lo != prev || hi < lo) { fprintf(stderr, "FAIL shard %zu/%d r%d: [%zu,%zu) after %zu\n", totals[t], w, r, lo, hi, prev); fails++; }
+                if (lo != prev || hi < lo) {
+                    fprintf(stderr, "FAIL shard %zu/%d r%d: [%zu,%zu) after %zu\n", totals[t], w, r,
+                            lo, hi, prev);
+                    fails++;
+                }
                 prev = hi;
                 mn = hi - lo < mn ? hi - lo : mn;
                 mx = hi - lo > mx ? hi - lo : mx;
             }
-            if (prev != totals[t] || mx - mn > 1) { fprintf(stderr, "FAIL shard %zu/%d: end %zu, sizes %zu..%zu\n", totals[t], w, prev, mn, mx); fails++; }
+            if (prev != totals[t] || mx - mn > 1) {
+                fprintf(stderr, "FAIL shard %zu/%d: end %zu, sizes %zu..%zu\n", totals[t], w, prev,
+                        mn, mx);
+                fails++;
+            }
         }
     char cmd[700];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);

@@ -103,7 +103,7 @@ static void rank_slices(void) {
             if (next != G || maxc - minc > 1) shape_ok = 0;
         }
         CHECK(shape_ok, "world %d: slices are not a balanced partition of the batch", W);
-        CHECK(filled == 5 * G && memcmp(got, global, sizeof got) == 0,
+        CHECK(filled == (int)(5 * G) && memcmp(got, global, sizeof got) == 0,
               "world %d: ranks together read a different sequence (filled %d)", W, filled);
     }
 }

@@ -255,5 +255,8 @@ int main(void) {
     check(cuda != NULL || why[0] != '\0', "kd_ops_cuda gives a table or a reason", cuda != NULL, 0,
           0);
     if (!cuda) printf("kd_ops_cuda: NULL (%s)\n", why);
+    // the CPU backend implements every op of the interface (no NULL slot)
+    int missing = kd_ops_missing(kd_ops_cpu());
+    check(missing == 0, "CPU backend implements every kd_ops slot", missing, 0, 0);
     return report("test_kernels_fwd");
 }

@@ -1,0 +1,92 @@
+// chat.h: chat templates, rendering conversations into token ids with a loss mask, the
+// truncation policy, and `kdtrain data chat` (JSONL conversations -> kind "sft" dataset).
+// Callers: data/tools.c, data/prefs.c, data/synth_tasks.c, and the sft/dpo/eval stages
+// (to render prompts the same way the data was rendered). Invariants: ids come from the
+// byte tokenizer (data/tokenizer.h: template text is bytes, BOS/EOS are the special ids);
+// mask is 1 exactly on assistant content, the assistant footer and the EOS after it, and
+// 0 on BOS, system/user turns and every header. Format: docs/formats.md, "Instruction and
+// preference data".
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "runtime/common.h"
+#include "runtime/json.h"
+
+typedef enum { KD_CHAT_SYSTEM = 0, KD_CHAT_USER = 1, KD_CHAT_ASSISTANT = 2 } kd_chat_role;
+#define KD_CHAT_N_ROLES 3
+
+typedef struct {
+    char name[128];                // "bytes", "llama3" or the YAML file's path
+    int bos;                       // 1: a conversation starts with the BOS id
+    int eos;                       // 1: each assistant turn ends with its footer then EOS
+    int has_role[KD_CHAT_N_ROLES]; // 0: messages of that role are refused
+    char *header[KD_CHAT_N_ROLES]; // owned, NUL-terminated, "" when absent
+    char *footer[KD_CHAT_N_ROLES];
+    int32_t bos_id, eos_id; // the tokenizer's special ids
+} kd_chat_template;
+
+// A built-in template ("bytes" or "llama3") or, when name is not one of them, a YAML file
+// with keys bos, eos, system/user/assistant: {header, footer}. Errors (KD_EINPUT) name
+// FILE:LINE:COL and the key. Free with kd_chat_template_free.
+int kd_chat_template_load(kd_chat_template **out, const char *name, kd_error *err);
+void kd_chat_template_free(kd_chat_template *t); // NULL is fine
+const char *kd_chat_role_name(kd_chat_role r);
+
+typedef struct {
+    kd_chat_role role;
+    const char *content; // len bytes (UTF-8; may hold NUL bytes)
+    size_t len;
+} kd_chat_msg;
+
+// A growing sequence of ids (n) with their loss mask (n).
+typedef struct {
+    int32_t *ids;
+    uint8_t *mask;
+    size_t n, cap;
+} kd_chat_buf;
+void kd_chat_buf_reset(kd_chat_buf *b);
+void kd_chat_buf_free(kd_chat_buf *b);
+
+// Append the rendering of msgs[0..n) to out: [BOS] then, per message, header + content +
+// footer (+ EOS after assistant turns when t->eos). With gen_header=1 the assistant header
+// follows (a prompt ready for generation). If last_start is not NULL it gets the index in
+// out where the content of the last assistant message begins (out->n when none). Errors:
+// KD_EINPUT when a role is not in the template.
+int kd_chat_render(const kd_chat_template *t, const kd_chat_msg *msgs, int n, int gen_header,
+                   kd_chat_buf *out, size_t *last_start, kd_error *err);
+
+// Append one assistant completion: content + assistant footer (+ EOS), all with mask 1.
+void kd_chat_render_completion(const kd_chat_template *t, const char *content, size_t len,
+                               kd_chat_buf *out);
+
+// Messages from a JSON array [{"role":..., "content":...}, ...]. msgs (n) point into the
+// JSON tree, so it must outlive them; free *msgs. `where` is "FILE:LINE" and `key` the JSON
+// key the array came from ("messages", "prompt"), both for messages like
+// "f.jsonl:3: messages[1].role: expected one of system|user|assistant, found \"bot\"".
+int kd_chat_parse_messages(const kd_json *arr, const char *where, const char *key,
+                           kd_chat_msg **msgs, int *n, kd_error *err);
+
+// The truncation policy shared by sft and preference data (docs/formats.md). b holds a
+// prompt of *np tokens followed by completion tokens up to b->n. keep_head (0 or 1: the
+// BOS) and protect_tail (the assistant header) prompt tokens are never dropped.
+// 1. if max_prompt > 0 and the prompt is longer, its left side (after the head) is
+//    dropped down to max_prompt; 2. if max_len > 0 and the whole is longer, first more of
+//    the prompt's left side, down to its protected part, then the completion's right side.
+// *prompt_cut / *completion_cut are set to 1 when that part lost tokens. KD_EINPUT when
+// nothing of the completion would remain (message without a location: callers prefix).
+int kd_chat_truncate(kd_chat_buf *b, size_t *np, size_t keep_head, size_t protect_tail,
+                     size_t max_prompt, size_t max_len, int *prompt_cut, int *completion_cut,
+                     kd_error *err);
+
+// Counts printed in the tools' summary line.
+typedef struct {
+    uint64_t examples, tokens, target_tokens, prompt_truncated, completion_truncated;
+} kd_chat_stats;
+
+// `kdtrain data chat`: every JSONL line {"messages":[...]} becomes one document of a
+// kind "sft" dataset at out (byte tokenizer). max_len 0 = no limit. On any error nothing
+// is written at out (not even a temporary); messages are "FILE:LINE: expected ..., found
+// ...". stats (may be NULL) gets the counts.
+int kd_chat_convert_jsonl(const char *jsonl, const char *out, const char *template_name,
+                          size_t max_len, kd_chat_stats *stats, kd_error *err);

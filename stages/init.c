@@ -1,0 +1,52 @@
+// init.c: stage `init`: turns the layers of the stage's hybrid layout (its own `hybrid:`
+// block, else model.hybrid) into Mamba-2 initialised from their attention weights
+// (runtime/model_convert.h), saves the new model as a weights-only checkpoint in the stage
+// directory and hands it on as the stage's output. No data, no training, no teacher needed.
+#include <math.h>
+#include <stdio.h>
+
+#include "runtime/log.h"
+#include "runtime/model_convert.h"
+#include "runtime/model_io.h"
+#include "stages/stage.h"
+
+int kd_stage_init(kd_stage_ctx *ctx, kd_error *err) {
+    const kd_stage_spec *sp = ctx->spec;
+    const kd_recipe *r = ctx->recipe;
+    const kd_model_config *src = kd_model_cfg(ctx->model);
+    kd_hybrid h = sp->has_hybrid ? sp->hybrid : r->model.hybrid;
+    char where[KD_NAME_MAX + 32];
+    snprintf(where, sizeof where, sp->has_hybrid ? "stages.%s.hybrid" : "model.hybrid", sp->name);
+    int rc = kd_hybrid_resolve(&h, src->n_layers, where, err);
+    if (rc) return rc;
+    kd_convert_opts o = {.seed = r->run.seed,
+                         .conv = sp->init.conv == KD_INIT_CONV_DEFAULT ? KD_CONV_INIT_DEFAULT
+                                                                       : KD_CONV_INIT_IDENTITY,
+                         .d_state = h.d_state,
+                         .chunk_size = h.chunk_size,
+                         .conv_width = h.conv_width};
+    kd_model *out = NULL;
+    rc = kd_model_convert(&out, ctx->model, h.ssm_layers, h.n_ssm_layers, &o, 1, err);
+    if (rc) {
+        kd_error_prefix(err, "stage '%s': ", sp->name);
+        return rc;
+    }
+    char root[2 * KD_PATH_MAX + 8];
+    snprintf(root, sizeof root, "%s/ckpt", ctx->stage_dir);
+    rc = kd_model_save(ctx->comm, out, root, 0, ctx->stage_index, sp->name, ctx->final_ckpt,
+                       sizeof ctx->final_ckpt, err);
+    if (rc) {
+        kd_model_free(out);
+        return rc;
+    }
+    if (kd_comm_rank(ctx->comm) == 0 && !ctx->quiet) {
+        char layout[KD_MODEL_MAX_LAYERS * 8];
+        kd_model_layout_string(kd_model_cfg(out), layout, sizeof layout);
+        kd_log_info("stage %s: %d of %d layers are Mamba-2 (%s; conv %s); saved %s", sp->name,
+                    kd_model_n_ssm(kd_model_cfg(out)), src->n_layers, layout,
+                    o.conv == KD_CONV_INIT_DEFAULT ? "default" : "identity", ctx->final_ckpt);
+    }
+    ctx->model = out; // the run frees the source model
+    ctx->eval_loss = NAN;
+    return KD_OK;
+}

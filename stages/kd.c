@@ -1,0 +1,278 @@
+// kd.c: stage `kd`: knowledge distillation of the model (student) from the recipe's
+// teacher, as in "The Mamba in the Llama": optionally the teacher first writes
+// pseudo-labels for a prompt set (rank-parallel, resumable; stages/pseudo_label.c); then
+// the student trains on documents (prompt + teacher answer, loss_mask on the answer) with
+//   loss = kl * tau^2 * D(p_teacher || p_student) + ce * CE(student, tokens)
+// per target token. The teacher distribution comes from the teacher run online on each
+// micro-batch (no activations kept, no gradients) or, when the data carries a cached
+// top-K teacher (/topk_ids, /topk_logprobs) and kd.use_topk_cache, from that cache: then
+// the teacher is not in memory while training. Held-out metrics use the full teacher.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "data/dataset.h"
+#include "data/topk.h"
+#include "runtime/log.h"
+#include "runtime/model_io.h"
+#include "stages/pseudo_label.h"
+#include "stages/stage.h"
+
+typedef struct {
+    kd_task inner;          // the document task (rows, masks)
+    kd_doc_task *docs;
+    kd_model *teacher;      // online teacher or NULL
+    kd_topk *cache;         // cached teacher or NULL
+    int K;
+    const kd_kd_loss *loss;
+    const kd_ops *ops;
+    int V;
+    // last fill (for the teacher forward and the cache rows of a micro-batch)
+    const int32_t *last_ids, *last_seg;
+    // backend scratch
+    float *w_dev, *loss_dev, *ce_grad;
+    int32_t *tg_dev, *ids_dev;
+    float *lp_dev;
+    int32_t *kid_dev;
+    size_t cap;             // positions
+    // host scratch for cached rows
+    int32_t *kid;
+    float *klp;
+} kd_task_ctx;
+
+enum { X_KL = 0, X_CE, X_TEACHER_CE };
+
+static void ensure(kd_task_ctx *c, size_t N) {
+    if (N <= c->cap) return;
+    const kd_ops *o = c->ops;
+    if (c->cap) {
+        o->free(c->w_dev), o->free(c->loss_dev), o->free(c->tg_dev);
+        if (c->ce_grad) o->free(c->ce_grad);
+        if (c->lp_dev) o->free(c->lp_dev), o->free(c->kid_dev);
+    }
+    free(c->kid), free(c->klp);
+    c->w_dev = o->alloc(N * sizeof(float));
+    c->loss_dev = o->alloc(N * sizeof(float));
+    c->tg_dev = o->alloc(N * sizeof(int32_t));
+    c->ce_grad = c->loss->ce > 0 ? o->alloc(N * (size_t)c->V * sizeof(float)) : NULL;
+    c->lp_dev = c->K ? o->alloc(N * (size_t)c->K * sizeof(float)) : NULL;
+    c->kid_dev = c->K ? o->alloc(N * (size_t)c->K * sizeof(int32_t)) : NULL;
+    c->kid = c->K ? kd_malloc(N * (size_t)c->K * sizeof(int32_t)) : NULL;
+    c->klp = c->K ? kd_malloc(N * (size_t)c->K * sizeof(float)) : NULL;
+    c->cap = N;
+}
+
+static double sum_dev(kd_task_ctx *c, const float *dev, size_t N) {
+    float *h = kd_malloc(N * sizeof(float));
+    c->ops->download(h, dev, N * sizeof(float));
+    double s = 0;
+    for (size_t i = 0; i < N; i++) s += h[i];
+    free(h);
+    return s;
+}
+
+static int kd_fill(void *vctx, const uint64_t *pos, int n, int T, int32_t *ids, int32_t *targets, float *w,
+                   int32_t *seg, int *used_seg, kd_error *err) {
+    kd_task_ctx *c = vctx;
+    int rc = c->inner.fill(c->inner.ctx, pos, n, T, ids, targets, w, seg, used_seg, err);
+    c->last_ids = ids, c->last_seg = seg;
+    return rc;
+}
+
+// Cached top-K rows for the positions of the micro-batch starting at ids (host -> c->kid/klp).
+static int load_cache_rows(kd_task_ctx *c, const int32_t *ids, size_t N, kd_error *err) {
+    const int64_t *src = kd_doc_task_sources(c->docs, ids);
+    size_t K = (size_t)c->K;
+    for (size_t i = 0; i < N;) {
+        if (src[i] < 0) {  // padding: any valid row (its weight is 0)
+            for (size_t k = 0; k < K; k++) c->kid[i * K + k] = (int32_t)k, c->klp[i * K + k] = -30.0f;
+            i++;
+            continue;
+        }
+        size_t j = i + 1;
+        while (j < N && src[j] == src[j - 1] + 1) j++;
+        int rc = kd_topk_read(c->cache, (uint64_t)src[i], j - i, c->kid + i * K, c->klp + i * K, err);
+        if (rc) return rc;
+        i = j;
+    }
+    return KD_OK;
+}
+
+// Loss head on the student logits of the last forward (rows of the micro-batch at ids).
+static int kd_head(kd_task_ctx *c, kd_model *m, const int32_t *ids, const int32_t *seg, const int32_t *targets,
+                   const float *w, int n, int T, float dscale, int want_grad, double *loss_sum, double *extra,
+                   kd_error *err) {
+    const kd_ops *o = c->ops;
+    size_t N = (size_t)n * T;
+    int V = c->V;
+    ensure(c, N);
+    o->upload(c->tg_dev, targets, N * sizeof(int32_t));
+    o->upload(c->w_dev, w, N * sizeof(float));
+    float *S = kd_model_logits(m);
+    const kd_kd_loss *L = c->loss;
+    const float *Tl = NULL;
+    if (c->teacher) {
+        int rc = kd_model_forward(c->teacher, ids, NULL, seg, n, T, err);
+        if (rc) return rc;
+        Tl = kd_model_logits(c->teacher);
+        o->cross_entropy(c->loss_dev, NULL, Tl, c->tg_dev, c->w_dev, (int)N, V, 0.0f);
+        extra[X_TEACHER_CE] += sum_dev(c, c->loss_dev, N);
+    }
+    // student CE (its gradient into ce_grad when it is part of the loss)
+    int ce_grad = want_grad && L->ce > 0;
+    o->cross_entropy(c->loss_dev, ce_grad ? c->ce_grad : NULL, S, c->tg_dev, c->w_dev, (int)N, V, dscale * L->ce);
+    double ce = sum_dev(c, c->loss_dev, N);
+    extra[X_CE] += ce;
+    // teacher divergence (its gradient overwrites the logits)
+    if (c->cache) {
+        int rc = load_cache_rows(c, ids, N, err);
+        if (rc) return rc;
+        o->upload(c->kid_dev, c->kid, N * (size_t)c->K * sizeof(int32_t));
+        o->upload(c->lp_dev, c->klp, N * (size_t)c->K * sizeof(float));
+        o->distill_topk(c->loss_dev, want_grad ? S : NULL, S, c->kid_dev, c->lp_dev, c->w_dev, (int)N, V, c->K,
+                        KD_TOPK_TAIL, L->temperature, dscale * L->kl);
+    } else {
+        o->distill_full(c->loss_dev, want_grad ? S : NULL, S, Tl, c->w_dev, (int)N, V, L->divergence, L->beta,
+                        L->temperature, dscale * L->kl);
+    }
+    double kl = sum_dev(c, c->loss_dev, N);
+    extra[X_KL] += kl;
+    if (ce_grad) o->axpy(S, 1.0f, c->ce_grad, N * (size_t)V);
+    *loss_sum += L->kl * kl + L->ce * ce;
+    return KD_OK;
+}
+
+static int kd_step(void *vctx, kd_model *m, const int32_t *ids, const int32_t *targets, const float *w,
+                   const int32_t *seg, int n, int T, float dscale, double *loss_sum, double *extra, kd_error *err) {
+    kd_task_ctx *c = vctx;
+    int rc = kd_model_forward(m, ids, NULL, seg, n, T, err);
+    if (!rc) rc = kd_head(c, m, ids, seg, targets, w, n, T, dscale, 1, loss_sum, extra, err);
+    if (!rc) kd_model_backward(m);
+    return rc;
+}
+
+// Evaluation loss head (no gradient): the trainer did the student forward; the rows are
+// those of the last fill.
+static double kd_eval_loss(void *vctx, kd_model *m, const int32_t *targets, const float *w, int n, int T,
+                           float dscale, int want_grad, double *extra) {
+    (void)dscale, (void)want_grad;
+    kd_task_ctx *c = vctx;
+    double loss = 0;
+    kd_error err = {0};
+    if (kd_head(c, m, c->last_ids, c->last_seg, targets, w, n, T, 0.0f, 0, &loss, extra, &err))
+        kd_log_warn("kd evaluation: %s", err.msg);
+    return loss;
+}
+
+static void ctx_free(kd_task_ctx *c) {
+    const kd_ops *o = c->ops;
+    if (c->cap) {
+        o->free(c->w_dev), o->free(c->loss_dev), o->free(c->tg_dev);
+        if (c->ce_grad) o->free(c->ce_grad);
+        if (c->lp_dev) o->free(c->lp_dev), o->free(c->kid_dev);
+    }
+    free(c->kid), free(c->klp);
+    kd_topk_close(c->cache);
+    kd_doc_task_free(c->docs);
+    memset(c, 0, sizeof *c);
+}
+
+static int open_task(kd_task_ctx *c, const char *path, const kd_stage_ctx *ctx, int shuffle, int use_cache,
+                     kd_task *task, kd_error *err) {
+    const kd_stage_spec *sp = ctx->spec;
+    c->ops = ctx->ops;
+    c->V = kd_model_cfg(ctx->model)->vocab_size;
+    c->loss = &sp->kd.loss;
+    int rc = kd_doc_task_open(&c->docs, path, c->V, sp->batch.seq_len, ctx->recipe->run.seed, shuffle, 1,
+                              sp->kd.mask_prompt, &c->inner, err);
+    if (rc) return rc;
+    if (use_cache) {
+        uint64_t n = kd_dataset_get_info(kd_doc_task_dataset(c->docs))->n_tokens;
+        if ((rc = kd_topk_open(&c->cache, path, n, &c->K, err))) return rc;
+    }
+    *task = (kd_task){.ctx = c, .fill = kd_fill, .step = kd_step, .loss = kd_eval_loss, .n_samples = c->inner.n_samples,
+                      .n_extra = 3, .extra_names = {"kl", "student_ce", "teacher_ce"}};
+    return KD_OK;
+}
+
+int kd_stage_kd(kd_stage_ctx *ctx, kd_error *err) {
+    const kd_stage_spec *sp = ctx->spec;
+    const kd_pseudo_labels *pl = &sp->kd.pseudo_labels;
+    int rank = kd_comm_rank(ctx->comm);
+    const char *data = sp->data;
+    kd_model *teacher = NULL;
+    int rc = KD_OK;
+
+    // ---- 1. pseudo-labels (skipped when the published file already exists)
+    if (pl->generate) {
+        data = pl->out;
+        int have = access(pl->out, R_OK) == 0;
+        kd_comm_bcast(ctx->comm, &have, sizeof have);
+        if (!have) {
+            rc = ctx->get_teacher(ctx->run, &teacher, err);
+            kd_gen_params gp;
+            kd_gen_params_default(&gp);
+            gp.max_new_tokens = pl->max_new_tokens, gp.temperature = pl->temperature, gp.top_k = pl->top_k;
+            gp.top_p = pl->top_p, gp.seed = ctx->recipe->run.seed, gp.batch = sp->batch.micro;
+            char work[2 * KD_PATH_MAX + 16];
+            snprintf(work, sizeof work, "%s/pseudo_work", ctx->stage_dir);
+            if (!rc) rc = kd_pseudo_label(ctx->comm, teacher, pl->prompts, pl->out, &gp, work, pl->top_k_logits, err);
+            if (rc) return rc;
+        } else if (rank == 0 && !ctx->quiet) {
+            kd_log_info("kd: pseudo-labels already generated: %s", pl->out);
+        }
+    }
+
+    // ---- 2. training: cached top-K teacher or online teacher
+    int use_cache = sp->kd.use_topk_cache && kd_topk_present(data) && sp->kd.loss.kl > 0;
+    if (use_cache && ctx->drop_teacher) ctx->drop_teacher(ctx->run);  // not held while training
+    teacher = NULL;
+    if (!use_cache && sp->kd.loss.kl > 0 && (rc = ctx->get_teacher(ctx->run, &teacher, err))) return rc;
+    if (teacher && kd_model_cfg(teacher)->vocab_size != kd_model_cfg(ctx->model)->vocab_size)
+        return kd_fail(err, KD_EINPUT, "kd: teacher vocab_size %d differs from the student's %d: they must share "
+                       "the tokenizer", kd_model_cfg(teacher)->vocab_size, kd_model_cfg(ctx->model)->vocab_size);
+    kd_trainer_cfg tc;
+    kd_ckpt_attr attrs[KD_MODEL_ATTRS];
+    kd_stage_trainer_cfg(ctx, &tc, attrs);
+    kd_task_ctx train;
+    memset(&train, 0, sizeof train);
+    train.teacher = use_cache ? NULL : teacher;
+    rc = open_task(&train, data, ctx, 1, use_cache, &tc.task, err);
+    if (!rc && rank == 0 && !ctx->quiet)
+        kd_log_info("kd: %llu rows from %s; teacher %s; loss %g*KL(T=%g) + %g*CE", (unsigned long long)tc.task.n_samples,
+                    data, use_cache ? "from the top-K cache (not in memory)" : "online", sp->kd.loss.kl,
+                    sp->kd.loss.temperature, sp->kd.loss.ce);
+    if (!rc) rc = kd_trainer_run(&tc, ctx->progress, err);
+    ctx_free(&train);
+
+    // ---- 3. held-out metrics against the full teacher
+    ctx->eval_loss = NAN;
+    if (!rc && sp->eval_data[0]) {
+        if (!teacher || use_cache) rc = ctx->get_teacher(ctx->run, &teacher, err);
+        kd_task_ctx ev;
+        memset(&ev, 0, sizeof ev);
+        ev.teacher = teacher;
+        double extra[KD_TASK_MAX_EXTRA] = {0}, loss = 0;
+        if (!rc) rc = open_task(&ev, sp->eval_data, ctx, 0, 0, &tc.eval_task, err);
+        if (!rc) rc = kd_trainer_evaluate(&tc, tc.eval_task.n_samples, &loss, extra, err);
+        ctx_free(&ev);
+        if (!rc) {
+            ctx->eval_loss = extra[X_CE];
+            if (rank == 0) {
+                kd_log_info("kd: held-out: kl %.6f, student ce %.6f, teacher ce %.6f", extra[X_KL], extra[X_CE],
+                            extra[X_TEACHER_CE]);
+                char path[2 * KD_PATH_MAX + 16];
+                snprintf(path, sizeof path, "%s/eval.json", ctx->stage_dir);
+                FILE *f = fopen(path, "w");
+                if (f) {
+                    fprintf(f, "{\"kl\": %.9g, \"student_ce\": %.9g, \"teacher_ce\": %.9g}\n", extra[X_KL],
+                            extra[X_CE], extra[X_TEACHER_CE]);
+                    fclose(f);
+                }
+            }
+        }
+    }
+    return rc;
+}

@@ -1,0 +1,135 @@
+// bench_train.c: training-step throughput of kdtrain's model on the CPU backend, on the
+// same configurations as tests/bench/torch_llama_bench.py (defaults: V=4096, d=384, 6
+// layers, 6 heads / 2 KV heads of 64, SwiGLU 1024, seq 256, batch 8, AdamW, untied head).
+// `--ssm-layers 0,2,4` makes those layers Mamba-2 (d_state = head_dim, chunk 64, conv 4).
+// One step = zero grads, forward, cross-entropy, backward, the optimizer's work on one rank
+// (gradient copy into the shard, gradient norm, AdamW). Prints tokens/s and ms per step
+// split forward / backward / optimizer. Built with the tests, never run by ctest:
+//   OMP_NUM_THREADS=2 ./build/tests/bench_train [--ssm-layers 0,2,4] [--steps 5]
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/model.h"
+#include "runtime/optim.h"
+#include "runtime/rng.h"
+
+typedef struct {
+    int vocab, d_model, layers, heads, kv_heads, head_dim, ffn, seq, batch, warmup, steps;
+    int chunk;
+    char ssm[256];
+} bench_args;
+
+static void usage(void) {
+    fprintf(stderr, "usage: bench_train [--vocab V] [--d-model C] [--layers L] [--heads H] "
+                    "[--kv-heads K] [--head-dim D] [--ffn F] [--seq T] [--batch B] [--warmup W] "
+                    "[--steps S] [--chunk Q] [--ssm-layers i,j,...]\n");
+}
+
+// Returns 0 on success, 2 on a bad command line.
+static int parse_args(int argc, char **argv, bench_args *a) {
+    *a = (bench_args){4096, 384, 6, 6, 2, 64, 1024, 256, 8, 2, 5, 64, ""};
+    struct {
+        const char *flag;
+        int *dst;
+    } ints[] = {
+        {"--vocab", &a->vocab},   {"--d-model", &a->d_model},   {"--layers", &a->layers},
+        {"--heads", &a->heads},   {"--kv-heads", &a->kv_heads}, {"--head-dim", &a->head_dim},
+        {"--ffn", &a->ffn},       {"--seq", &a->seq},           {"--batch", &a->batch},
+        {"--warmup", &a->warmup}, {"--steps", &a->steps},       {"--chunk", &a->chunk}};
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 >= argc) return usage(), 2;
+        int found = 0;
+        for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
+            if (!strcmp(argv[i], ints[k].flag)) {
+                *ints[k].dst = atoi(argv[++i]);
+                found = 1;
+            }
+        if (!found && !strcmp(argv[i], "--ssm-layers")) {
+            snprintf(a->ssm, sizeof a->ssm, "%s", argv[++i]);
+            found = 1;
+        }
+        if (!found) return usage(), 2;
+    }
+    if (a->steps < 1 || a->batch < 1 || a->seq < 2) return usage(), 2;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    bench_args a;
+    if (parse_args(argc, argv, &a)) return 2;
+    const kd_ops *ops = kd_ops_cpu();
+    kd_model_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.vocab_size = a.vocab, cfg.d_model = a.d_model, cfg.n_layers = a.layers;
+    cfg.n_heads = a.heads, cfg.n_kv_heads = a.kv_heads, cfg.head_dim = a.head_dim;
+    cfg.ffn_dim = a.ffn, cfg.rope_theta = 10000.0f, cfg.norm_eps = 1e-5f;
+    cfg.d_state = a.head_dim, cfg.chunk_size = a.chunk, cfg.conv_width = 4;
+    for (char *s = a.ssm; *s;) {
+        int l = (int)strtol(s, &s, 10);
+        if (l < 0 || l >= a.layers) return fprintf(stderr, "--ssm-layers: no layer %d\n", l), 2;
+        cfg.mixer[l] = KD_MIXER_MAMBA2;
+        while (*s == ',' || *s == ' ') s++;
+    }
+    kd_model *m = NULL;
+    kd_error err = {0};
+    if (kd_model_create(&m, &cfg, ops, 1, &err)) return fprintf(stderr, "%s\n", err.msg), 2;
+    kd_model_init_random(m, 1234, 0.02f);
+    const kd_param_table *pt = kd_model_table(m);
+    kd_optim spec;
+    memset(&spec, 0, sizeof spec);
+    spec.lr = 1e-4f, spec.beta1 = 0.9f, spec.beta2 = 0.999f, spec.eps = 1e-8f;
+    spec.weight_decay = 0.1f, spec.schedule = KD_SCHED_CONSTANT;
+    kd_optimizer opt;
+    kd_optim_init(&opt, ops, pt, &spec, a.warmup + a.steps, 0, pt->total, NULL, 0, NULL);
+
+    // random tokens, targets = next token (as the torch bench)
+    const int B = a.batch, T = a.seq, N = B * T;
+    int32_t *ids = kd_malloc((size_t)N * sizeof(int32_t)),
+            *tg = kd_malloc((size_t)N * sizeof(int32_t));
+    kd_rng rng;
+    kd_rng_seed_str(&rng, 7, "bench");
+    for (int b = 0; b < B; b++) {
+        int32_t prev = (int32_t)(kd_rng_uniform(&rng) * a.vocab);
+        for (int t = 0; t < T; t++) {
+            int32_t next = (int32_t)(kd_rng_uniform(&rng) * a.vocab);
+            ids[b * T + t] = prev, tg[b * T + t] = next, prev = next;
+        }
+    }
+
+    double tf = 0, tb = 0, to = 0, loss = 0;
+    double t_all = 0, t_best = 1e30; // best step: the least disturbed by a shared machine
+    for (int s = 0; s < a.warmup + a.steps; s++) {
+        double t0 = kd_now();
+        kd_model_zero_grad(m);
+        if (kd_model_forward(m, ids, NULL, NULL, B, T, &err))
+            return fprintf(stderr, "%s\n", err.msg), 3;
+        loss = kd_model_ce_loss(m, tg, NULL, 1.0f / N, 1) / N;
+        double t1 = kd_now();
+        kd_model_backward(m);
+        double t2 = kd_now();
+        // what the trainer does on one rank: reduce-scatter (a copy), norm, AdamW
+        ops->copy(opt.gshard, kd_model_grads(m), pt->total * sizeof(float));
+        double gn2 = kd_optim_shard_sumsq(&opt);
+        double gn = sqrt(gn2); // clip to norm 1 as the trainer's default grad_clip
+        kd_optim_step(&opt, kd_model_params(m), kd_optim_lr(&spec, s, a.warmup + a.steps),
+                      gn > 1.0 ? (float)(1.0 / gn) : 1.0f);
+        double t3 = kd_now();
+        if (s < a.warmup) continue;
+        tf += t1 - t0, tb += t2 - t1, to += t3 - t2, t_all += t3 - t0;
+        if (t3 - t0 < t_best) t_best = t3 - t0;
+    }
+    const char *omp = getenv("OMP_NUM_THREADS");
+    printf("kdtrain: %.0f tokens/s (best step %.0f) (V=%d d=%d layers=%d heads=%d/%d hd=%d ffn=%d "
+           "seq=%d batch=%d "
+           "fp32 threads=%s ssm=[%s] chunk=%d params=%.2fM steps=%d %.0f ms/step: fwd+loss %.0f "
+           "bwd %.0f optim %.0f; last loss %.4f)\n",
+           N * a.steps / t_all, N / t_best, a.vocab, a.d_model, a.layers, a.heads, a.kv_heads,
+           a.head_dim, a.ffn, T, B, omp ? omp : "default", a.ssm, a.chunk, pt->total / 1e6, a.steps,
+           t_all / a.steps * 1e3, tf / a.steps * 1e3, tb / a.steps * 1e3, to / a.steps * 1e3, loss);
+    kd_optim_free(&opt);
+    kd_model_free(m);
+    free(ids), free(tg);
+    return 0;
+}

@@ -1,0 +1,9 @@
+# Whole-model training benchmark (tests/bench/bench_train.c). Built with the tests and
+# registered with the `bench` label but DISABLED: a benchmark measures and prints, it is
+# never a timed pass/fail test. Run by hand (see docs/performance.md):
+#   OMP_NUM_THREADS=2 ./build/tests/bench_train [--ssm-layers 0,2,4]
+add_executable(bench_train ${CMAKE_SOURCE_DIR}/tests/bench/bench_train.c)
+target_link_libraries(bench_train PRIVATE kdcore)
+add_test(NAME bench_train COMMAND bench_train)
+set_tests_properties(bench_train PROPERTIES LABELS bench DISABLED TRUE
+  ENVIRONMENT "OMP_NUM_THREADS=2")

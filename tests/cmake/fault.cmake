@@ -1,0 +1,12 @@
+# Fault-tolerance tests (tests/fault/, docs/fault-tolerance.md): kill, corrupt, preempt,
+# freeze, fill the disk, change the world size, and split the job over two network
+# namespaces; every run resumes and must end where an uninterrupted run ends. Labels
+# fault + mpi; each mpirun inside is bounded by `timeout -k 10`, each test by TIMEOUT.
+foreach(t kill_resume_bitwise corrupt_ckpt_fallback preempt_signal_one_rank resume_other_world_size frozen_rank_watchdog ckpt_write_failure_stops_cleanly bad_recipe_leaves_run_dir)
+  kd_script_test(${t} fault/${t}.sh LABELS "fault;mpi" TIMEOUT 240)
+endforeach()
+# two "hosts" in network namespaces: skipped (77) where namespaces cannot be created
+kd_script_test(multihost_netns fault/multihost_netns.sh LABELS "fault;mpi" TIMEOUT 240)
+set_tests_properties(multihost_netns PROPERTIES SKIP_RETURN_CODE 77)
+# launch/kdrun against a fake command (no MPI)
+kd_script_test(kdrun_supervisor fault/kdrun_supervisor.sh LABELS fault TIMEOUT 60)
