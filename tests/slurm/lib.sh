@@ -27,15 +27,10 @@ fail() {
   exit 1
 }
 
-# The binary the sbatch scripts run: the real kdtrain when `run` knows --stage and
-# --resume, else the stand-in with the same contract (fake_kdtrain.sh).
-real_run_ready() { "$KD_BIN" run --help 2>&1 | grep -q -- '--stage' && "$KD_BIN" run --help 2>&1 | grep -q -- '--resume'; }
-if real_run_ready; then
-  RUN_BIN=$KD_BIN; echo "using the real kdtrain run --stage/--resume"
-else
-  RUN_BIN=$here/fake_kdtrain.sh; export KD_REAL_BIN=$KD_BIN
-  echo "kdtrain run has no --stage/--resume yet: the scripts run tests/slurm/fake_kdtrain.sh"
-fi
+# The binary the sbatch scripts run. KD_TEST_STEP_DELAY_MS slows each training step
+# (timing only, results unchanged) so signals land mid-stage; sbatch exports it to the jobs.
+RUN_BIN=$KD_BIN
+export KD_TEST_STEP_DELAY_MS=300
 
 # job_field ID KEY: one field of `scontrol show job` (JobState, Restarts, StartTime, ...).
 job_field() { scontrol show job -o "$1" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p" | head -1; }
@@ -51,5 +46,5 @@ wait_state() {
   echo "$st"; return 1
 }
 
-# A dataset for the real kdtrain (the fake only validates it).
+# The synthetic corpus every test recipe trains on.
 make_data() { "$KD_BIN" data synth --out "$work/data" >/dev/null || fail "kdtrain data synth failed"; }

@@ -1,7 +1,6 @@
 # recipe.sh: sourced by the slurm tests. write_recipe FILE NAME STEPS STAGE... writes a
 # tiny pretrain-only recipe whose stages each read data/STAGE.h5 (a copy of the synth
-# corpus, so one stage's data can be damaged alone). One "- name:" line per stage: the
-# fake kdtrain reads the recipe with awk.
+# corpus, so one stage's data can be damaged alone).
 write_recipe() {
   local file=$1 name=$2 steps=$3 s; shift 3
   [ -f "$work/data/pretrain.h5" ] || make_data

@@ -8,12 +8,18 @@ source "$here/lib.sh"
 source "$here/recipe.sh"
 make_data
 write_recipe "$work/bad.yaml" bad 3 alpha beta gamma
+# kdtrain validates every stage's data before any stage runs, so alpha runs alone first;
+# then beta's data is damaged and beta,gamma are submitted as a second chain (jobs.tsv
+# gets the new rows).
+"$KD_BIN" submit bad.yaml --stages alpha --nodes 1 --ntasks-per-node 2 --kdtrain "$RUN_BIN" || fail "submit exited $?"
+id0=$(grep -v '^#' runs/bad/slurm/jobs.tsv | cut -f2)
+st=$(wait_state "$id0" 120 COMPLETED FAILED CANCELLED) || fail "job $id0 still '$st'"
+[ "$st" = COMPLETED ] || fail "alpha (job $id0) ended $st, expected COMPLETED"
 head -c 4096 /dev/urandom >data/beta.h5   # bad data injected into the middle stage
-"$KD_BIN" submit bad.yaml --nodes 1 --ntasks-per-node 2 --kdtrain "$RUN_BIN" || fail "submit exited $?"
+"$KD_BIN" submit bad.yaml --nodes 1 --ntasks-per-node 2 --kdtrain "$RUN_BIN" >submit2.out || fail "submit exited $?"
+grep -q 'stage 00-alpha is done' submit2.out || fail "resubmission did not skip the finished alpha: $(cat submit2.out)"
 mapfile -t ids < <(grep -v '^#' runs/bad/slurm/jobs.tsv | cut -f2)
 [ ${#ids[@]} -eq 3 ] || fail "jobs.tsv has ${#ids[@]} jobs, expected 3"
-st=$(wait_state "${ids[0]}" 120 COMPLETED FAILED CANCELLED) || fail "job ${ids[0]} still '$st'"
-[ "$st" = COMPLETED ] || fail "alpha (job ${ids[0]}) ended $st, expected COMPLETED"
 st=$(wait_state "${ids[1]}" 120 COMPLETED FAILED CANCELLED) || fail "job ${ids[1]} still '$st'"
 [ "$st" = FAILED ] || fail "beta (job ${ids[1]}) ended $st, expected FAILED"
 # The dependent job must be cancelled by SLURM within a scheduling pass or two.
