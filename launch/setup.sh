@@ -4,7 +4,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libyaml-dev libopenblas-dev python3-h5py python3-numpy python3-torch valgrind clang
-      libclang-rt-14-dev libomp-14-dev)  # clang's libFuzzer runtime and OpenMP: fuzz tests
+      libclang-rt-14-dev libomp-14-dev  # clang's libFuzzer runtime and OpenMP: fuzz tests
+      slurm-wlm munge)                  # a private SLURM for the slurm tests
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

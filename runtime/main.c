@@ -7,6 +7,7 @@
 #include "runtime/common.h"
 #include "runtime/hf.h"
 #include "runtime/run.h"
+#include "runtime/submit.h"
 
 int kd_data_main(int argc, char **argv);
 int kd_ckpt_main(int argc, char **argv);
@@ -22,6 +23,9 @@ static void usage(FILE *f) {
             "  ckpt <list|verify|digest>   inspect checkpoints\n"
             "  export CKPT --out DIR       write a checkpoint's model as a Hugging Face directory\n"
             "  generate MODEL --prompt T   complete prompts with a trained model\n"
+            "  submit RECIPE --nodes N ... queue the stages on SLURM as a job chain\n"
+            "  status RUN_DIR              SLURM jobs, checkpoints and losses of a run\n"
+            "  cancel RUN_DIR              cancel a run's pending and running SLURM jobs\n"
             "  version                     print the version\n");
 }
 
@@ -42,6 +46,9 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "data") == 0) return kd_data_main(argc - 1, argv + 1);
     if (strcmp(cmd, "ckpt") == 0) return kd_ckpt_main(argc - 1, argv + 1);
     if (strcmp(cmd, "generate") == 0) return kd_generate_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "submit") == 0) return kd_submit_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0) return kd_status_main(argc - 1, argv + 1);
+    if (strcmp(cmd, "cancel") == 0) return kd_cancel_main(argc - 1, argv + 1);
     if (strcmp(cmd, "run") == 0 || strcmp(cmd, "check") == 0 || strcmp(cmd, "export") == 0) {
         kd_comm *comm = NULL;
         kd_comm_init(&comm, &argc, &argv);
