@@ -20,6 +20,7 @@
 #include "runtime/model_io.h"
 #include "runtime/recipe.h"
 #include "runtime/signals.h"
+#include "runtime/slurm_env.h"
 #include "stages/stage.h"
 
 #define MAX_SETS 64
@@ -516,6 +517,9 @@ int kd_run_main(int argc, char **argv, kd_comm *comm) {
     int rank = kd_comm_rank(comm);
     int rc = parse_opts(argc, argv, &o, &err);
     if (rc == -1) return KD_OK;
+    // inside a SLURM step: log the job and refuse "N copies of rank 0" launches
+    if (!rc) rc = kd_slurm_check(kd_comm_size(comm), &err);
+    if (!rc && rank == 0 && !o.quiet) kd_slurm_log();
     kd_recipe *r = kd_calloc(1, sizeof *r);  // large (hundreds of KiB): not on the stack
     if (!rc) rc = kd_recipe_load(r, o.recipe, o.sets, o.n_sets, &err);
     kd_model_config mc;
