@@ -6,7 +6,7 @@
 #include <yaml.h>
 
 // Expanding aliases copies subtrees; this bound stops "billion laughs" style inputs.
-#define KD_YAML_MAX_NODES 1000000
+#define KD_YAML_MAX_NODES 100000  // a recipe has hundreds; caps alias bombs early
 // Recipes nest a handful of levels. Deeper input is refused as soon as it is seen: libyaml
 // slows down quadratically with flow nesting, and freeing and copying trees recurse.
 #define KD_YAML_MAX_DEPTH 64
