@@ -257,7 +257,7 @@ static int cmd_synth(int argc, char **argv, kd_error *err) {
 static int cmd_chat_prefs(int argc, char **argv, int prefs, kd_error *err) {
     const char *cmd = prefs ? "prefs" : "chat", *jsonl = NULL, *out = NULL, *tmpl = "bytes";
     uint64_t max_len = 0, max_prompt = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {  // every option takes a value
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(prefs ? HELP_PREFS : HELP_CHAT, stdout);
@@ -283,7 +283,6 @@ static int cmd_chat_prefs(int argc, char **argv, int prefs, kd_error *err) {
                                    v);
         } else
             return usage_error(cmd, err, "unknown argument", a);
-        i++;
     }
     if (!jsonl) return usage_error(cmd, err, "expected --jsonl F.jsonl", NULL);
     if (!out) return usage_error(cmd, err, "expected --out F.h5", NULL);

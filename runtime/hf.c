@@ -226,7 +226,8 @@ int kd_hf_export(kd_model *m, const char *dir, kd_error *err) {
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    const char *meta[] = {"format", "pt", "producer", "kdtrain " KD_VERSION};
+    static const char producer[] = "kdtrain " KD_VERSION;
+    const char *meta[] = {"format", "pt", "producer", producer};
     int rc = kd_safetensors_write_f32(path, e, (size_t)pt->n, meta, 2, err);
     if (!rc) rc = write_config(c, dir, err);
     free(e), free(names), free(shapes), free(host);
