@@ -20,7 +20,7 @@ timeout -k 10 240 "$KD_SOURCE_DIR/launch/kdrun" --max-restarts 2 --backoff 1 -- 
 BG=$!
 BG_PIDS+=("$BG")
 STALE_INODE=
-wait_step "$B" "$(rand 3 25)" || { echo "FAIL: the run ended early"; cat "$B.log"; exit 1; }
+wait_step "$B" "$(rand 12 25)" || { echo "FAIL: the run ended early"; cat "$B.log"; exit 1; }
 r=$(rand 0 1)
 pid=$(rank_pid "$r")
 kill -STOP "$pid"
@@ -50,7 +50,11 @@ grep "^kdrun:" "$B.log" | sed 's/^/  /'
 expect_rc 0 "kdrun (restarted after the watchdog abort)" || fails=$((fails + 1))
 grep -q "attempt 1 ended with exit status [1-9]" "$B.log" || { echo "FAIL: the first attempt did not fail"; fails=$((fails + 1)); }
 grep -q "attempt 2/3: .*--resume auto" "$B.log" || { echo "FAIL: no restart with --resume auto"; fails=$((fails + 1)); }
-grep -m1 -o "resuming from .*" "$B.log" | sed 's/^/  /'
+if grep -q "resuming from" "$B.log"; then
+    grep -m1 -o "resuming from .*" "$B.log" | sed 's/^/  /'
+else
+    echo "FAIL: the restart did not resume from a checkpoint"; fails=$((fails + 1))
+fi
 same_digest "$A" "$B" || fails=$((fails + 1))
 same_metrics "$A" "$B" 0 || fails=$((fails + 1))
 [ $fails = 0 ] && echo "frozen_rank_watchdog: OK"
