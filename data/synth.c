@@ -1,7 +1,7 @@
 // synth.c: deterministic synthetic demo corpora (`kdtrain data synth`). Text is drawn
 // from small generators, one per task, each with structure a tiny model can learn in a
-// few hundred steps (word order, arithmetic, key lookup, counting, copying), so its loss
-// falls well below the unigram entropy. Same seed -> same bytes: only our own RNG is
+// few hundred steps (word order, arithmetic, key lookup, counting, copying, reversing), so
+// its loss falls well below the unigram entropy. Same seed -> same bytes: only our own RNG is
 // used, and the writer stores no timestamps. To add a task, write one gen_* function and
 // add it to GENERATORS.
 #include <errno.h>
@@ -93,8 +93,21 @@ static void gen_copy(rng_t *r, char *buf, size_t *len, size_t cap) {
     *len += snprintf(buf + *len, cap - *len, "copy %s: %s.\n", s, s);
 }
 
+// "reverse xkq: qkx." : a random short string backwards.
+static void gen_reverse(rng_t *r, char *buf, size_t *len, size_t cap) {
+    char s[8], t[8];
+    int n = 3 + rng_int(r, 4);
+    for (int i = 0; i < n; i++) s[i] = (char)('a' + rng_int(r, 26));
+    for (int i = 0; i < n; i++) t[i] = s[n - 1 - i];
+    s[n] = t[n] = '\0';
+    *len += snprintf(buf + *len, cap - *len, "reverse %s: %s.\n", s, t);
+}
+
+// Copying and reversing take a small model the longest to learn (they need attention that
+// looks content up, which forms late): they are drawn twice as often as the other lines.
 typedef void (*gen_fn)(rng_t *r, char *buf, size_t *len, size_t cap);
-static const gen_fn GENERATORS[] = {gen_sentence, gen_arith, gen_keyvalue, gen_count, gen_copy};
+static const gen_fn GENERATORS[] = {gen_sentence, gen_arith,   gen_keyvalue, gen_count,
+                                    gen_copy,     gen_copy,    gen_reverse,  gen_reverse};
 #define N_GENERATORS ((int)(sizeof GENERATORS / sizeof GENERATORS[0]))
 
 // ============================================================================ corpus

@@ -335,6 +335,9 @@ int kd_data_synth_tasks(const char *dir, uint64_t seed, uint64_t n_examples, kd_
         return kd_fail(err, KD_EINPUT, "--examples %llu: expected 10..100000000",
                        (unsigned long long)n_examples);
     uint64_t n_val = n_examples / 10, n_half = n_examples / 2;
+    // prompts and exact-match prompts are capped: generating answers for them is the
+    // expensive part of a kd or eval stage, and these counts already measure well
+    uint64_t n_prompts = n_half < 4000 ? n_half : 4000, n_eval = n_val < 1000 ? n_val : 1000;
     kd_chat_template *t = NULL;
     int rc = kd_chat_template_load(&t, "bytes", err);
     char p[4200], q[4200];
@@ -352,9 +355,9 @@ int kd_data_synth_tasks(const char *dir, uint64_t seed, uint64_t n_examples, kd_
         if (rc == KD_OK) rc = kd_prefs_convert_jsonl(p, q, "bytes", 0, 0, NULL, err);
     }
     PATH(p, "prompts.h5");
-    if (rc == KD_OK) rc = write_prompts(p, t, seed, n_half, err);
+    if (rc == KD_OK) rc = write_prompts(p, t, seed, n_prompts, err);
     PATH(p, "eval_tasks.jsonl");
-    if (rc == KD_OK) rc = write_eval(p, t, seed, n_val, err);
+    if (rc == KD_OK) rc = write_eval(p, t, seed, n_eval, err);
 #undef PATH
     kd_chat_template_free(t);
     return rc;

@@ -124,10 +124,11 @@ static const char *HELP_SYNTH =
     "usage: kdtrain data synth --out DIR [--seed S] [--tokens N] [--examples E]\n"
     "  Write DIR/pretrain.h5 (about N tokens, default 200000) and DIR/pretrain_val.h5\n"
     "  (N/10, at least 2000): templated sentences, arithmetic, key=value lookups, counting\n"
-    "  and copying, byte-tokenized. Same seed (default 1234) -> identical files.\n"
-    "  Also the chat task suite (E examples, default 2000, at least 10): DIR/sft.h5 (E),\n"
-    "  sft_val.h5 (E/10), prefs.h5 (E/2), prefs_val.h5 (E/10), prompts.h5 (E/2, prompts\n"
-    "  only, loss mask 0), eval_tasks.jsonl (E/10 held-out prompts with answers) and the\n"
+    "  copying and reversing, byte-tokenized. Same seed (default 1234) -> identical files.\n"
+    "  Also the chat task suite (E examples, default 20000, at least 10): DIR/sft.h5 (E),\n"
+    "  sft_val.h5 (E/10), prefs.h5 (E/2), prefs_val.h5 (E/10), prompts.h5 (E/2, at most\n"
+    "  4000; prompts only, loss mask 0), eval_tasks.jsonl (E/10, at most 1000, held-out\n"
+    "  prompts with answers) and the\n"
     "  JSONL sources sft.jsonl, sft_val.jsonl, prefs.jsonl, prefs_val.jsonl.\n";
 static const char *HELP_CHAT =
     "usage: kdtrain data chat --jsonl F.jsonl --out F.h5 [--template NAME|FILE.yaml]\n"
@@ -217,7 +218,7 @@ static int cmd_inspect(int argc, char **argv, kd_error *err) {
 
 static int cmd_synth(int argc, char **argv, kd_error *err) {
     const char *dir = NULL;
-    uint64_t seed = 1234, tokens = 200000, examples = 2000;
+    uint64_t seed = 1234, tokens = 200000, examples = 20000;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {

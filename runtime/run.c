@@ -233,7 +233,12 @@ static int validate(const kd_recipe *r, const kd_model_config *mc, int world, in
             snprintf(what, sizeof what, "stages.%s.prompts", s->name);
         }
         int win = s->kind == KD_STAGE_PRETRAIN, prefs = s->kind == KD_STAGE_DPO;
-        if (data[0])
+        // pseudo-labels that an earlier stage of this recipe writes are checked once they exist
+        int produced = 0;
+        for (int j = 0; j < i && data[0]; j++)
+            produced |= r->stages[j].kind == KD_STAGE_KD && r->stages[j].kd.pseudo_labels.generate &&
+                        strcmp(r->stages[j].kd.pseudo_labels.out, data) == 0 && access(data, R_OK) != 0;
+        if (data[0] && !produced)
             rc = prefs ? check_prefs(data, what, mc, &ntok, err)
                        : check_dataset(data, what, mc, s->batch.seq_len, win, &ntok, err);
         if (!rc && s->eval_data[0]) {

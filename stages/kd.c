@@ -133,9 +133,12 @@ static int kd_head(kd_task_ctx *c, kd_model *m, const int32_t *ids, const int32_
         o->upload(c->lp_dev, c->klp, N * (size_t)c->K * sizeof(float));
         o->distill_topk(c->loss_dev, want_grad ? S : NULL, S, c->kid_dev, c->lp_dev, c->w_dev, (int)N, V, c->K,
                         KD_TOPK_TAIL, L->temperature, dscale * L->kl);
-    } else {
+    } else if (Tl) {
         o->distill_full(c->loss_dev, want_grad ? S : NULL, S, Tl, c->w_dev, (int)N, V, L->divergence, L->beta,
                         L->temperature, dscale * L->kl);
+    } else {  // CE only (kl 0): no teacher is loaded while training; the logits keep their CE gradient below
+        if (want_grad) o->zero(S, N * (size_t)V * sizeof(float));
+        o->zero(c->loss_dev, N * sizeof(float));
     }
     double kl = sum_dev(c, c->loss_dev, N);
     extra[X_KL] += kl;

@@ -7,3 +7,11 @@ target_link_libraries(bench_train PRIVATE kdcore)
 add_test(NAME bench_train COMMAND bench_train)
 set_tests_properties(bench_train PROPERTIES LABELS bench DISABLED TRUE
   ENVIRONMENT "OMP_NUM_THREADS=2")
+# Distillation step cost (tests/bench/bench_kd.c): student-only vs online-KD vs cached
+# top-K step; same rules (bench label, DISABLED). docs/performance.md "Distillation":
+#   OMP_NUM_THREADS=2 ./build/tests/bench_kd [--ssm-layers 0,2,4]
+add_executable(bench_kd ${CMAKE_SOURCE_DIR}/tests/bench/bench_kd.c)
+target_link_libraries(bench_kd PRIVATE kdcore)
+add_test(NAME bench_kd COMMAND bench_kd)
+set_tests_properties(bench_kd PROPERTIES LABELS bench DISABLED TRUE
+  ENVIRONMENT "OMP_NUM_THREADS=2")
