@@ -11,24 +11,9 @@
 
 #include "data/tokenizer.h"
 #include "data/tools.h"
+#include "data/synth_rng.h"
 #include "data/writer.h"
 
-// ============================================================================ RNG
-
-typedef struct {
-    uint64_t s;
-} rng_t;
-
-static uint64_t rng_next(rng_t *r) { // splitmix64
-    uint64_t x = (r->s += 0x9e3779b97f4a7c15ull);
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-static int rng_int(rng_t *r, int n) {
-    return (int)(rng_next(r) % (uint64_t)n);
-}
-#define PICK(r, arr) (arr[rng_int((r), (int)(sizeof(arr) / sizeof(arr[0])))])
 
 // ============================================================================ generators
 // Each appends one line (ending in '\n') to buf at *len (capacity cap, always enough for
