@@ -243,6 +243,9 @@ uint64_t kd_recipe_model_hash(const kd_recipe *r, int stage) {
         if (s->kind == KD_STAGE_INIT) {
             kd_strbuf_printf(&b, "  hybrid:\n");
             kd_schema_emit(&b, hyb_s, s->has_hybrid ? &s->hybrid : &r->model.hybrid, 4);
+            // only a non-default conv init is hashed, so runs that never set it keep their hash
+            if (s->init.conv != KD_INIT_CONV_IDENTITY)
+                kd_strbuf_printf(&b, "  conv: %d\n", (int)s->init.conv);
         }
         if (s->kind == KD_STAGE_KD) {
             const kd_pseudo_labels *pl = &s->kd.pseudo_labels;

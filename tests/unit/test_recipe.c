@@ -351,6 +351,8 @@ static void test_model_hash(void) {
         {"model.arch.d_model=32", 1},
         {"model.hybrid.ssm_layers=[2]", 1},
         {"stages.sft.from={hf: x}", 1},
+        {"stages.init.conv=identity", 0},
+        {"stages.init.conv=default", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         uint64_t h = hash_with(cases[i].ov, 5);
