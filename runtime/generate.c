@@ -135,8 +135,8 @@ void kd_gen_seq_clear(kd_gen_seq *s) {
     s->stop_eos = 0;
 }
 
-// Row state of a wave: sampling, then (with top-K) feeding its last token once more so that
-// the distribution after the whole sequence is recorded, then done.
+// Slot state: sampling, then (with top-K) feeding its last token once more so that the
+// distribution after the whole sequence is recorded, then done (free for the next prompt).
 enum { ROW_SAMPLE = 0, ROW_FEED_LAST, ROW_DONE };
 
 static void record_topk(kd_gen_seq *s, int row, const float *logits, int V, int K) {
@@ -144,54 +144,77 @@ static void record_topk(kd_gen_seq *s, int row, const float *logits, int V, int 
                          s->topk_logprobs + (size_t)row * K);
 }
 
-// One wave of nb <= max_batch sequences.
-static int wave(kd_decoder *d, kd_model *m, kd_gen_seq *seqs, int nb, const kd_gen_params *p, int K,
-                kd_error *err) {
-    const int V = kd_model_cfg(m)->vocab_size;
+// Work shared by the slots of one kd_generate call.
+typedef struct {
+    kd_decoder *d;
+    const kd_gen_params *p;
+    int V, K;
+    float *all;  // (max prompt, V) prompt logits when K > 0
+    kd_rng *rng; // (nb) the stream of the prompt in each slot
+} gen_work;
+
+// Puts prompt s into decoder slot b: fresh outputs, its own random stream, prefill (which
+// leaves its next-token logits in the decoder's row b) and the prompt's top-K rows.
+static int admit(gen_work *g, int b, kd_gen_seq *s, kd_error *err) {
+    size_t cap = (size_t)s->n_prompt + g->p->max_new_tokens;
+    int K = g->K, V = g->V;
+    kd_gen_seq_clear(s);
+    s->tokens = kd_malloc(sizeof(int32_t) * cap);
+    memcpy(s->tokens, s->prompt, sizeof(int32_t) * (size_t)s->n_prompt);
+    if (K > 0) {
+        s->topk_ids = kd_malloc(sizeof(int32_t) * cap * K);
+        s->topk_logprobs = kd_malloc(sizeof(float) * cap * K);
+        g->all = kd_realloc(g->all, sizeof(float) * (size_t)s->n_prompt * V);
+    }
+    char key[48];
+    snprintf(key, sizeof key, "gen/%llu", (unsigned long long)s->index);
+    kd_rng_seed_str(&g->rng[b], g->p->seed, key);
+    int rc = kd_decoder_prefill(g->d, b, s->prompt, s->n_prompt, K > 0 ? g->all : NULL, err);
+    for (int j = 0; j + 1 < s->n_prompt && K > 0 && !rc; j++)
+        record_topk(s, j, g->all + (size_t)j * V, V, K);
+    return rc;
+}
+
+// Continuous batching over nb decoder slots: a slot whose sequence stops takes the next
+// prompt at once (prefilled after the step, so its state is never stepped before its first
+// token is sampled), so the batch stays full until the prompts run out. Per-prompt streams
+// and per-prompt prefill keep each completion independent of which prompts share a step.
+static int decode_all(kd_decoder *d, kd_model *m, kd_gen_seq *seqs, int n, int nb,
+                      const kd_gen_params *p, int K, kd_error *err) {
     const kd_ops *o = kd_model_ops(m);
+    gen_work g = {d, p, kd_model_cfg(m)->vocab_size, K, NULL, NULL};
+    const int V = g.V;
     float *lg = kd_malloc(sizeof(float) * (size_t)nb * V);
-    float *all = NULL;
     int *idx = kd_malloc(sizeof(int) * (size_t)V);
     double *prob = kd_malloc(sizeof(double) * (size_t)V);
-    kd_rng *rng = kd_malloc(sizeof(kd_rng) * (size_t)nb);
+    g.rng = kd_malloc(sizeof(kd_rng) * (size_t)nb);
     int *state = kd_calloc((size_t)nb, sizeof(int));
+    int *seq_of = kd_malloc(sizeof(int) * (size_t)nb); // slot -> prompt, -1: idle for good
     int32_t *feed = kd_malloc(sizeof(int32_t) * (size_t)nb);
     uint8_t *live = kd_malloc((size_t)nb);
-    int rc = KD_OK;
+    int rc = KD_OK, next = 0;
     for (int b = 0; b < nb && !rc; b++) {
-        kd_gen_seq *s = &seqs[b];
-        size_t cap = (size_t)s->n_prompt + p->max_new_tokens;
-        kd_gen_seq_clear(s);
-        s->tokens = kd_malloc(sizeof(int32_t) * cap);
-        memcpy(s->tokens, s->prompt, sizeof(int32_t) * (size_t)s->n_prompt);
-        if (K > 0) {
-            s->topk_ids = kd_malloc(sizeof(int32_t) * cap * K);
-            s->topk_logprobs = kd_malloc(sizeof(float) * cap * K);
-            all = kd_realloc(all, sizeof(float) * (size_t)s->n_prompt * V);
-        }
-        char key[48];
-        snprintf(key, sizeof key, "gen/%llu", (unsigned long long)s->index);
-        kd_rng_seed_str(&rng[b], p->seed, key);
-        rc = kd_decoder_prefill(d, b, s->prompt, s->n_prompt, K > 0 ? all : NULL, err);
-        for (int j = 0; j + 1 < s->n_prompt && K > 0 && !rc; j++)
-            record_topk(s, j, all + (size_t)j * V, V, K);
+        seq_of[b] = next++;
+        rc = admit(&g, b, &seqs[seq_of[b]], err);
     }
     while (!rc) {
         o->download(lg, kd_decoder_logits(d), sizeof(float) * (size_t)nb * V);
         int any = 0;
         for (int b = 0; b < nb; b++) {
-            kd_gen_seq *s = &seqs[b];
-            int n = s->n_prompt + s->n_gen; // tokens fed so far for live rows
-            if (state[b] == ROW_SAMPLE && K > 0) record_topk(s, n - 1, lg + (size_t)b * V, V, K);
+            live[b] = 0;
+            if (seq_of[b] < 0) continue; // feed[b] keeps the slot's last token
+            kd_gen_seq *s = &seqs[seq_of[b]];
+            int n_fed = s->n_prompt + s->n_gen;
+            if (state[b] == ROW_SAMPLE && K > 0)
+                record_topk(s, n_fed - 1, lg + (size_t)b * V, V, K);
             if (state[b] == ROW_FEED_LAST) {
-                record_topk(s, n - 1, lg + (size_t)b * V, V, K);
+                record_topk(s, n_fed - 1, lg + (size_t)b * V, V, K);
                 state[b] = ROW_DONE;
             }
-            live[b] = 0;
-            feed[b] = s->tokens[n - 1];
+            feed[b] = s->tokens[n_fed - 1];
             if (state[b] != ROW_SAMPLE) continue;
-            int32_t t = kd_gen_sample(lg + (size_t)b * V, V, p, &rng[b], idx, prob);
-            s->tokens[n] = t;
+            int32_t t = kd_gen_sample(lg + (size_t)b * V, V, p, &g.rng[b], idx, prob);
+            s->tokens[n_fed] = t;
             s->n_gen++;
             s->stop_eos = p->eos_id >= 0 && t == p->eos_id;
             if (s->stop_eos || s->n_gen == p->max_new_tokens) {
@@ -199,18 +222,28 @@ static int wave(kd_decoder *d, kd_model *m, kd_gen_seq *seqs, int nb, const kd_g
                 if (state[b] == ROW_DONE) continue;
             }
             feed[b] = t;
-            live[b] = 1;
-            any = 1;
+            live[b] = any = 1;
         }
-        if (!any) break;
-        rc = kd_decoder_step(d, feed, live, nb, err);
+        if (any) rc = kd_decoder_step(d, feed, live, nb, err);
+        // refill the slots whose sequence is done (their rows were idle in that step)
+        int admitted = 0;
+        for (int b = 0; b < nb && !rc; b++) {
+            if (seq_of[b] < 0 || state[b] != ROW_DONE) continue;
+            seq_of[b] = next < n ? next++ : -1;
+            if (seq_of[b] < 0) continue;
+            state[b] = ROW_SAMPLE;
+            rc = admit(&g, b, &seqs[seq_of[b]], err);
+            admitted = 1;
+        }
+        if (!any && !admitted) break;
     }
     free(lg);
-    free(all);
+    free(g.all);
     free(idx);
     free(prob);
-    free(rng);
+    free(g.rng);
     free(state);
+    free(seq_of);
     free(feed);
     free(live);
     return rc;
@@ -233,8 +266,7 @@ int kd_generate(kd_model *m, kd_gen_seq *seqs, int n, const kd_gen_params *p, in
     int nb = p->batch < n ? p->batch : n;
     kd_decoder *d = NULL;
     if ((rc = kd_decoder_create(&d, m, nb, max_prompt + p->max_new_tokens, err))) return rc;
-    for (int i = 0; i < n && !rc; i += nb)
-        rc = wave(d, m, seqs + i, n - i < nb ? n - i : nb, p, top_k_logits, err);
+    rc = decode_all(d, m, seqs, n, nb, p, top_k_logits, err);
     kd_decoder_free(d);
     return rc;
 }

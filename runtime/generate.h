@@ -52,8 +52,9 @@ typedef struct {
     float *topk_logprobs;  //   the model's distribution after tokens 0..j
 } kd_gen_seq;
 
-// Generates for seqs[0..n) in batches of p->batch. top_k_logits K > 0 fills the top-K
-// arrays (costs one extra step per sequence for its last row). Frees nothing.
+// Generates for seqs[0..n) on p->batch decoder slots (continuous batching: a slot whose
+// sequence stops takes the next prompt). top_k_logits K > 0 fills the top-K arrays (costs
+// one extra step per sequence for its last row). Frees nothing.
 int kd_generate(kd_model *m, kd_gen_seq *seqs, int n, const kd_gen_params *p, int top_k_logits,
                 kd_error *err);
 void kd_gen_seq_clear(kd_gen_seq *s); // frees the out arrays

@@ -272,6 +272,50 @@ static void test_topk_logprobs(kd_model *m) {
            worst);
 }
 
+// Continuous batching: with an EOS that stops some prompts early, a slot that frees up takes
+// the next prompt mid-run. Tokens and top-K rows must equal each prompt decoded alone.
+static void test_refill(kd_model *m) {
+    const int K = 3;
+    kd_gen_params p;
+    kd_gen_params_default(&p);
+    p.temperature = 1.0f, p.top_p = 1.0f, p.max_new_tokens = 10, p.seed = 77, p.batch = NP;
+    int all[NP] = {0, 1, 2, 3, 4}, rev[NP] = {4, 3, 2, 1, 0};
+    kd_gen_seq a[NP], b[NP], c[NP];
+    setup_seqs(a, all, NP);
+    gen_or_die(m, a, NP, &p, 0);
+    p.eos_id = a[1].tokens[a[1].n_prompt + 1]; // stops prompt 1 after 2 tokens at the latest
+    setup_seqs(b, rev, NP);
+    p.batch = 2;
+    gen_or_die(m, b, NP, &p, K);
+    int early = 0, full = 0;
+    double worst = 0;
+    for (int i = 0; i < NP; i++) {
+        setup_seqs(&c[i], &all[i], 1);
+        p.batch = 1;
+        gen_or_die(m, &c[i], 1, &p, K);
+        const kd_gen_seq *x = &b[NP - 1 - i], *y = &c[i];
+        early += y->n_gen < p.max_new_tokens, full += y->n_gen == p.max_new_tokens;
+        CHECK(same_seq(x, y), "prompt %d: batch 2 with refill (%d new) vs alone (%d new) differ",
+              i, x->n_gen, y->n_gen);
+        size_t rows = (size_t)(y->n_prompt + y->n_gen) * K;
+        for (size_t r = 0; same_seq(x, y) && r < rows; r++) {
+            double d = fabs((double)x->topk_logprobs[r] - y->topk_logprobs[r]);
+            worst = fmax(worst, d);
+            CHECK(x->topk_ids[r] == y->topk_ids[r] && d < 1e-5,
+                  "prompt %d top-K entry %zu: id %d lp %.7f vs alone id %d lp %.7f", i, r,
+                  x->topk_ids[r], x->topk_logprobs[r], y->topk_ids[r], y->topk_logprobs[r]);
+        }
+    }
+    CHECK(early > 0 && full > 0,
+          "eos %d should stop some prompts early and not others: %d early, %d full", p.eos_id,
+          early, full);
+    printf("refill: %d prompts stopped early, %d ran full; batch 2 equals alone (top-K max diff "
+           "%.3g, tol 1e-5)\n",
+           early, full, worst);
+    for (int i = 0; i < NP; i++)
+        kd_gen_seq_clear(&a[i]), kd_gen_seq_clear(&b[i]), kd_gen_seq_clear(&c[i]);
+}
+
 int main(void) {
     test_top_k();
     test_top_p();
@@ -290,6 +334,7 @@ int main(void) {
     test_reproducible(m);
     test_eos(m);
     test_topk_logprobs(m);
+    test_refill(m);
     kd_model_free(m);
     if (fails) {
         fprintf(stderr, "%d check(s) failed\n", fails);
