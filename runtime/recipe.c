@@ -235,6 +235,12 @@ static int check_stage(checker *c, int i) {
                        s->dpo.max_prompt_len);
         }
     }
+    if (s->eval_every > 0 && !s->eval_data[0]) {
+        snprintf(q, sizeof q, "%s.eval_every", p);
+        return bad(c, q, "expected 0 without eval_data (held-out evaluation needs a dataset), "
+                         "found %d",
+                   s->eval_every);
+    }
     if (s->kind == KD_STAGE_EVAL && !s->eval_data[0] && !s->eval.n_tasks)
         return bad(c, p, "missing required key 'eval_data' or 'tasks' (an eval stage needs one)");
     if (s->kind == KD_STAGE_INIT && s->has_hybrid) {

@@ -210,6 +210,41 @@ static void fmt_eta(double s, char *out, size_t n) {
     snprintf(out, n, "%ldh%02ldm%02lds", t / 3600, (t / 60) % 60, t % 60);
 }
 
+// Held-out evaluation every spec->eval_every steps (not at the last step: the stage
+// evaluates at its end). Rank 0 logs eval_loss and eval_<extra> for the eval task's named
+// extras (a NULL name is not reported) into metrics.jsonl at this step.
+static int periodic_eval(const kd_trainer_cfg *cfg, const kd_progress *pr, kd_metrics *metrics,
+                         kd_error *err) {
+    const kd_stage_spec *sp = cfg->spec;
+    const kd_task *et = &cfg->eval_task;
+    if (sp->eval_every <= 0 || !et->fill || pr->step % sp->eval_every || pr->step >= sp->steps)
+        return KD_OK;
+    double loss = 0, extra[KD_TASK_MAX_EXTRA] = {0};
+    int rc = kd_trainer_evaluate(cfg, et->n_samples, &loss, extra, err);
+    if (rc || kd_comm_rank(cfg->comm) != 0) return rc;
+    char names[KD_TASK_MAX_EXTRA][80];
+    const char *keys[KD_TASK_MAX_EXTRA + 1] = {"eval_loss"};
+    double vals[KD_TASK_MAX_EXTRA + 1] = {loss};
+    int nk = 1;
+    char line[512];
+    int len = snprintf(line, sizeof line, "%s eval   %6lld/%d | held-out loss %.6f", sp->name,
+                       (long long)pr->step, sp->steps, loss);
+    for (int x = 0; x < et->n_extra; x++) {
+        if (!et->extra_names[x]) continue;
+        snprintf(names[x], sizeof names[x], "eval_%s", et->extra_names[x]);
+        keys[nk] = names[x], vals[nk++] = extra[x];
+        if (len < (int)sizeof line)
+            len += snprintf(line + len, sizeof line - (size_t)len, " | %s %.6f", et->extra_names[x],
+                            extra[x]);
+    }
+    kd_metrics_write(metrics, (long)pr->step, keys, vals, nk);
+    if (!cfg->quiet) {
+        printf("%s\n", line);
+        fflush(stdout);
+    }
+    return KD_OK;
+}
+
 int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *pr, kd_error *err) {
     const kd_stage_spec *sp = cfg->spec;
     kd_comm *comm = cfg->comm;
@@ -374,6 +409,8 @@ int kd_trainer_run(const kd_trainer_cfg *cfg, kd_progress *pr, kd_error *err) {
             t_log = now;
             step_log = pr->step;
         }
+
+        if ((rc = periodic_eval(cfg, pr, &metrics, err))) break;
 
         // ---- checkpoints and collective stop decisions
         if (sp->checkpoint.every > 0 && pr->step % sp->checkpoint.every == 0 && pr->step < sp->steps) {

@@ -239,14 +239,24 @@ int kd_stage_kd(kd_stage_ctx *ctx, kd_error *err) {
     kd_trainer_cfg tc;
     kd_ckpt_attr attrs[KD_MODEL_ATTRS];
     kd_stage_trainer_cfg(ctx, &tc, attrs);
-    kd_task_ctx train;
+    kd_task_ctx train, ev;
     memset(&train, 0, sizeof train);
+    memset(&ev, 0, sizeof ev);
     train.teacher = use_cache ? NULL : teacher;
     rc = open_task(&train, data, ctx, 1, use_cache, &tc.task, err);
     if (!rc && rank == 0 && !ctx->quiet)
         kd_log_info("kd: %llu rows from %s; teacher %s; loss %g*KL(T=%g) + %g*CE", (unsigned long long)tc.task.n_samples,
                     data, use_cache ? "from the top-K cache (not in memory)" : "online", sp->kd.loss.kl,
                     sp->kd.loss.temperature, sp->kd.loss.ce);
+    // Periodic held-out evaluation (eval_every) against the full teacher: the online one, or
+    // with kl 0 the teacher loaded for evaluation only. With the top-K cache the teacher is
+    // not held while training, so those evaluations report the student CE alone.
+    if (!rc && sp->eval_every > 0 && sp->eval_data[0]) {
+        if (!use_cache && !teacher) rc = ctx->get_teacher(ctx->run, &teacher, err);
+        ev.teacher = use_cache ? NULL : teacher;
+        if (!rc) rc = open_task(&ev, sp->eval_data, ctx, 0, 0, &tc.eval_task, err);
+        if (!rc && use_cache) tc.eval_task.extra_names[X_KL] = tc.eval_task.extra_names[X_TEACHER_CE] = NULL;
+    }
     if (!rc) rc = kd_trainer_run(&tc, ctx->progress, err);
     ctx_free(&train);
 
@@ -254,13 +264,13 @@ int kd_stage_kd(kd_stage_ctx *ctx, kd_error *err) {
     ctx->eval_loss = NAN;
     if (!rc && sp->eval_data[0]) {
         if (!teacher || use_cache) rc = ctx->get_teacher(ctx->run, &teacher, err);
-        kd_task_ctx ev;
-        memset(&ev, 0, sizeof ev);
-        ev.teacher = teacher;
+        if (!rc && ev.teacher != teacher) {  // (re)open with the full teacher
+            ctx_free(&ev);
+            ev.teacher = teacher;
+            rc = open_task(&ev, sp->eval_data, ctx, 0, 0, &tc.eval_task, err);
+        }
         double extra[KD_TASK_MAX_EXTRA] = {0}, loss = 0;
-        if (!rc) rc = open_task(&ev, sp->eval_data, ctx, 0, 0, &tc.eval_task, err);
         if (!rc) rc = kd_trainer_evaluate(&tc, tc.eval_task.n_samples, &loss, extra, err);
-        ctx_free(&ev);
         if (!rc) {
             ctx->eval_loss = extra[X_CE];
             if (rank == 0) {
@@ -277,5 +287,6 @@ int kd_stage_kd(kd_stage_ctx *ctx, kd_error *err) {
             }
         }
     }
+    ctx_free(&ev);
     return rc;
 }
