@@ -174,9 +174,34 @@ static double mem_limit_bytes(void) {
     return pages > 0 && size > 0 ? (double)pages * (double)size : 64.0 * (1ull << 30);
 }
 
+// The teacher must be loadable and share the student's vocabulary. A teacher taken from a
+// stage of this recipe has the recipe's vocabulary by construction; a checkpoint or HF
+// directory is read for its config only (nothing is loaded).
+static int check_teacher(const kd_recipe *r, const kd_model_config *mc, kd_error *err) {
+    if (!r->has_teacher) return KD_OK;
+    const kd_from *f = &r->teacher.from;
+    kd_model_config tc;
+    int rc = KD_OK;
+    if (f->kind == KD_FROM_RANDOM)
+        return kd_fail(err, KD_EINPUT, "%s: teacher.from: {random: true} is not a teacher: name a stage, "
+                       "checkpoint or hf directory", r->path);
+    if (f->kind == KD_FROM_CHECKPOINT) rc = kd_model_config_from_ckpt(f->ref, &tc, err);
+    else if (f->kind == KD_FROM_HF) rc = kd_hf_config(f->ref, &tc, err);
+    else return KD_OK;
+    if (rc) {
+        kd_error_prefix(err, "%s: teacher.from: ", r->path);
+        return rc;
+    }
+    if (tc.vocab_size != mc->vocab_size)
+        return kd_fail(err, KD_EINPUT, "%s: teacher.from: %s has vocab_size %d, the student %d: teacher and student "
+                       "must share the tokenizer", r->path, f->ref, tc.vocab_size, mc->vocab_size);
+    return KD_OK;
+}
+
 // Everything that can be checked before writing anything. Prints the summary if verbose.
 static int validate(const kd_recipe *r, const kd_model_config *mc, int world, int verbose, kd_error *err) {
     int rc = kd_model_config_check(mc, err);
+    if (!rc) rc = check_teacher(r, mc, err);
     if (rc) return rc;
     // parameters, gradients and this rank's AdamW moments: 4 bytes each, 2 + 2/world floats
     // per parameter (plus the reduced-gradient shard)
@@ -533,6 +558,7 @@ int kd_run_main(int argc, char **argv, kd_comm *comm) {
         if (r->model.from.kind == KD_FROM_HF) rc = kd_hf_config(r->model.from.ref, &mc, &err);
         else if (r->model.from.kind == KD_FROM_CHECKPOINT) rc = kd_model_config_from_ckpt(r->model.from.ref, &mc, &err);
         else model_config(&r->model, &mc);
+        if (rc) kd_error_prefix(&err, "%s: model.from: ", r->path);
     }
     if (!rc) {
         int world = o.check_only && o.ranks > 0 ? o.ranks : kd_comm_size(comm);
