@@ -191,6 +191,15 @@ static int is_active(const char *state) {
 
 // ----------------------------------------------------------------------------- commands
 
+static const char status_help[] =
+    "usage: kdtrain status RUN_DIR\n"
+    "  Per stage: SLURM job id(s), state, restarts, newest checkpoint step, last\n"
+    "  logged loss (loss@step), DONE marker, and a failed stage's error line.\n";
+static const char cancel_help[] =
+    "usage: kdtrain cancel RUN_DIR\n"
+    "  scancel every pending or running job of the run's chain (newest stage\n"
+    "  first). A running kdtrain gets SIGTERM, saves and is not requeued.\n";
+
 // The start of `kdtrain status|cancel RUN_DIR`: parses the one argument and loads the run's
 // stages (caller frees). NULL when the command is over: *rc is KD_OK after --help, else the
 // error (already printed).
@@ -219,12 +228,7 @@ static stage_list *open_run(int argc, char **argv, const char *help, const char 
 int kd_status_main(int argc, char **argv) {
     const char *run = NULL;
     int rc;
-    stage_list *l =
-        open_run(argc, argv,
-                 "usage: kdtrain status RUN_DIR\n"
-                 "  Per stage: SLURM job id(s), state, restarts, newest checkpoint step, last\n"
-                 "  logged loss (loss@step), DONE marker, and a failed stage's error line.\n",
-                 &run, &rc);
+    stage_list *l = open_run(argc, argv, status_help, &run, &rc);
     if (!l) return rc;
     printf("%-24s %-16s %-12s %-8s %-9s %-16s %s\n", "stage", "job", "state", "restarts", "ckpt",
            "loss@step", "done");
@@ -262,12 +266,7 @@ int kd_status_main(int argc, char **argv) {
 int kd_cancel_main(int argc, char **argv) {
     const char *run = NULL;
     int rc;
-    stage_list *l =
-        open_run(argc, argv,
-                 "usage: kdtrain cancel RUN_DIR\n"
-                 "  scancel every pending or running job of the run's chain (newest stage\n"
-                 "  first). A running kdtrain gets SIGTERM, saves and is not requeued.\n",
-                 &run, &rc);
+    stage_list *l = open_run(argc, argv, cancel_help, &run, &rc);
     if (!l) return rc;
     char cmd[4096] = "scancel", out[4096];
     int n = 0;
