@@ -191,35 +191,45 @@ static int is_active(const char *state) {
 
 // ----------------------------------------------------------------------------- commands
 
-static int one_run_arg(int argc, char **argv, const char *help, const char **run) {
+static const char status_help[] =
+    "usage: kdtrain status RUN_DIR\n"
+    "  Per stage: SLURM job id(s), state, restarts, newest checkpoint step, last\n"
+    "  logged loss (loss@step), DONE marker, and a failed stage's error line.\n";
+static const char cancel_help[] =
+    "usage: kdtrain cancel RUN_DIR\n"
+    "  scancel every pending or running job of the run's chain (newest stage\n"
+    "  first). A running kdtrain gets SIGTERM, saves and is not requeued.\n";
+
+// The start of `kdtrain status|cancel RUN_DIR`: parses the one argument and loads the run's
+// stages (caller frees). NULL when the command is over: *rc is KD_OK after --help, else the
+// error (already printed).
+static stage_list *open_run(int argc, char **argv, const char *help, const char **run, int *rc) {
+    *rc = KD_OK;
     if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("%s", help);
-        return -1;
+        return NULL;
     }
     if (argc != 2 || argv[1][0] == '-') {
         fprintf(stderr, "kdtrain %s: expected one RUN_DIR\n%s", argv[0], help);
-        return KD_EINPUT;
+        *rc = KD_EINPUT;
+        return NULL;
     }
     *run = argv[1];
-    return KD_OK;
+    kd_error err = {0};
+    stage_list *l = kd_calloc(1, sizeof *l);
+    if ((*rc = load_stages(*run, l, &err))) {
+        fprintf(stderr, "kdtrain: error: %s\n", err.msg);
+        free(l);
+        return NULL;
+    }
+    return l;
 }
 
 int kd_status_main(int argc, char **argv) {
     const char *run = NULL;
-    int rc =
-        one_run_arg(argc, argv,
-                    "usage: kdtrain status RUN_DIR\n"
-                    "  Per stage: SLURM job id(s), state, restarts, newest checkpoint step, last\n"
-                    "  logged loss (loss@step), DONE marker, and a failed stage's error line.\n",
-                    &run);
-    if (rc) return rc == -1 ? KD_OK : rc;
-    kd_error err = {0};
-    stage_list *l = kd_calloc(1, sizeof *l);
-    if ((rc = load_stages(run, l, &err))) {
-        fprintf(stderr, "kdtrain: error: %s\n", err.msg);
-        free(l);
-        return rc;
-    }
+    int rc;
+    stage_list *l = open_run(argc, argv, status_help, &run, &rc);
+    if (!l) return rc;
     printf("%-24s %-16s %-12s %-8s %-9s %-16s %s\n", "stage", "job", "state", "restarts", "ckpt",
            "loss@step", "done");
     for (int i = 0; i < l->n; i++) {
@@ -255,19 +265,9 @@ int kd_status_main(int argc, char **argv) {
 
 int kd_cancel_main(int argc, char **argv) {
     const char *run = NULL;
-    int rc = one_run_arg(argc, argv,
-                         "usage: kdtrain cancel RUN_DIR\n"
-                         "  scancel every pending or running job of the run's chain (newest stage\n"
-                         "  first). A running kdtrain gets SIGTERM, saves and is not requeued.\n",
-                         &run);
-    if (rc) return rc == -1 ? KD_OK : rc;
-    kd_error err = {0};
-    stage_list *l = kd_calloc(1, sizeof *l);
-    if ((rc = load_stages(run, l, &err))) {
-        fprintf(stderr, "kdtrain: error: %s\n", err.msg);
-        free(l);
-        return rc;
-    }
+    int rc;
+    stage_list *l = open_run(argc, argv, cancel_help, &run, &rc);
+    if (!l) return rc;
     char cmd[4096] = "scancel", out[4096];
     int n = 0;
     for (int i = l->n - 1; i >= 0; i--) {

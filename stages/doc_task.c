@@ -93,24 +93,13 @@ static int doc_fill(void *vctx, const uint64_t *pos, int n, int T, int32_t *ids,
     return KD_OK;
 }
 
-static double doc_loss(void *vctx, kd_model *m, const int32_t *targets, const float *weights, int n, int T,
-                       float dscale, int want_grad, double *extra) {
-    (void)vctx, (void)n, (void)T, (void)extra;
-    return kd_model_ce_loss(m, targets, weights, dscale, want_grad);
-}
-
 int kd_doc_task_open(kd_doc_task **out, const char *path, int vocab_size, int seq_len, uint64_t seed,
                      int shuffle, int packing, int use_mask, kd_task *task, kd_error *err) {
     *out = NULL;
     kd_dataset *ds = NULL;
-    int rc = kd_dataset_open(&ds, path, err);
+    int rc = kd_stage_open_tokens(&ds, path, vocab_size, err);
     if (rc) return rc;
     const kd_dataset_info *info = kd_dataset_get_info(ds);
-    if (info->vocab_size > vocab_size) {
-        kd_dataset_close(ds);
-        return kd_fail(err, KD_EINPUT, "%s: dataset vocab_size %d is larger than the model's vocab_size %d", path,
-                       info->vocab_size, vocab_size);
-    }
     kd_doc_task *t = kd_calloc(1, sizeof *t);
     t->ds = ds, t->off = kd_dataset_offsets(ds), t->seed = seed, t->shuffle = shuffle, t->seq_len = seq_len;
     t->use_mask = use_mask;
@@ -122,7 +111,7 @@ int kd_doc_task_open(kd_doc_task **out, const char *path, int vocab_size, int se
         kd_doc_task_free(t);
         return kd_fail(err, KD_EINPUT, "%s: no document has 2 or more tokens: nothing to train on", path);
     }
-    *task = (kd_task){.ctx = t, .fill = doc_fill, .loss = doc_loss, .n_samples = t->n_rows};
+    *task = (kd_task){.ctx = t, .fill = doc_fill, .loss = kd_stage_ce_loss, .n_samples = t->n_rows};
     *out = t;
     return KD_OK;
 }

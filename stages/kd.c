@@ -44,8 +44,8 @@ typedef struct {
 
 enum { X_KL = 0, X_CE, X_TEACHER_CE };
 
-static void ensure(kd_task_ctx *c, size_t N) {
-    if (N <= c->cap) return;
+// Frees the per-position buffers (device and host scratch); ensure reallocates them.
+static void free_buffers(kd_task_ctx *c) {
     const kd_ops *o = c->ops;
     if (c->cap) {
         o->free(c->w_dev), o->free(c->loss_dev), o->free(c->tg_dev);
@@ -53,6 +53,12 @@ static void ensure(kd_task_ctx *c, size_t N) {
         if (c->lp_dev) o->free(c->lp_dev), o->free(c->kid_dev);
     }
     free(c->kid), free(c->klp);
+}
+
+static void ensure(kd_task_ctx *c, size_t N) {
+    if (N <= c->cap) return;
+    free_buffers(c);
+    const kd_ops *o = c->ops;
     c->w_dev = o->alloc(N * sizeof(float));
     c->loss_dev = o->alloc(N * sizeof(float));
     c->tg_dev = o->alloc(N * sizeof(int32_t));
@@ -170,13 +176,7 @@ static double kd_eval_loss(void *vctx, kd_model *m, const int32_t *targets, cons
 }
 
 static void ctx_free(kd_task_ctx *c) {
-    const kd_ops *o = c->ops;
-    if (c->cap) {
-        o->free(c->w_dev), o->free(c->loss_dev), o->free(c->tg_dev);
-        if (c->ce_grad) o->free(c->ce_grad);
-        if (c->lp_dev) o->free(c->lp_dev), o->free(c->kid_dev);
-    }
-    free(c->kid), free(c->klp);
+    free_buffers(c);
     kd_topk_close(c->cache);
     kd_doc_task_free(c->docs);
     memset(c, 0, sizeof *c);

@@ -42,24 +42,13 @@ static int lm_fill(void *vctx, const uint64_t *pos, int n, int T, int32_t *ids, 
     return KD_OK;
 }
 
-static double lm_loss(void *vctx, kd_model *m, const int32_t *targets, const float *weights, int n,
-                      int T, float dscale, int want_grad, double *extra) {
-    (void)vctx, (void)n, (void)T, (void)extra;
-    return kd_model_ce_loss(m, targets, weights, dscale, want_grad);
-}
-
 int kd_lm_task_open(kd_lm_task **out, const char *path, int vocab_size, int seq_len, uint64_t seed,
                     int shuffle, kd_task *task, kd_error *err) {
     *out = NULL;
     kd_dataset *ds = NULL;
-    int rc = kd_dataset_open(&ds, path, err);
+    int rc = kd_stage_open_tokens(&ds, path, vocab_size, err);
     if (rc) return rc;
     const kd_dataset_info *info = kd_dataset_get_info(ds);
-    if (info->vocab_size > vocab_size) {
-        kd_dataset_close(ds);
-        return kd_fail(err, KD_EINPUT, "%s: dataset vocab_size %d is larger than the model's vocab_size %d",
-                       path, info->vocab_size, vocab_size);
-    }
     uint64_t nw = kd_dataset_n_windows(ds, seq_len);
     if (nw == 0) {
         kd_dataset_close(ds);
@@ -68,7 +57,7 @@ int kd_lm_task_open(kd_lm_task **out, const char *path, int vocab_size, int seq_
     }
     kd_lm_task *t = kd_calloc(1, sizeof *t);
     t->ds = ds, t->n_windows = nw, t->seed = seed, t->shuffle = shuffle, t->seq_len = seq_len;
-    *task = (kd_task){.ctx = t, .fill = lm_fill, .loss = lm_loss, .n_extra = 0, .n_samples = nw};
+    *task = (kd_task){.ctx = t, .fill = lm_fill, .loss = kd_stage_ce_loss, .n_extra = 0, .n_samples = nw};
     *out = t;
     return KD_OK;
 }

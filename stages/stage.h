@@ -69,3 +69,10 @@ uint64_t kd_doc_task_truncated(const kd_doc_task *t);
 const int64_t *kd_doc_task_sources(const kd_doc_task *t, const int32_t *ids);
 struct kd_dataset *kd_doc_task_dataset(kd_doc_task *t);
 void kd_doc_task_free(kd_doc_task *t);
+
+// What the LM and document tasks share (stages/stage_common.c): opening their dataset,
+// refused with KD_EINPUT naming the file when its vocab_size exceeds the model's; and
+// their kd_task loss, the model's weighted next-token CE (ctx, n, T, extra unused).
+int kd_stage_open_tokens(struct kd_dataset **out, const char *path, int vocab_size, kd_error *err);
+double kd_stage_ce_loss(void *ctx, kd_model *m, const int32_t *targets, const float *weights, int n,
+                        int T, float dscale, int want_grad, double *extra);

@@ -1,6 +1,8 @@
-// stage_common.c: what every training stage sets up the same way for the trainer.
+// stage_common.c: what every training stage sets up the same way for the trainer, and what
+// the token-dataset tasks (lm_task.c, doc_task.c) share: opening the dataset, the CE loss.
 #include <string.h>
 
+#include "data/dataset.h"
 #include "runtime/model_io.h"
 #include "stages/stage.h"
 
@@ -22,4 +24,26 @@ void kd_stage_trainer_cfg(kd_stage_ctx *ctx, kd_trainer_cfg *tc, kd_ckpt_attr *a
     tc->deadline = ctx->deadline;
     tc->final_ckpt = ctx->final_ckpt;
     tc->final_ckpt_len = sizeof ctx->final_ckpt;
+}
+
+int kd_stage_open_tokens(kd_dataset **out, const char *path, int vocab_size, kd_error *err) {
+    *out = NULL;
+    kd_dataset *ds = NULL;
+    int rc = kd_dataset_open(&ds, path, err);
+    if (rc) return rc;
+    int v = kd_dataset_get_info(ds)->vocab_size;
+    if (v > vocab_size) {
+        kd_dataset_close(ds);
+        return kd_fail(err, KD_EINPUT,
+                       "%s: dataset vocab_size %d is larger than the model's vocab_size %d", path,
+                       v, vocab_size);
+    }
+    *out = ds;
+    return KD_OK;
+}
+
+double kd_stage_ce_loss(void *ctx, kd_model *m, const int32_t *targets, const float *weights, int n,
+                        int T, float dscale, int want_grad, double *extra) {
+    (void)ctx, (void)n, (void)T, (void)extra;
+    return kd_model_ce_loss(m, targets, weights, dscale, want_grad);
 }

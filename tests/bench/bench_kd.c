@@ -19,70 +19,18 @@
 #include "runtime/model.h"
 #include "runtime/optim.h"
 #include "runtime/rng.h"
-
-typedef struct {
-    int vocab, d_model, layers, heads, kv_heads, head_dim, ffn, seq, batch, warmup, steps, topk;
-    char ssm[256];
-} bench_args;
-
-static void usage(void) {
-    fprintf(stderr, "usage: bench_kd [--vocab V] [--d-model C] [--layers L] [--heads H] [--kv-heads K] "
-                    "[--head-dim D] [--ffn F] [--seq T] [--batch B] [--warmup W] [--steps S] [--topk K] "
-                    "[--ssm-layers i,j,...]\n");
-}
-
-// Returns 0 on success, 2 on a bad command line.
-static int parse_args(int argc, char **argv, bench_args *a) {
-    *a = (bench_args){4096, 384, 6, 6, 2, 64, 1024, 256, 8, 1, 3, 16, ""};
-    struct {
-        const char *flag;
-        int *dst;
-    } ints[] = {{"--vocab", &a->vocab},       {"--d-model", &a->d_model}, {"--layers", &a->layers},
-                {"--heads", &a->heads},       {"--kv-heads", &a->kv_heads}, {"--head-dim", &a->head_dim},
-                {"--ffn", &a->ffn},           {"--seq", &a->seq},         {"--batch", &a->batch},
-                {"--warmup", &a->warmup},     {"--steps", &a->steps},     {"--topk", &a->topk}};
-    for (int i = 1; i < argc; i++) {
-        if (i + 1 >= argc) return usage(), 2;
-        int found = 0;
-        for (size_t k = 0; k < sizeof ints / sizeof ints[0]; k++)
-            if (!strcmp(argv[i], ints[k].flag)) {
-                *ints[k].dst = atoi(argv[++i]);
-                found = 1;
-            }
-        if (!found && !strcmp(argv[i], "--ssm-layers")) {
-            snprintf(a->ssm, sizeof a->ssm, "%s", argv[++i]);
-            found = 1;
-        }
-        if (!found) return usage(), 2;
-    }
-    if (a->steps < 1 || a->batch < 1 || a->seq < 2 || a->topk < 1 || a->topk > a->vocab) return usage(), 2;
-    return 0;
-}
-
-static void base_config(const bench_args *a, kd_model_config *cfg) {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->vocab_size = a->vocab, cfg->d_model = a->d_model, cfg->n_layers = a->layers;
-    cfg->n_heads = a->heads, cfg->n_kv_heads = a->kv_heads, cfg->head_dim = a->head_dim;
-    cfg->ffn_dim = a->ffn, cfg->rope_theta = 10000.0f, cfg->norm_eps = 1e-5f;
-    cfg->d_state = a->head_dim, cfg->chunk_size = 64, cfg->conv_width = 4;
-}
+#include "bench_args.h"
 
 enum { K_CE = 0, K_ONLINE, K_TOPK, N_KINDS };
 static const char *KIND_NAME[N_KINDS] = {"ce", "online", "topk"};
 
 int main(int argc, char **argv) {
-    bench_args a;
-    if (parse_args(argc, argv, &a)) return 2;
+    bench_args a = bench_args_default(1, 3);
+    if (bench_parse_args(argc, argv, "bench_kd", BENCH_FLAG_TOPK, &a)) return 2;
     const kd_ops *o = kd_ops_cpu();
     kd_model_config tcfg, scfg;
-    base_config(&a, &tcfg);
-    base_config(&a, &scfg);
-    for (char *s = a.ssm; *s;) {
-        int l = (int)strtol(s, &s, 10);
-        if (l < 0 || l >= a.layers) return fprintf(stderr, "--ssm-layers: no layer %d\n", l), 2;
-        scfg.mixer[l] = KD_MIXER_MAMBA2;
-        while (*s == ',' || *s == ' ') s++;
-    }
+    bench_model_config(&a, 0, &tcfg);
+    if (bench_model_config(&a, 1, &scfg)) return 2;
     kd_model *st = NULL, *te = NULL;
     kd_error err = {0};
     if (kd_model_create(&st, &scfg, o, 1, &err) || kd_model_create(&te, &tcfg, o, 0, &err))

@@ -11,17 +11,7 @@
 #include "runtime/model_convert.h"
 #include "runtime/model_internal.h"
 #include "tests/unit/test_model_util.h"
-
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            g_fail = 1;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 enum { B = 2, T = 9 };
 static float g_w[B * T];
@@ -164,6 +154,5 @@ int main(void) {
     }
     kd_model_free(t);
     kd_model_free(s);
-    printf(g_fail ? "align losses: FAILED\n" : "align losses: OK\n");
-    return g_fail;
+    return check_done("align losses");
 }

@@ -12,19 +12,9 @@
 #include "data/prefs.h"
 #include "data/tokenizer.h"
 #include "data/writer.h"
+#include "check.h"
 
-static int fails = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            fails++;                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static char dir[] = "/tmp/kd_chat_prefs_XXXXXX";
+static char dir[256];
 
 static int n_files(void) { // entries in dir besides . and ..
     DIR *d = opendir(dir);
@@ -233,13 +223,9 @@ static int probe(const char *path) {
 
 int main(int argc, char **argv) {
     if (argc == 2) return probe(argv[1]);
-    if (!mkdtemp(dir)) return 2;
+    if (check_tmpdir(dir, sizeof dir, "chat_prefs")) return 2;
     test_roundtrip();
     test_convert();
-    rmdir(dir);
-    if (fails)
-        fprintf(stderr, "%d check(s) failed\n", fails);
-    else
-        printf("chat prefs: all checks passed\n");
-    return fails ? 1 : 0;
+    check_rmtree(dir);
+    return check_done("chat prefs");
 }

@@ -9,17 +9,7 @@
 
 #include "data/chat.h"
 #include "data/tokenizer.h"
-
-static int fails = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fputc('\n', stderr);                                                                   \
-            fails++;                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 // The expected sequence, built piece by piece: text (bytes) or a special id, with a mask.
 typedef struct {
@@ -225,16 +215,12 @@ static void test_truncate(void) {
 }
 
 int main(void) {
-    char dir[] = "/tmp/kd_chat_render_XXXXXX";
-    if (!mkdtemp(dir)) return 2;
+    char dir[256];
+    if (check_tmpdir(dir, sizeof dir, "chat_render")) return 2;
     test_bytes();
     test_llama3();
     test_yaml(dir);
     test_truncate();
-    rmdir(dir);
-    if (fails)
-        fprintf(stderr, "%d check(s) failed\n", fails);
-    else
-        printf("chat render: all checks passed\n");
-    return fails ? 1 : 0;
+    check_rmtree(dir);
+    return check_done("chat render");
 }

@@ -11,35 +11,8 @@
 
 #include "test_ckpt_fixture.h"
 
-static int fails = 0, rank, world;
+static int rank;
 static char base[256], root[300];
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL rank %d line %d: ", rank, __LINE__);                             \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            fails++;                                                                               \
-        }                                                                                          \
-    } while (0)
-
-static int save_to(const char *where, int64_t step, int seed, int weights_only, kd_error *err) {
-    kd_param_table pt = fx_table(-1);
-    size_t lo, hi;
-    kd_shard_range(pt.total, world, rank, &lo, &hi);
-    float *p = malloc(pt.total * sizeof(float)), *m = malloc((hi - lo + 1) * sizeof(float)),
-          *v = malloc((hi - lo + 1) * sizeof(float));
-    fx_fill(p, 0, 0, pt.total, seed);
-    fx_fill(m, 1, lo, hi, seed);
-    fx_fill(v, 2, lo, hi, seed);
-    kd_train_state ts = fx_state(step);
-    kd_error_clear(err);
-    int rc = kd_ckpt_save(MPI_COMM_WORLD, where, step, &pt, p, weights_only ? NULL : m,
-                          weights_only ? NULL : v, &ts, NULL, 0, NULL, 0, err);
-    free(p), free(m), free(v), free(pt.t);
-    return rc;
-}
 
 static int exists(const char *name) {
     char p[600];
@@ -82,7 +55,7 @@ static void nothing_half_written(const char *what) {
 static void fail_writing(const char *file) {
     if (rank == 0) setenv("KD_CKPT_FAIL_WRITE", file, 1);
     kd_error err = {0};
-    int rc = save_to(root, 20, 2, 0, &err);
+    int rc = fx_save(root, 20, 2, 0, 0, NULL, 0, &err);
     if (rank == 0) unsetenv("KD_CKPT_FAIL_WRITE");
     CHECK(rc == KD_ERUNTIME && strstr(err.msg, "No space left on device") &&
               strstr(err.msg, root) && strstr(err.msg, file),
@@ -95,17 +68,11 @@ static void fail_writing(const char *file) {
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
-    if (rank == 0) {
-        snprintf(base, sizeof base, "/tmp/kd_ckpt_fault_XXXXXX");
-        if (!mkdtemp(base)) return 1;
-    }
-    MPI_Bcast(base, sizeof base, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (fx_mpi_begin(&argc, &argv, base, sizeof base, "ckpt_fault")) return MPI_Finalize(), 1;
+    rank = check_rank;
     snprintf(root, sizeof root, "%s/ckpt", base);
     kd_error err = {0};
-    int rc = save_to(root, 10, 1, 0, &err);
+    int rc = fx_save(root, 10, 1, 0, 0, NULL, 0, &err);
     CHECK(rc == KD_OK, "first save: %s", err.msg);
 
     // --- a root that cannot be a directory
@@ -114,7 +81,7 @@ int main(int argc, char **argv) {
     if (rank == 0) fclose(fopen(bad, "w"));
     MPI_Barrier(MPI_COMM_WORLD);
     strcat(bad, "/ckpt");
-    rc = save_to(bad, 20, 2, 0, &err);
+    rc = fx_save(bad, 20, 2, 0, 0, NULL, 0, &err);
     CHECK(rc == KD_ERUNTIME && strstr(err.msg, "Not a directory") && strstr(err.msg, bad),
           "root under a file: rc %d msg %s", rc, err.msg);
     same_everywhere(&err);
@@ -123,7 +90,7 @@ int main(int argc, char **argv) {
     if (geteuid() != 0) {
         if (rank == 0) chmod(root, 0555);
         MPI_Barrier(MPI_COMM_WORLD);
-        rc = save_to(root, 20, 2, 0, &err);
+        rc = fx_save(root, 20, 2, 0, 0, NULL, 0, &err);
         if (rank == 0) chmod(root, 0755);
         CHECK(rc == KD_ERUNTIME && strstr(err.msg, "Permission denied"), "EACCES: rc %d %s", rc,
               err.msg);
@@ -139,7 +106,7 @@ int main(int argc, char **argv) {
     fail_writing("optim.h5");
 
     // --- retention: steps 10, 30, 40 (broken), 50, 60, a leftover tmp, a broken newest 80
-    for (int s = 30; s <= 60; s += 10) save_to(root, s, s, 1, &err);
+    for (int s = 30; s <= 60; s += 10) fx_save(root, s, s, 1, 0, NULL, 0, &err);
     if (rank == 0) {
         char p[600];
         snprintf(p, sizeof p, "%s/step-00000040/model.h5", root);
@@ -172,15 +139,5 @@ int main(int argc, char **argv) {
     CHECK(rc == KD_OK && (rank || (exists("step-00000060") && exists("step-00000080"))),
           "prune with no valid checkpoint deleted something");
 
-    MPI_Barrier(MPI_COMM_WORLD);
-    int any = 0;
-    MPI_Allreduce(&fails, &any, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (rank == 0) {
-        char cmd[400];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", base);
-        if (system(cmd) != 0) fprintf(stderr, "warning: cannot remove %s\n", base);
-        if (!any) printf("fault: failed saves leave nothing behind; prune policy holds\n");
-    }
-    MPI_Finalize();
-    return any ? 1 : 0;
+    return fx_mpi_end(base, "fault: failed saves leave nothing behind; prune policy holds");
 }

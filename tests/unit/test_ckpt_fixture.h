@@ -2,12 +2,16 @@
 // ZeRO-1 shards split mid-row) and deterministic contents, shared by the checkpoint tests.
 // Values are pure functions of the flat index, so any rank at any world size can check
 // any range exactly (comparisons are bitwise: storing float32 must lose nothing).
+// fx_save writes the fixture from every rank; fx_mpi_begin/fx_mpi_end are the start and
+// end of an MPI checkpoint test (one scratch directory, failures summed over ranks).
 #pragma once
 #include <math.h>
+#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "runtime/checkpoint.h"
 
 static const struct {
@@ -98,4 +102,60 @@ static inline int fx_attrs(kd_ckpt_attr *a) {
     a[2].type = KD_ATTR_STRING;
     snprintf(a[2].s, sizeof a[2].s, "attn,mamba2");
     return 3;
+}
+
+// Saves the fixture with contents `seed` as step `step` under root, from every rank of
+// MPI_COMM_WORLD (each rank writes its ZeRO-1 shard of m and v). weights_only leaves m and
+// v out; with_attrs stores fx_attrs; out (outn bytes, may be NULL) gets the new path.
+static inline int fx_save(const char *root, int64_t step, int seed, int weights_only,
+                          int with_attrs, char *out, size_t outn, kd_error *err) {
+    int rank, world;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    kd_param_table pt = fx_table(-1);
+    size_t lo, hi;
+    kd_shard_range(pt.total, world, rank, &lo, &hi);
+    float *p = malloc(pt.total * sizeof(float)), *m = malloc((hi - lo + 1) * sizeof(float)),
+          *v = malloc((hi - lo + 1) * sizeof(float));
+    fx_fill(p, 0, 0, pt.total, seed);
+    fx_fill(m, 1, lo, hi, seed);
+    fx_fill(v, 2, lo, hi, seed);
+    kd_train_state ts = fx_state(step);
+    kd_ckpt_attr attrs[3];
+    int na = with_attrs ? fx_attrs(attrs) : 0;
+    kd_error_clear(err);
+    int rc = kd_ckpt_save(MPI_COMM_WORLD, root, step, &pt, p, weights_only ? NULL : m,
+                          weights_only ? NULL : v, &ts, na ? attrs : NULL, na, out, outn, err);
+    free(p), free(m), free(v), free(pt.t);
+    return rc;
+}
+
+// Starts an MPI checkpoint test: MPI_Init, check_rank/check_world for FAIL lines, and one
+// scratch directory (check_tmpdir) made by rank 0 and known to all (dir, n bytes).
+// Returns 0, or -1 on every rank when rank 0 could not make the directory.
+static inline int fx_mpi_begin(int *argc, char ***argv, char *dir, size_t n, const char *tag) {
+    MPI_Init(argc, argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &check_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &check_world);
+    int bad = check_rank == 0 ? check_tmpdir(dir, n, tag) : 0;
+    MPI_Bcast(&bad, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    MPI_Bcast(dir, (int)n, MPI_CHAR, 0, MPI_COMM_WORLD);
+    return bad;
+}
+
+// Ends it: sums check_failures over ranks, rank 0 removes dir and prints ok_msg when all
+// passed; MPI_Finalize. Returns the exit status (the same on every rank).
+static inline int fx_mpi_end(const char *dir, const char *ok_msg) {
+    MPI_Barrier(MPI_COMM_WORLD);
+    int any = 0;
+    MPI_Allreduce(&check_failures, &any, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    if (check_rank == 0) {
+        check_rmtree(dir);
+        if (any)
+            fprintf(stderr, "%d check(s) FAILED over %d ranks\n", any, check_world);
+        else
+            printf("%s\n", ok_msg);
+    }
+    MPI_Finalize();
+    return any ? 1 : 0;
 }

@@ -11,18 +11,8 @@
 #include "runtime/sha256.h"
 #include "test_ckpt_fixture.h"
 
-static int fails = 0, rank, world;
-static char root[256];
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL rank %d/%d line %d: ", rank, world, __LINE__);                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            fails++;                                                                               \
-        }                                                                                          \
-    } while (0)
+static int rank, world;
+static char base[256], root[320];
 
 typedef struct {
     kd_param_table pt;
@@ -30,18 +20,14 @@ typedef struct {
     float *p, *m, *v;
 } bufs;
 
-static bufs make(int seed) {
+// Zeroed load buffers for this rank: all params, this rank's m/v shard.
+static bufs make(void) {
     bufs b;
     b.pt = fx_table(-1);
     kd_shard_range(b.pt.total, world, rank, &b.lo, &b.hi);
     b.p = calloc(b.pt.total, sizeof(float));
     b.m = calloc(b.hi - b.lo + 1, sizeof(float));
     b.v = calloc(b.hi - b.lo + 1, sizeof(float));
-    if (seed >= 0) {
-        fx_fill(b.p, 0, 0, b.pt.total, seed);
-        fx_fill(b.m, 1, b.lo, b.hi, seed);
-        fx_fill(b.v, 2, b.lo, b.hi, seed);
-    }
     return b;
 }
 
@@ -63,28 +49,16 @@ static void expect_same(const bufs *b, int seed, int with_m) {
 }
 
 static int save(int64_t step, int seed, int weights_only, char *out) {
-    bufs b = make(seed);
-    kd_train_state ts = fx_state(step);
-    kd_ckpt_attr attrs[3];
-    int na = fx_attrs(attrs);
     kd_error err = {0};
-    int rc = kd_ckpt_save(MPI_COMM_WORLD, root, step, &b.pt, b.p, weights_only ? NULL : b.m,
-                          weights_only ? NULL : b.v, &ts, attrs, na, out, 512, &err);
+    int rc = fx_save(root, step, seed, weights_only, 1, out, 512, &err);
     CHECK(rc == KD_OK, "save step %lld: %d %s", (long long)step, rc, err.msg);
-    drop(&b);
     return rc;
 }
 
 int main(int argc, char **argv) {
-    MPI_Init(&argc, &argv);
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &world);
-    if (rank == 0) {
-        snprintf(root, sizeof root, "/tmp/kd_ckpt_rt_XXXXXX");
-        if (!mkdtemp(root)) return 1;
-        strcat(root, "/run/stages/03-kd/ckpt"); // save creates the missing parents
-    }
-    MPI_Bcast(root, sizeof root, MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (fx_mpi_begin(&argc, &argv, base, sizeof base, "ckpt_rt")) return MPI_Finalize(), 1;
+    rank = check_rank, world = check_world;
+    snprintf(root, sizeof root, "%s/run/stages/03-kd/ckpt", base); // save makes the parents
     char out[512], dir[512], why[1024], want[1024];
     kd_error err = {0};
 
@@ -93,7 +67,7 @@ int main(int argc, char **argv) {
     snprintf(dir, sizeof dir, "%s/step-00000010", root);
     CHECK(strcmp(out, dir) == 0, "out_path %s, want %s", out, dir);
     CHECK(kd_ckpt_verify(dir, why, sizeof why) == 1, "verify: %s", why);
-    bufs b = make(-1);
+    bufs b = make();
     kd_train_state ts;
     int rc = kd_ckpt_load(MPI_COMM_WORLD, dir, &b.pt, b.p, b.m, b.v, &ts, &err);
     CHECK(rc == KD_OK, "load: %s", err.msg);
@@ -205,16 +179,7 @@ int main(int argc, char **argv) {
         CHECK(stat(optim_path, &sb) != 0, "%s left behind", optim_path);
     }
     drop(&b);
-    MPI_Barrier(MPI_COMM_WORLD);
-    int any = 0;
-    MPI_Allreduce(&fails, &any, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    if (rank == 0) {
-        char cmd[600];
-        *strstr(root, "/run/") = '\0';
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-        if (system(cmd) != 0) fprintf(stderr, "warning: cannot remove %s\n", root);
-        if (!any) printf("round trip on %d ranks: all checks passed\n", world);
-    }
-    MPI_Finalize();
-    return any ? 1 : 0;
+    char ok[64];
+    snprintf(ok, sizeof ok, "round trip on %d ranks: all checks passed", world);
+    return fx_mpi_end(base, ok);
 }

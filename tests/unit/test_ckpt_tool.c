@@ -11,28 +11,15 @@ static int do_save(const char *root, int64_t step, int seed, int weights_only) {
     int rank, world;
     MPI_Comm_rank(MPI_COMM_WORLD, &rank);
     MPI_Comm_size(MPI_COMM_WORLD, &world);
-    kd_param_table pt = fx_table(-1);
-    size_t lo, hi;
-    kd_shard_range(pt.total, world, rank, &lo, &hi);
-    float *p = malloc(pt.total * sizeof(float)), *m = malloc((hi - lo + 1) * sizeof(float)),
-          *v = malloc((hi - lo + 1) * sizeof(float));
-    fx_fill(p, 0, 0, pt.total, seed);
-    fx_fill(m, 1, lo, hi, seed);
-    fx_fill(v, 2, lo, hi, seed);
-    kd_train_state ts = fx_state(step);
-    kd_ckpt_attr attrs[3];
-    int na = fx_attrs(attrs);
     kd_error err = {0};
     char out[4096];
-    int rc = kd_ckpt_save(MPI_COMM_WORLD, root, step, &pt, p, weights_only ? NULL : m,
-                          weights_only ? NULL : v, &ts, attrs, na, out, sizeof out, &err);
+    int rc = fx_save(root, step, seed, weights_only, 1, out, sizeof out, &err);
     if (rank == 0) {
         if (rc)
             fprintf(stderr, "save failed (%d): %s\n", rc, err.msg);
         else
             printf("saved %s on %d ranks\n", out, world);
     }
-    free(p), free(m), free(v), free(pt.t);
     return rc;
 }
 

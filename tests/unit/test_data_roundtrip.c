@@ -13,19 +13,9 @@
 #include "data/dataset.h"
 #include "data/tokenizer.h"
 #include "data/writer.h"
+#include "check.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
-
-static char dir[64];
+static char dir[256];
 
 static int exists(const char *p) {
     struct stat st;
@@ -216,18 +206,11 @@ static void tokenizer(void) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/kd_data_rt_XXXXXX");
-    if (!mkdtemp(dir)) return perror("mkdtemp"), 1;
+    if (check_tmpdir(dir, sizeof dir, "data_rt")) return 1;
     roundtrip(1);
     roundtrip(0);
     writer_failures();
     tokenizer();
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    else
-        printf("test_data_roundtrip: all checks passed\n");
-    return failures ? 1 : 0;
+    check_rmtree(dir);
+    return check_done("test_data_roundtrip");
 }

@@ -10,17 +10,7 @@
 #include <string.h>
 
 #include "data/sampler.h"
-
-static int failures = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static void permutation_per_epoch(void) {
     const uint64_t sizes[] = {1, 2, 3, 5, 16, 17, 100, 255, 256, 257, 1000, 4097, 65537};
@@ -125,9 +115,5 @@ int main(void) {
     first_position_uniform();
     rank_slices();
     pinned();
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    else
-        printf("test_data_sampler: all checks passed\n");
-    return failures ? 1 : 0;
+    return check_done("test_data_sampler");
 }

@@ -11,19 +11,9 @@
 #include <string.h>
 
 #include "data/dataset.h"
+#include "check.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            failures++;                                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-        }                                                                                          \
-    } while (0)
-
-static char dir[64];
+static char dir[256];
 
 // What to put in a test file; base() is a valid 8-token, 2-document dataset.
 typedef struct {
@@ -128,8 +118,7 @@ static void case_spec(const char *name, spec s, const char *want) {
 }
 
 int main(void) {
-    snprintf(dir, sizeof dir, "/tmp/kd_data_val_XXXXXX");
-    if (!mkdtemp(dir)) return perror("mkdtemp"), 1;
+    if (check_tmpdir(dir, sizeof dir, "data_val")) return 1;
     char path[128];
 
     // the baseline opens (int32 tokens and a matching 0/1 mask are fine too)
@@ -215,12 +204,6 @@ int main(void) {
     s = base(), s.vocab = 100; // then bos_id 256 is out of range
     case_spec("bos_outside_vocab", s, "bos_id = 256, expected -1..99");
 
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
-    if (failures)
-        fprintf(stderr, "%d check(s) failed\n", failures);
-    else
-        printf("test_data_validate: all checks passed\n");
-    return failures ? 1 : 0;
+    check_rmtree(dir);
+    return check_done("test_data_validate");
 }

@@ -18,17 +18,7 @@
 
 #include "runtime/generate.h"
 #include "unit/test_model_util.h"
-
-static int fails = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            fails++;                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 #define V 50
 #define DRAWS 20000
@@ -336,10 +326,5 @@ int main(void) {
     test_topk_logprobs(m);
     test_refill(m);
     kd_model_free(m);
-    if (fails) {
-        fprintf(stderr, "%d check(s) failed\n", fails);
-        return 1;
-    }
-    printf("generate_sampling: OK\n");
-    return 0;
+    return check_done("generate_sampling");
 }

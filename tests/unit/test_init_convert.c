@@ -14,17 +14,7 @@
 #include "runtime/model_convert.h"
 #include "runtime/model_internal.h"
 #include "tests/unit/test_model_util.h"
-
-static int g_fail = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            g_fail = 1;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static float *tensor(kd_model *m, const char *name) {
     int i = kd_params_find(kd_model_table(m), name);
@@ -298,6 +288,5 @@ int main(void) {
 
     kd_model_free(t), kd_model_free(s), kd_model_free(s2), kd_model_free(s3), kd_model_free(s4);
     kd_model_free(p1), kd_model_free(p2);
-    printf(g_fail ? "init conversion: FAILED\n" : "init conversion: OK\n");
-    return g_fail;
+    return check_done("init conversion");
 }

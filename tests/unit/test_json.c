@@ -6,18 +6,7 @@
 #include <string.h>
 
 #include "runtime/json.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static kd_json *parse_ok(const char *s) {
     kd_json *v = NULL;
@@ -245,10 +234,5 @@ int main(void) {
     test_nesting();
     test_large();
     test_writer();
-    if (failures) {
-        fprintf(stderr, "test_json: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_json: ok\n");
-    return 0;
+    return check_done("test_json");
 }

@@ -258,5 +258,5 @@ int main(void) {
     // the CPU backend implements every op of the interface (no NULL slot)
     int missing = kd_ops_missing(kd_ops_cpu());
     check(missing == 0, "CPU backend implements every kd_ops slot", missing, 0, 0);
-    return report("test_kernels_fwd");
+    return check_done("test_kernels_fwd");
 }

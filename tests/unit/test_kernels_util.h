@@ -1,6 +1,7 @@
 // test_kernels_util.h: helpers shared by the kernel tests (tests/unit/test_kernels_*.c):
-// a seeded RNG, random tensors, failure counting that prints the disagreeing values, and
-// the directional finite-difference check. Header-only (static functions); tests only.
+// a seeded RNG, random tensors, value checks that print the disagreeing values (counted by
+// check.h; tests end with check_done), and the directional finite-difference check.
+// Header-only (static functions); tests only.
 #pragma once
 #include <math.h>
 #include <stdint.h>
@@ -8,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int g_failures = 0;
-static int g_checks = 0;
+#include "check.h"
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
 static inline void rng_seed(uint64_t s) {
@@ -41,9 +41,9 @@ static inline float *dup_tensor(const float *x, size_t n) {
 
 // Records one check; prints name and values when it fails.
 static inline void check(int ok, const char *what, double got, double want, double tol) {
-    g_checks++;
+    check_count++;
     if (!ok) {
-        g_failures++;
+        check_failures++;
         fprintf(stderr, "FAIL %s: got %.9g want %.9g (|diff| %.3g > tol %.3g)\n", what, got, want,
                 fabs(got - want), tol);
     }
@@ -111,13 +111,4 @@ static inline void check_fd(const char *what, float *x, size_t n, const float *g
     }
     free(x0);
     free(u);
-}
-
-static inline int report(const char *prog) {
-    if (g_failures) {
-        fprintf(stderr, "%s: %d of %d checks FAILED\n", prog, g_failures, g_checks);
-        return 1;
-    }
-    printf("%s: all %d checks passed\n", prog, g_checks);
-    return 0;
 }

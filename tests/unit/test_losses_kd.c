@@ -300,5 +300,5 @@ int main(void) {
     test_properties();
     test_token_logp();
     test_table();
-    return report("test_losses_kd");
+    return check_done("test_losses_kd");
 }

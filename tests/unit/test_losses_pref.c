@@ -235,5 +235,5 @@ int main(void) {
     test_known_values();
     test_errors();
     test_segments();
-    return report("test_losses_pref");
+    return check_done("test_losses_pref");
 }

@@ -98,7 +98,5 @@ static void run(int with_seg) {
 int main(void) {
     run(0);
     run(1);
-    if (g_fail) return 1;
-    printf("test_mamba2_grad: ok\n");
-    return 0;
+    return check_done("test_mamba2_grad");
 }

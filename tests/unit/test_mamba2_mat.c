@@ -128,7 +128,5 @@ int main(void) {
     test_apply(1);
     test_backward(0);
     test_backward(1);
-    if (g_fail) return 1;
-    printf("test_mamba2_mat: ok\n");
-    return 0;
+    return check_done("test_mamba2_mat");
 }

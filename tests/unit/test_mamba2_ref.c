@@ -49,8 +49,8 @@ static void run(int with_seg) {
     kd_mamba2_forward(&ops, &cfg, &L.p, &a, out, inp, seg, B, T);
     kd_mamba2_backward(&ops, &cfg, &L.p, &L.g, &a, dinp, dout, inp, seg, B, T);
 
-    char dir[] = "/tmp/kd_mamba2_ref_XXXXXX";
-    CHECK(mkdtemp(dir) != NULL, "mkdtemp failed");
+    char dir[256];
+    CHECK(check_tmpdir(dir, sizeof dir, "mamba2_ref") == 0, "no scratch directory");
     char path[600];
     snprintf(path, sizeof path, "%s/dims.txt", dir);
     FILE *f = fopen(path, "w");
@@ -98,8 +98,7 @@ static void run(int with_seg) {
                        rel_err(L.gbuf + L.info[i].offset, ref, L.info[i].numel));
         }
     }
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+    check_rmtree(dir);
     free(inp), free(out), free(dout), free(dinp), free(ref), free(seg), free(abuf);
     layer_free(&L);
 }
@@ -107,7 +106,5 @@ static void run(int with_seg) {
 int main(void) {
     run(0);
     run(1);
-    if (g_fail) return 1;
-    printf("test_mamba2_ref: ok\n");
-    return 0;
+    return check_done("test_mamba2_ref");
 }

@@ -152,7 +152,5 @@ int main(void) {
     test_chunked_vs_sequential();
     test_documents_independent();
     test_prefill_vs_step();
-    if (g_fail) return 1;
-    printf("test_mamba2_ssd: ok\n");
-    return 0;
+    return check_done("test_mamba2_ssd");
 }

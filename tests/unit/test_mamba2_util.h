@@ -1,7 +1,7 @@
 // test_mamba2_util.h: shared helpers of the Mamba-2 tests: a deterministic RNG, the CPU
-// kd_ops table with the Mamba-2 kernels registered, a random layer, and
-// comparison helpers that print the disagreeing values. Included by tests/unit/test_mamba2*.c
-// and tests/bench/bench_mamba2.c only; everything is static.
+// kd_ops table with the Mamba-2 kernels registered, a random layer, and comparison
+// helpers that print the disagreeing values (through check.h's CHECK). Included by
+// tests/unit/test_mamba2*.c and tests/bench/bench_mamba2.c only; everything is static.
 #pragma once
 #include "kernels/cpu/cpu_mamba2.h"
 #include "runtime/mixer_mamba2.h"
@@ -11,16 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int g_fail __attribute__((unused)) = 0;
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                                   \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            g_fail = 1;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 // ---------------------------------------------------------------------------- RNG
 static unsigned long long g_rng = 0x9E3779B97F4A7C15ull;

@@ -8,18 +8,7 @@
 #include <unistd.h>
 
 #include "runtime/safetensors.h"
-
-static int failures = 0;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                        \
-            fprintf(stderr, __VA_ARGS__);                                                          \
-            fprintf(stderr, "\n");                                                                 \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 static char dir[256];
 
@@ -306,32 +295,19 @@ static int check_python_dir(const char *d) {
     }
     fclose(mf);
     CHECK(checked >= 10, "only %d manifest entries checked", checked);
-    if (failures) {
-        fprintf(stderr, "test_safetensors (python files): %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_safetensors: %d python-written entries ok\n", checked);
-    return 0;
+    printf("test_safetensors: %d python-written entries read\n", checked);
+    return check_done("test_safetensors (python files)");
 }
 
 int main(int argc, char **argv) {
     if (argc == 2) return check_python_dir(argv[1]);
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(dir, sizeof dir, "%s/kd_st_XXXXXX", base);
-    if (!mkdtemp(dir)) {
-        perror("mkdtemp");
-        return 1;
-    }
+    if (check_tmpdir(dir, sizeof dir, "st")) return 1;
     test_round_trip();
     test_halves();
     test_corrupt();
-    if (failures) {
-        fprintf(stderr, "test_safetensors: %d failure(s); files kept in %s\n", failures, dir);
-        return 1;
-    }
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
-    printf("test_safetensors: ok\n");
-    return 0;
+    if (check_failures)
+        fprintf(stderr, "test_safetensors: files kept in %s\n", dir);
+    else
+        check_rmtree(dir);
+    return check_done("test_safetensors");
 }
