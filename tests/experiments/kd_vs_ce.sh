@@ -25,5 +25,5 @@ for step in sorted(runs["kd"][0]):
     (kk, kc), (ck, cc) = runs["kd"][0][step], runs["ce"][0].get(step, (float("nan"),) * 2)
     print(f"| {step} | {kk:.4f} | {ck:.4f} | {kc:.4f} | {cc:.4f} |")
 print(f"teacher CE on the held-out answers: {runs['kd'][1]['teacher_ce']:.4f}; "
-      f"train time kd {runs['kd'][2]:.1f} s, ce {runs['ce'][2]:.1f} s (evaluations excluded)")
+      f"train time kd {runs['kd'][2]:.1f} s, ce {runs['ce'][2]:.1f} s (training loop incl. the periodic evaluations)")
 PY
