@@ -1,8 +1,56 @@
 // h5util.c: typed HDF5 attribute helpers shared by the dataset reader and writer.
 #include "data/h5util.h"
 
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+// ---------------------------------------------------------------------------- read guard
+
+static char guard_msg[1400];
+static size_t guard_len;
+
+static void guard_fire(int sig) {
+    (void)sig;
+    ssize_t w = write(STDERR_FILENO, guard_msg, guard_len); // async-signal-safe
+    (void)w;
+    _exit(2);
+}
+
+int kd_h5_read_vlen_str(hid_t a, hid_t memtype, char **out) {
+    *out = NULL;
+    const char *env = getenv("KD_H5_ATTR_TIMEOUT_S");
+    double limit = env && *env ? atof(env) : 20.0;
+    struct itimerval cur;
+    int busy = getitimer(ITIMER_REAL, &cur) == 0 && (cur.it_value.tv_sec || cur.it_value.tv_usec);
+    if (!(limit > 0) || busy) // no limit, or the timer belongs to someone else (a fuzzer)
+        return H5Aread(a, memtype, out) < 0 ? -1 : 0;
+    char file[1024] = "?", name[128] = "?";
+    if (H5Fget_name(a, file, sizeof file) < 0) snprintf(file, sizeof file, "?");
+    if (H5Aget_name(a, sizeof name, name) < 0) snprintf(name, sizeof name, "?");
+    int n = snprintf(guard_msg, sizeof guard_msg,
+                     "kdtrain: error: %s: HDF5 did not finish reading string attribute '%s' "
+                     "within %g s: the file is damaged (its global heap loops); recreate it\n",
+                     file, name, limit);
+    guard_len = n < 0 ? 0 : (size_t)n < sizeof guard_msg ? (size_t)n : sizeof guard_msg - 1;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = guard_fire;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &old);
+    struct itimerval tv = {{0, 0}, {(time_t)limit, (suseconds_t)((limit - (double)(time_t)limit) * 1e6)}};
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &tv, NULL);
+    herr_t e = H5Aread(a, memtype, out);
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old, NULL);
+    return e < 0 ? -1 : 0;
+}
+
+// ---------------------------------------------------------------------------- attributes
 
 int kd_h5_read_int_attr(hid_t obj, const char *name, long long *v) {
     int rc = -1;
@@ -38,7 +86,7 @@ int kd_h5_read_str_attr(hid_t obj, const char *name, char *buf, size_t cap) {
         char *p = NULL;
         H5Tset_size(mt, H5T_VARIABLE);
         H5Tset_cset(mt, H5Tget_cset(t));
-        if (H5Aread(a, mt, &p) < 0) goto done;
+        if (kd_h5_read_vlen_str(a, mt, &p) < 0) goto done;
         snprintf(buf, cap, "%s", p ? p : "");
         if (p) H5free_memory(p);
         rc = 0;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data/h5util.h"
 #include "runtime/checkpoint_internal.h"
 #include "runtime/sha256.h"
 
@@ -473,7 +474,7 @@ static herr_t attr_visit(hid_t obj, const char *name, const H5A_info_t *info, vo
         if (H5Tis_variable_str(t) > 0) {
             char *v = NULL;
             H5Tset_size(mt, H5T_VARIABLE);
-            r = H5Aread(a, mt, &v);
+            r = kd_h5_read_vlen_str(a, mt, &v);
             if (r >= 0 && v) snprintf(at->s, sizeof at->s, "%s", v);
             if (v) H5free_memory(v);
         } else {
