@@ -1,9 +1,12 @@
 // kd_loss.c: the knowledge-distillation losses on the CPU, fused with their gradients
 // w.r.t. the student logits: full-vocabulary forward KL, reverse KL and generalized JSD
 // (distill_full), and forward KL to a cached top-K teacher with a tail bucket or a
-// renormalised support (distill_topk). OpenMP over rows. Every per-element value of a row
-// (log-probabilities, probabilities, the mixture) is computed in double: KL terms cancel
-// when student and teacher agree, and float would lose the small differences. Aliasing:
+// renormalised support (distill_topk). OpenMP over rows. Forward KL (the default) and the
+// top-K loss take their exponentials with the vectorised float kd_vexp (~2e-7 relative)
+// and keep every sum, logarithm and difference of logits in double, so their loss is exact
+// to ~1e-7 absolute and identical rows still give exactly 0; reverse KL and JSD compute
+// every per-element value in double (their terms mix log-probabilities of both sides and
+// cancel when the models agree). Aliasing:
 // each row is read completely before the final pass, which reads s[j] and then writes
 // dlogits[j] at the same j, so dlogits may be the student logits. Maths: docs/losses.md.
 #include <float.h>
@@ -13,6 +16,7 @@
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/cpu_losses.h"
+#include "kernels/cpu/vmath.h"
 #include "runtime/common.h"
 
 // ============================================================================ helpers
@@ -94,6 +98,53 @@ static double full_row(float *dx, const float *x, const float *y, int V, kd_dive
     return D;
 }
 
+// x clamped to [-FLT_MAX, FLT_MAX] branch-free (integer min/max on bit patterns ordered like
+// the values, as in kd_vexp). NaN is not preserved here; the callers' sums carry it.
+static inline float finite_clamp(float x) {
+    kd_vbits u = {x};
+    int32_t key = u.i ^ ((u.i >> 31) & 0x7fffffff);
+    const int32_t lo = (int32_t)0xff7fffff ^ 0x7fffffff, hi = 0x7f7fffff; // -FLT_MAX, FLT_MAX
+    key = key < lo ? lo : key;
+    key = key > hi ? hi : key;
+    u.i = key ^ ((key >> 31) & 0x7fffffff);
+    return u.f;
+}
+
+// Forward KL, the default divergence, vectorised: one pass computes both rows' exps with
+// kd_vexp into float scratch (es, et: V each) and, in double, their sums and
+// sd = sum_j et_j (y_j - x_j); then D = sd / (tau st) - ((mxt - mxs) / tau + log st - log ss),
+// i.e. E_pt[lt - ls]. The float exps carry ~2e-7 relative error, so D is exact to ~1e-7
+// absolute (identical rows still give exactly 0: same inputs, same exps). Returns D; if
+// dx != NULL writes c (ps - pt).
+KD_CPU_CLONES static double fwd_row(float *dx, const float *x, const float *y, int V, double tau,
+                                    double c, float *es, float *et) {
+    float mxs = -INFINITY, mxt = -INFINITY;
+#pragma omp simd reduction(max : mxs, mxt)
+    for (int j = 0; j < V; j++) {
+        mxs = x[j] > mxs ? x[j] : mxs;
+        mxt = y[j] > mxt ? y[j] : mxt;
+    }
+    const float inv = (float)(1.0 / tau);
+    double ss = 0.0, st = 0.0, sd = 0.0;
+#pragma omp simd reduction(+ : ss, st, sd)
+    for (int j = 0; j < V; j++) {
+        float a = kd_vexp((x[j] - mxs) * inv), b = kd_vexp((y[j] - mxt) * inv);
+        es[j] = a, et[j] = b;
+        ss += (double)a, st += (double)b;
+        // y - x on logits clamped to +-FLT_MAX, so -inf - -inf is not NaN where the teacher
+        // probability b is 0 (a float comparison here would keep the loop scalar)
+        sd += (double)b * ((double)finite_clamp(y[j]) - (double)finite_clamp(x[j]));
+    }
+    // cppcheck-suppress invalidFunctionArg ; ss, st >= 1 (the max element gives exp(0))
+    double D = sd / (tau * st) - (((double)mxt - (double)mxs) / tau + log(st) - log(ss));
+    if (dx) {
+        const float ks = (float)(c / ss), kt = (float)(c / st);
+#pragma omp simd
+        for (int j = 0; j < V; j++) dx[j] = es[j] * ks - et[j] * kt;
+    }
+    return D;
+}
+
 // s, t (N,V); w (N) or NULL; loss (N); dlogits (N,V) or NULL, may alias s.
 // loss = w tau^2 D, so d loss / d s = w tau^2 (dD/da) / tau = w tau dD/da.
 void kd_cpu_distill_full(float *loss, float *dlogits, const float *s, const float *t,
@@ -102,6 +153,7 @@ void kd_cpu_distill_full(float *loss, float *dlogits, const float *s, const floa
     if (N <= 0 || V <= 0) return;
     int par = (size_t)N * V > KD_CPU_PAR_MIN, nthr = par ? omp_get_max_threads() : 1;
     double *scratch = kd_malloc(sizeof(double) * 3 * (size_t)V * nthr);
+    int fwd = div == KD_DIV_FORWARD_KL || (div == KD_DIV_JSD && beta <= 0.0f);
 #pragma omp parallel for schedule(static) if (par)
     for (int i = 0; i < N; i++) {
         const float *x = s + (size_t)i * V, *y = t + (size_t)i * V;
@@ -114,7 +166,9 @@ void kd_cpu_distill_full(float *loss, float *dlogits, const float *s, const floa
         }
         double *buf = scratch + 3 * (size_t)V * omp_get_thread_num();
         double c = (double)dscale * wi * (double)tau;
-        double D = full_row(dx, x, y, V, div, (double)beta, (double)tau, c, buf);
+        float *fb = (float *)buf; // the forward-KL path needs 2V floats of the 3V doubles
+        double D = fwd ? fwd_row(dx, x, y, V, (double)tau, c, fb, fb + V)
+                       : full_row(dx, x, y, V, div, (double)beta, (double)tau, c, buf);
         loss[i] = (float)(wi * (double)tau * (double)tau * D);
     }
     free(scratch);
@@ -142,57 +196,73 @@ static void teacher_row(double *lq, const float *lp, int K, kd_topk_mode mode, d
     lq[K] = ltail == -INFINITY ? -INFINITY : ltail / tau - u;
 }
 
-// One row of distill_topk; returns D. keys (K) sorted; lq (K+1) from teacher_row.
-static double topk_row(float *dx, const float *x, const uint64_t *keys, const double *lq, int V,
-                       int K, kd_topk_mode mode, double tau, double c) {
-    // Student statistics: mx over the support that mode uses, Z (all or top-K) and Ztail
-    // (the non-top ids) as sums of exp(a_j - mx), each term computed once, no subtraction.
-    double mx = -INFINITY;
-    if (mode == KD_TOPK_TAIL) {
-        for (int j = 0; j < V; j++) mx = fmax(mx, (double)x[j] / tau);
-    } else {
-        for (int k = 0; k < K; k++) mx = fmax(mx, (double)x[keys[k] >> 32] / tau);
+// One row of distill_topk; returns D. keys (K) sorted by id; lq (K+1) from teacher_row;
+// buf is scratch of V floats, kbuf of 2K doubles. Tail mode, three vectorised passes over the vocabulary:
+// e_j = exp((x_j - max x) / tau) into buf (kd_vexp), the tail sum Ztail over buf with the
+// top-K slots zeroed (a sum of its own terms: no Zall - Ztop cancellation when the tail is
+// tiny), then the gradient as one scale of buf. The K top entries are handled on their own.
+KD_CPU_CLONES static double topk_row(float *dx, const float *x, const uint64_t *keys,
+                                     const double *lq, int V, int K, kd_topk_mode mode,
+                                     double tau, double c, float *buf, double *kbuf) {
+    double *xtop = kbuf, *etop = kbuf + K; // the top-K logits (read before dx may alias x)
+    const int tail = mode == KD_TOPK_TAIL;
+    float mxf = -INFINITY; // max logit over the support the mode uses
+    if (tail) {
+#pragma omp simd reduction(max : mxf)
+        for (int j = 0; j < V; j++) mxf = x[j] > mxf ? x[j] : mxf;
     }
+    for (int k = 0; k < K; k++) {
+        xtop[k] = (double)x[keys[k] >> 32];
+        if (!tail && xtop[k] > mxf) mxf = (float)xtop[k];
+    }
+    const double mx = (double)mxf;
     double ztop = 0.0, ztail = 0.0;
-    for (int k = 0; k < K; k++) ztop += exp((double)x[keys[k] >> 32] / tau - mx);
-    if (mode == KD_TOPK_TAIL) {
-        int p = 0;
-        for (int j = 0; j < V; j++) {
-            if (p < K && (int)(keys[p] >> 32) == j) {
-                p++;
-                continue;
-            }
-            ztail += exp((double)x[j] / tau - mx);
-        }
+    for (int k = 0; k < K; k++) ztop += (etop[k] = exp((xtop[k] - mx) / tau));
+    if (tail) {
+        const float inv = (float)(1.0 / tau);
+#pragma omp simd
+        for (int j = 0; j < V; j++) buf[j] = kd_vexp((x[j] - mxf) * inv);
+        for (int k = 0; k < K; k++) buf[keys[k] >> 32] = 0.0f;
+#pragma omp simd reduction(+ : ztail)
+        for (int j = 0; j < V; j++) ztail += (double)buf[j];
     }
-    double logz = log(ztop + ztail);
+    const double z = ztop + ztail, logz = log(z);
     // D = sum_k q_k (lq_k - lp_k) + q_tail (lq_tail - lp_tail), lp = student log-probs.
     double D = 0.0;
     for (int k = 0; k < K; k++) {
-        int j = (int)(keys[k] >> 32), slot = (int)(keys[k] & 0xffffffff);
+        int slot = (int)(keys[k] & 0xffffffff);
         double q = exp(lq[slot]);
-        if (q > 0.0) D += q * (lq[slot] - ((double)x[j] / tau - mx - logz));
+        if (q > 0.0) D += q * (lq[slot] - ((xtop[k] - mx) / tau - logz));
     }
     double qtail = exp(lq[K]);
     if (qtail > 0.0) D += qtail * (lq[K] - (log(fmax(ztail, DBL_MIN)) - logz));
     if (!dx) return D;
-    // Gradient w.r.t. a = x / tau: top id k: ps_j - q_k; tail id: ps_j (1 - q_tail / P_tail),
-    // with ps_j / P_tail = e_j / Ztail (the student's distribution inside the tail). For
-    // KD_TOPK_RENORM ps_j is the student's renormalised top-K probability and tail ids get 0.
-    int p = 0;
-    for (int j = 0; j < V; j++) {
-        double e = exp((double)x[j] / tau - mx), g;
-        if (p < K && (int)(keys[p] >> 32) == j) {
-            g = e / (ztop + ztail) - exp(lq[keys[p] & 0xffffffff]);
-            p++;
-        } else if (mode == KD_TOPK_TAIL) {
-            g = e / (ztop + ztail) - (ztail > 0.0 ? qtail * e / ztail : 0.0);
-        } else {
-            g = 0.0;
-        }
-        dx[j] = (float)(c * g);
+    // Gradient w.r.t. a = x / tau: top id k: ps_k - q_k; tail id j: ps_j (1 - q_tail / P_tail)
+    // = e_j (1/Z - q_tail/Ztail). For KD_TOPK_RENORM ps is the renormalised top-K
+    // distribution and tail ids get 0.
+    if (tail) {
+        const float g = (float)(c * (1.0 / z - (ztail > 0.0 ? qtail / ztail : 0.0)));
+#pragma omp simd
+        for (int j = 0; j < V; j++) dx[j] = buf[j] * g; // top-K slots of buf are 0
+    } else {
+        for (int j = 0; j < V; j++) dx[j] = 0.0f;
     }
+    for (int k = 0; k < K; k++)
+        dx[keys[k] >> 32] = (float)(c * (etop[k] / z - exp(lq[keys[k] & 0xffffffff])));
     return D;
+}
+
+// Sorts the K keys of a row by id (insertion sort for the usual small K) and checks the
+// ids distinct.
+static void sort_keys(uint64_t *key, int K) {
+    if (K > 64) qsort(key, (size_t)K, sizeof *key, cmp_key);
+    for (int a = 1; a < K && K <= 64; a++) {
+        uint64_t v = key[a];
+        int b = a - 1;
+        for (; b >= 0 && key[b] > v; b--) key[b + 1] = key[b];
+        key[b + 1] = v;
+    }
+    for (int k = 1; k < K; k++) KD_ASSERT((key[k] >> 32) != (key[k - 1] >> 32)); // distinct
 }
 
 // s (N,V); ids, lp (N,K); w (N) or NULL; loss (N); dlogits (N,V) or NULL, may alias s.
@@ -201,9 +271,11 @@ void kd_cpu_distill_topk(float *loss, float *dlogits, const float *s, const int3
                          float tau, float dscale) {
     if (N <= 0 || V <= 0) return;
     if (K < 0) K = 0;
-    uint64_t *keys = kd_malloc(sizeof(uint64_t) * (size_t)N * (K ? K : 1));
-    double *lq = kd_malloc(sizeof(double) * (size_t)N * (K + 1));
-#pragma omp parallel for schedule(static) if ((size_t)N * V > KD_CPU_PAR_MIN)
+    int par = (size_t)N * V > KD_CPU_PAR_MIN, nthr = par ? omp_get_max_threads() : 1;
+    float *scratch = kd_malloc(sizeof(float) * (size_t)V * nthr);
+    uint64_t *keys = kd_malloc(sizeof(uint64_t) * (size_t)nthr * (K ? K : 1));
+    double *lq = kd_malloc(sizeof(double) * (size_t)nthr * (3 * K + 1)); // lq (K+1), kbuf (2K)
+#pragma omp parallel for schedule(static) if (par)
     for (int i = 0; i < N; i++) {
         const float *x = s + (size_t)i * V;
         float *dx = dlogits ? dlogits + (size_t)i * V : NULL;
@@ -213,20 +285,22 @@ void kd_cpu_distill_topk(float *loss, float *dlogits, const float *s, const int3
             zero_row(dx, V);
             continue;
         }
-        uint64_t *key = keys + (size_t)i * K;
-        double *lqi = lq + (size_t)i * (K + 1);
+        int th = omp_get_thread_num();
+        uint64_t *key = keys + (size_t)th * K;
+        double *lqi = lq + (size_t)th * (3 * K + 1);
         for (int k = 0; k < K; k++) {
             int32_t id = ids[(size_t)i * K + k];
             KD_ASSERT(id >= 0 && id < V); // checked by kd_losses_check_topk when data is read
             key[k] = ((uint64_t)(uint32_t)id << 32) | (uint32_t)k;
         }
-        qsort(key, (size_t)K, sizeof *key, cmp_key);
-        for (int k = 1; k < K; k++) KD_ASSERT((key[k] >> 32) != (key[k - 1] >> 32)); // distinct
+        sort_keys(key, K);
         teacher_row(lqi, lp + (size_t)i * K, K, mode, (double)tau);
         double c = (double)dscale * wi * (double)tau;
-        double D = topk_row(dx, x, key, lqi, V, K, mode, (double)tau, c);
+        double D = topk_row(dx, x, key, lqi, V, K, mode, (double)tau, c,
+                            scratch + (size_t)V * th, lqi + K + 1);
         loss[i] = (float)(wi * (double)tau * (double)tau * D);
     }
+    free(scratch);
     free(keys);
     free(lq);
 }

@@ -15,3 +15,10 @@ target_link_libraries(bench_kd PRIVATE kdcore)
 add_test(NAME bench_kd COMMAND bench_kd)
 set_tests_properties(bench_kd PROPERTIES LABELS bench DISABLED TRUE
   ENVIRONMENT "OMP_NUM_THREADS=2")
+# The loss heads alone (tests/bench/bench_kd_loss.c), ns per logit; same rules:
+#   OMP_NUM_THREADS=2 ./build/tests/bench_kd_loss [V] [N] [K]
+add_executable(bench_kd_loss ${CMAKE_SOURCE_DIR}/tests/bench/bench_kd_loss.c)
+target_link_libraries(bench_kd_loss PRIVATE kdcore)
+add_test(NAME bench_kd_loss COMMAND bench_kd_loss)
+set_tests_properties(bench_kd_loss PROPERTIES LABELS bench DISABLED TRUE
+  ENVIRONMENT "OMP_NUM_THREADS=2")

@@ -253,6 +253,8 @@ int main(void) {
     }
     add_full(f, 3, 1000, KD_DIV_JSD, 0.5f, 0.9f); // a wider row
     add_topk(f, 3, 1000, 20, KD_TOPK_TAIL, 0.9f);
+    add_topk(f, 2, 700, 100, KD_TOPK_TAIL, 1.0f);   // K > 64: the kernel sorts ids with qsort
+    add_topk(f, 2, 700, 100, KD_TOPK_RENORM, 1.5f);
     add_logp(f, 9, 40);
     const double pbetas[3] = {0.1, 0.5, 2.0};
     for (int t = 0; t <= KD_PREF_ORPO; t++)
