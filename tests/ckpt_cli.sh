@@ -66,11 +66,13 @@ done
 
 # a directory this user may not write: run the save as 'nobody' when we are root
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && id nobody >/dev/null 2>&1; then
-  chmod 755 "$W" "$R" "$R/stages" "$R/stages/01-kd"; chmod 755 "$C"; chmod o+rx "$TOOL"
+  chmod 755 "$W" "$R" "$R/stages" "$R/stages/01-kd"; chmod 755 "$C"
+  # a copy nobody can execute even when the build tree is not reachable (a 0700 parent)
+  cp "$TOOL" "$W/ckpt_tool.bin" && chmod 755 "$W/ckpt_tool.bin"
   out=$(cd /tmp && setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME=/tmp \
         OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
         timeout -k 10 60 "$KD_MPIRUN" --oversubscribe --mca btl_vader_single_copy_mechanism none \
-        -np 2 "$TOOL" save "$C" 70 1 2>&1); rc=$?
+        -np 2 "$W/ckpt_tool.bin" save "$C" 70 1 2>&1); rc=$?
   if [ $rc = 0 ] || ! grep -q "Permission denied" <<<"$out" || ls -a "$C" | grep -q "00000070"; then
     echo "FAIL EACCES save: rc $rc, output: $out"; ls -a "$C"; fails=$((fails+1))
   else echo "ok: EACCES -> rc $rc: $(grep -m1 'Permission denied' <<<"$out")"; fi

@@ -48,10 +48,14 @@ check_clean enospc "optim.h5: writing /.*: No space left on device"
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null && id nobody >/dev/null 2>&1; then
     chown -R nobody "$B" "$W/data"
     chown root "$ck" && chmod 755 "$ck"
+    # nobody may not reach the build or source tree (a clone inside a 0700 directory):
+    # run copies of the binary and the recipe from the work directory
+    chmod 755 "$W" && cp "$KD_BIN" "$W/kdtrain.bin" && cp "${RARGS[0]}" "$W/recipe.yaml"
+    chmod 755 "$W/kdtrain.bin" && chmod 644 "$W/recipe.yaml"
     set +e
     (cd /tmp && setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME=/tmp \
-        timeout -k 10 "$RUN_TIMEOUT" $KD_MPIRUN $KD_MPIRUN_FLAGS -np 2 "$KD_BIN" run "${RARGS[@]}" --quiet) \
-        >"$B.log.eacces" 2>&1
+        timeout -k 10 "$RUN_TIMEOUT" $KD_MPIRUN $KD_MPIRUN_FLAGS -np 2 "$W/kdtrain.bin" run "$W/recipe.yaml" \
+        "${RARGS[@]:1}" --quiet) >"$B.log.eacces" 2>&1
     RC=$?
     set -e
     check_clean eacces "\.tmp-step-00000020: cannot create: Permission denied"
