@@ -1,12 +1,11 @@
 // kd_loss.c: the knowledge-distillation losses on the CPU, fused with their gradients
 // w.r.t. the student logits: full-vocabulary forward KL, reverse KL and generalized JSD
 // (distill_full), and forward KL to a cached top-K teacher with a tail bucket or a
-// renormalised support (distill_topk). OpenMP over rows. Forward KL (the default) and the
+// renormalised support (distill_topk). OpenMP over rows. Forward and reverse KL and the
 // top-K loss take their exponentials with the vectorised float kd_vexp (~2e-7 relative)
 // and keep every sum, logarithm and difference of logits in double, so their loss is exact
-// to ~1e-7 absolute and identical rows still give exactly 0; reverse KL and JSD compute
-// every per-element value in double (their terms mix log-probabilities of both sides and
-// cancel when the models agree). Aliasing:
+// to ~1e-7 absolute and identical rows still give exactly 0; JSD computes every
+// per-element value in double (its mixture needs a log per element). Aliasing:
 // each row is read completely before the final pass, which reads s[j] and then writes
 // dlogits[j] at the same j, so dlogits may be the student logits. Maths: docs/losses.md.
 #include <float.h>
@@ -110,14 +109,17 @@ static inline float finite_clamp(float x) {
     return u.f;
 }
 
-// Forward KL, the default divergence, vectorised: one pass computes both rows' exps with
+// Forward and reverse KL, vectorised. One pass computes both rows' exponentials with
 // kd_vexp into float scratch (es, et: V each) and, in double, their sums and
-// sd = sum_j et_j (y_j - x_j); then D = sd / (tau st) - ((mxt - mxs) / tau + log st - log ss),
-// i.e. E_pt[lt - ls]. The float exps carry ~2e-7 relative error, so D is exact to ~1e-7
-// absolute (identical rows still give exactly 0: same inputs, same exps). Returns D; if
-// dx != NULL writes c (ps - pt).
-KD_CPU_CLONES static double fwd_row(float *dx, const float *x, const float *y, int V, double tau,
-                                    double c, float *es, float *et) {
+// sd = sum_j e_j (y_j - x_j) weighted by the side the KL averages over (et forward, es
+// reverse). With C = (mxt - mxs) / tau + log st - log ss (= lt_j - ls_j - (y_j - x_j)/tau):
+//   forward D = E_pt[lt - ls] = sd / (tau st) - C,   gradient ps - pt
+//   reverse D = E_ps[ls - lt] = C - sd / (tau ss),   gradient ps (ls - lt - D)
+// The float exps carry ~2e-7 relative error, so D is exact to ~1e-7 absolute (identical
+// rows still give exactly 0: same inputs, same exps). Returns D; if dx != NULL writes c
+// times the gradient w.r.t. a = x / tau.
+KD_CPU_CLONES static double kl_row(float *dx, const float *x, const float *y, int V, int reverse,
+                                   double tau, double c, float *es, float *et) {
     float mxs = -INFINITY, mxt = -INFINITY;
 #pragma omp simd reduction(max : mxs, mxt)
     for (int j = 0; j < V; j++) {
@@ -131,16 +133,26 @@ KD_CPU_CLONES static double fwd_row(float *dx, const float *x, const float *y, i
         float a = kd_vexp((x[j] - mxs) * inv), b = kd_vexp((y[j] - mxt) * inv);
         es[j] = a, et[j] = b;
         ss += (double)a, st += (double)b;
-        // y - x on logits clamped to +-FLT_MAX, so -inf - -inf is not NaN where the teacher
-        // probability b is 0 (a float comparison here would keep the loop scalar)
-        sd += (double)b * ((double)finite_clamp(y[j]) - (double)finite_clamp(x[j]));
+        // y - x on logits clamped to +-FLT_MAX, so -inf - -inf is not NaN where the
+        // averaging probability is 0 (a float comparison here would keep the loop scalar)
+        double d = (double)finite_clamp(y[j]) - (double)finite_clamp(x[j]);
+        sd += (double)(reverse ? a : b) * d;
     }
     // cppcheck-suppress invalidFunctionArg ; ss, st >= 1 (the max element gives exp(0))
-    double D = sd / (tau * st) - (((double)mxt - (double)mxs) / tau + log(st) - log(ss));
-    if (dx) {
+    const double C = ((double)mxt - (double)mxs) / tau + log(st) - log(ss);
+    const double D = reverse ? C - sd / (tau * ss) : sd / (tau * st) - C;
+    if (!dx) return D;
+    if (!reverse) {
         const float ks = (float)(c / ss), kt = (float)(c / st);
 #pragma omp simd
         for (int j = 0; j < V; j++) dx[j] = es[j] * ks - et[j] * kt;
+    } else { // c ps_j (ls_j - lt_j - D), ls_j - lt_j = (x_j - y_j) / tau + C
+        const double k = c / ss, off = C - D;
+#pragma omp simd
+        for (int j = 0; j < V; j++) {
+            double d = ((double)finite_clamp(x[j]) - (double)finite_clamp(y[j])) / tau + off;
+            dx[j] = (float)(k * (double)es[j] * d); // d is finite: es_j = 0 gives 0
+        }
     }
     return D;
 }
@@ -153,7 +165,10 @@ void kd_cpu_distill_full(float *loss, float *dlogits, const float *s, const floa
     if (N <= 0 || V <= 0) return;
     int par = (size_t)N * V > KD_CPU_PAR_MIN, nthr = par ? omp_get_max_threads() : 1;
     double *scratch = kd_malloc(sizeof(double) * 3 * (size_t)V * nthr);
-    int fwd = div == KD_DIV_FORWARD_KL || (div == KD_DIV_JSD && beta <= 0.0f);
+    // 1: forward KL, 2: reverse KL (JSD at beta 0 / 1 is exactly those), 0: JSD
+    int kl = div == KD_DIV_FORWARD_KL || (div == KD_DIV_JSD && beta <= 0.0f)   ? 1
+             : div == KD_DIV_REVERSE_KL || (div == KD_DIV_JSD && beta >= 1.0f) ? 2
+                                                                               : 0;
 #pragma omp parallel for schedule(static) if (par)
     for (int i = 0; i < N; i++) {
         const float *x = s + (size_t)i * V, *y = t + (size_t)i * V;
@@ -166,9 +181,9 @@ void kd_cpu_distill_full(float *loss, float *dlogits, const float *s, const floa
         }
         double *buf = scratch + 3 * (size_t)V * omp_get_thread_num();
         double c = (double)dscale * wi * (double)tau;
-        float *fb = (float *)buf; // the forward-KL path needs 2V floats of the 3V doubles
-        double D = fwd ? fwd_row(dx, x, y, V, (double)tau, c, fb, fb + V)
-                       : full_row(dx, x, y, V, div, (double)beta, (double)tau, c, buf);
+        float *fb = (float *)buf; // the KL path needs 2V floats of the 3V doubles
+        double D = kl != 0 ? kl_row(dx, x, y, V, kl == 2, (double)tau, c, fb, fb + V)
+                           : full_row(dx, x, y, V, div, (double)beta, (double)tau, c, buf);
         loss[i] = (float)(wi * (double)tau * (double)tau * D);
     }
     free(scratch);
