@@ -102,8 +102,18 @@ static int read_offsets(kd_dataset *d, kd_error *err) {
     if (rc == KD_OK && m == 0)
         rc = kd_fail(err, KD_EINPUT, "%s: /offsets is empty, expected n_docs+1 >= 1 entries",
                      d->path);
+    // a damaged header can declare any length: more documents than tokens is refused
+    // before anything is allocated, and a failed allocation is an input error, not an abort
+    if (rc == KD_OK && m > d->info.n_tokens + 1)
+        rc = kd_fail(err, KD_EINPUT,
+                     "%s: /offsets has %llu entries, expected at most n_tokens+1 = %llu "
+                     "(damaged file?)",
+                     d->path, (unsigned long long)m, (unsigned long long)d->info.n_tokens + 1);
+    int64_t *o = NULL;
+    if (rc == KD_OK && (m > SIZE_MAX / sizeof *o || !(o = malloc((size_t)m * sizeof *o))))
+        rc = kd_fail(err, KD_EINPUT, "%s: cannot allocate %llu bytes for /offsets (damaged file?)",
+                     d->path, (unsigned long long)m * sizeof *o);
     if (rc == KD_OK) {
-        int64_t *o = kd_malloc(m * sizeof *o);
         if (H5Dread(ds, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, o) < 0)
             rc = kd_fail(err, KD_EINPUT, "%s: cannot read /offsets", d->path);
         for (uint64_t i = 0; rc == KD_OK && i < m; i++) {

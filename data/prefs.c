@@ -272,7 +272,15 @@ static int open_part(kd_prefs *p, int k, kd_error *err) {
     if (rc == KD_OK && k > 0 && no != p->info.count + 1)
         rc = kd_fail(err, KD_EINPUT, "%s: %s has %llu entries, expected %llu (as /prompt/offsets)",
                      p->path, name, (unsigned long long)no, (unsigned long long)p->info.count + 1);
-    int64_t *o = rc == KD_OK ? kd_malloc(no * sizeof *o) : NULL;
+    // a damaged header can declare any length: refuse more entries than tokens + 1 and a
+    // failed allocation before reading (an input error, not an abort)
+    if (rc == KD_OK && no > n + 1)
+        rc = kd_fail(err, KD_EINPUT, "%s: %s has %llu entries, expected at most %llu (tokens + 1; "
+                     "damaged file?)", p->path, name, (unsigned long long)no, (unsigned long long)n + 1);
+    int64_t *o = NULL;
+    if (rc == KD_OK && (no > SIZE_MAX / sizeof *o || !(o = malloc((size_t)no * sizeof *o))))
+        rc = kd_fail(err, KD_EINPUT, "%s: cannot allocate %s (%llu entries; damaged file?)", p->path,
+                     name, (unsigned long long)no);
     if (rc == KD_OK && read_range(ods, 0, no, o) < 0)
         rc = kd_fail(err, KD_EINPUT, "%s: cannot read %s", p->path, name);
     for (uint64_t i = 0; rc == KD_OK && i < no; i++) {
