@@ -254,8 +254,10 @@ int kd_generate(kd_model *m, kd_gen_seq *seqs, int n, const kd_gen_params *p, in
     int rc = kd_gen_params_check(p, err);
     if (rc) return rc;
     if (n <= 0) return KD_OK;
-    if (top_k_logits < 0)
-        return kd_fail(err, KD_EINPUT, "top_k_logits: expected >= 0, found %d", top_k_logits);
+    int V = kd_model_cfg(m)->vocab_size;
+    if (top_k_logits < 0 || top_k_logits > V) // more than V would repeat ids in a row
+        return kd_fail(err, KD_EINPUT, "top_k_logits: expected 0..vocab_size (%d), found %d", V,
+                       top_k_logits);
     int max_prompt = 0;
     for (int i = 0; i < n; i++) {
         if (seqs[i].n_prompt < 1)

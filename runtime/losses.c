@@ -4,6 +4,7 @@
 #include "runtime/losses.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 // ============================================================================ scalar helpers
@@ -109,36 +110,42 @@ int kd_losses_check_pref(const kd_pref_config *cfg, kd_error *err) {
 
 int kd_losses_check_topk(const int32_t *ids, const float *lp, int N, int K, int V,
                          const char *where, kd_error *err) {
-    for (int i = 0; i < N; i++) {
+    // seen[id] = 1 + the slot of the current row that holds id: distinctness in O(K) per row
+    // (K may be thousands); the row's ids are cleared again before the next row
+    int *seen = kd_calloc((size_t)(V > 0 ? V : 1), sizeof *seen);
+    int rc = KD_OK;
+    for (int i = 0; i < N && !rc; i++) {
         const int32_t *id = ids + (size_t)i * K;
         const float *l = lp + (size_t)i * K;
         double mx = -INFINITY, sum = 0.0;
-        for (int k = 0; k < K; k++) {
+        int k = 0;
+        for (; k < K && !rc; k++) {
             if (id[k] < 0 || id[k] >= V)
-                return kd_fail(err, KD_EINPUT,
-                               "%s: row %d, top-k id %d: expected in [0,%d), found %d", where, i, k,
-                               V, id[k]);
-            for (int k2 = 0; k2 < k; k2++)
-                if (id[k2] == id[k])
-                    return kd_fail(err, KD_EINPUT,
-                                   "%s: row %d: expected distinct top-k ids, found %d at slots %d "
-                                   "and %d",
-                                   where, i, id[k], k2, k);
-            if (!isfinite(l[k]) || l[k] > 1e-4f)
-                return kd_fail(
-                    err, KD_EINPUT,
-                    "%s: row %d, top-k log-prob %d: expected a finite value <= 0, found %g", where,
-                    i, k, (double)l[k]);
-            mx = fmax(mx, (double)l[k]);
+                rc = kd_fail(err, KD_EINPUT, "%s: row %d, top-k id %d: expected in [0,%d), found %d",
+                             where, i, k, V, id[k]);
+            else if (seen[id[k]])
+                rc = kd_fail(err, KD_EINPUT,
+                             "%s: row %d: expected distinct top-k ids, found %d at slots %d and %d",
+                             where, i, id[k], seen[id[k]] - 1, k);
+            else if (!isfinite(l[k]) || l[k] > 1e-4f)
+                rc = kd_fail(err, KD_EINPUT,
+                             "%s: row %d, top-k log-prob %d: expected a finite value <= 0, found %g",
+                             where, i, k, (double)l[k]);
+            else
+                seen[id[k]] = k + 1, mx = fmax(mx, (double)l[k]);
         }
-        for (int k = 0; k < K; k++) sum += exp((double)l[k] - mx);
+        for (int j = 0; j < k; j++)
+            if (id[j] >= 0 && id[j] < V) seen[id[j]] = 0;
+        if (rc) break;
+        for (int j = 0; j < K; j++) sum += exp((double)l[j] - mx);
         double lse = K ? mx + log(sum) : -INFINITY;
         if (lse > 1e-3)
-            return kd_fail(err, KD_EINPUT,
-                           "%s: row %d: expected top-k probabilities summing to <= 1, found %.6f",
-                           where, i, exp(lse));
+            rc = kd_fail(err, KD_EINPUT,
+                         "%s: row %d: expected top-k probabilities summing to <= 1, found %.6f",
+                         where, i, exp(lse));
     }
-    return KD_OK;
+    free(seen);
+    return rc;
 }
 
 // ============================================================================ preference losses

@@ -229,6 +229,11 @@ static int validate(const kd_recipe *r, const kd_model_config *mc, int world, in
             if ((rc = check_dataset(s->generate.prompts, what, mc, 1, 0, NULL, err))) return rc;
             continue;
         }
+        if (s->kind == KD_STAGE_KD && s->kd.pseudo_labels.generate &&
+            s->kd.pseudo_labels.top_k_logits > mc->vocab_size)
+            return kd_fail(err, KD_EINPUT, "%s:%d: stages.%s.pseudo_labels.top_k_logits: expected at most "
+                           "vocab_size (%d), found %d", r->path, s->line, s->name, mc->vocab_size,
+                           s->kd.pseudo_labels.top_k_logits);
         if (s->kind == KD_STAGE_INIT) {  // no data, no batches: converts the model
             if (verbose) {
                 char key[96];

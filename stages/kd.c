@@ -16,6 +16,7 @@
 #include "data/dataset.h"
 #include "data/topk.h"
 #include "runtime/log.h"
+#include "runtime/losses.h"
 #include "runtime/model_io.h"
 #include "stages/pseudo_label.h"
 #include "stages/stage.h"
@@ -25,6 +26,7 @@ typedef struct {
     kd_doc_task *docs;
     kd_model *teacher;      // online teacher or NULL
     kd_topk *cache;         // cached teacher or NULL
+    const char *path;       // the data file (messages)
     int K;
     const kd_kd_loss *loss;
     const kd_ops *ops;
@@ -100,6 +102,10 @@ static int load_cache_rows(kd_task_ctx *c, const int32_t *ids, size_t N, kd_erro
         size_t j = i + 1;
         while (j < N && src[j] == src[j - 1] + 1) j++;
         int rc = kd_topk_read(c->cache, (uint64_t)src[i], j - i, c->kid + i * K, c->klp + i * K, err);
+        // the loss kernels index the logits by these ids: in range and distinct, checked here
+        char where[KD_PATH_MAX + 64];
+        snprintf(where, sizeof where, "%s: /topk_ids, /topk_logprobs rows from %lld", c->path, (long long)src[i]);
+        if (!rc) rc = kd_losses_check_topk(c->kid + i * K, c->klp + i * K, (int)(j - i), c->K, c->V, where, err);
         if (rc) return rc;
         i = j;
     }
@@ -186,6 +192,7 @@ static int open_task(kd_task_ctx *c, const char *path, const kd_stage_ctx *ctx, 
                      kd_task *task, kd_error *err) {
     const kd_stage_spec *sp = ctx->spec;
     c->ops = ctx->ops;
+    c->path = path;
     c->V = kd_model_cfg(ctx->model)->vocab_size;
     c->loss = &sp->kd.loss;
     int rc = kd_doc_task_open(&c->docs, path, c->V, sp->batch.seq_len, ctx->recipe->run.seed, shuffle, 1,

@@ -191,13 +191,6 @@ void kd_cpu_distill_full(float *loss, float *dlogits, const float *s, const floa
 
 // ============================================================================ top-K teacher
 
-// Keys (id << 32 | k), unsigned, sort the K ids of a row by id while remembering their
-// slot k, so that one ascending walk over the vocabulary knows which ids are in the top-K.
-static int cmp_key(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 // The teacher side of one row: lq (K+1) gets the tempered log-probabilities of the K ids
 // and, in slot K, of the tail bucket (-inf for KD_TOPK_RENORM or an empty tail).
 static void teacher_row(double *lq, const float *lp, int K, kd_topk_mode mode, double tau) {
@@ -211,12 +204,13 @@ static void teacher_row(double *lq, const float *lp, int K, kd_topk_mode mode, d
     lq[K] = ltail == -INFINITY ? -INFINITY : ltail / tau - u;
 }
 
-// One row of distill_topk; returns D. keys (K) sorted by id; lq (K+1) from teacher_row;
-// buf is scratch of V floats, kbuf of 2K doubles. Tail mode, three vectorised passes over the vocabulary:
+// One row of distill_topk; returns D. ids (K) distinct and in [0,V) (the kd stage checks
+// every cached row with kd_losses_check_topk); lq (K+1) from teacher_row; buf is scratch of
+// V floats, kbuf of 2K doubles. Tail mode, three vectorised passes over the vocabulary:
 // e_j = exp((x_j - max x) / tau) into buf (kd_vexp), the tail sum Ztail over buf with the
 // top-K slots zeroed (a sum of its own terms: no Zall - Ztop cancellation when the tail is
 // tiny), then the gradient as one scale of buf. The K top entries are handled on their own.
-KD_CPU_CLONES static double topk_row(float *dx, const float *x, const uint64_t *keys,
+KD_CPU_CLONES static double topk_row(float *dx, const float *x, const int32_t *ids,
                                      const double *lq, int V, int K, kd_topk_mode mode,
                                      double tau, double c, float *buf, double *kbuf) {
     double *xtop = kbuf, *etop = kbuf + K; // the top-K logits (read before dx may alias x)
@@ -227,7 +221,7 @@ KD_CPU_CLONES static double topk_row(float *dx, const float *x, const uint64_t *
         for (int j = 0; j < V; j++) mxf = x[j] > mxf ? x[j] : mxf;
     }
     for (int k = 0; k < K; k++) {
-        xtop[k] = (double)x[keys[k] >> 32];
+        xtop[k] = (double)x[ids[k]];
         if (!tail && xtop[k] > mxf) mxf = (float)xtop[k];
     }
     const double mx = (double)mxf;
@@ -237,7 +231,7 @@ KD_CPU_CLONES static double topk_row(float *dx, const float *x, const uint64_t *
         const float inv = (float)(1.0 / tau);
 #pragma omp simd
         for (int j = 0; j < V; j++) buf[j] = kd_vexp((x[j] - mxf) * inv);
-        for (int k = 0; k < K; k++) buf[keys[k] >> 32] = 0.0f;
+        for (int k = 0; k < K; k++) buf[ids[k]] = 0.0f;
 #pragma omp simd reduction(+ : ztail)
         for (int j = 0; j < V; j++) ztail += (double)buf[j];
     }
@@ -245,9 +239,8 @@ KD_CPU_CLONES static double topk_row(float *dx, const float *x, const uint64_t *
     // D = sum_k q_k (lq_k - lp_k) + q_tail (lq_tail - lp_tail), lp = student log-probs.
     double D = 0.0;
     for (int k = 0; k < K; k++) {
-        int slot = (int)(keys[k] & 0xffffffff);
-        double q = exp(lq[slot]);
-        if (q > 0.0) D += q * (lq[slot] - ((xtop[k] - mx) / tau - logz));
+        double q = exp(lq[k]);
+        if (q > 0.0) D += q * (lq[k] - ((xtop[k] - mx) / tau - logz));
     }
     double qtail = exp(lq[K]);
     if (qtail > 0.0) D += qtail * (lq[K] - (log(fmax(ztail, DBL_MIN)) - logz));
@@ -262,22 +255,8 @@ KD_CPU_CLONES static double topk_row(float *dx, const float *x, const uint64_t *
     } else {
         for (int j = 0; j < V; j++) dx[j] = 0.0f;
     }
-    for (int k = 0; k < K; k++)
-        dx[keys[k] >> 32] = (float)(c * (etop[k] / z - exp(lq[keys[k] & 0xffffffff])));
+    for (int k = 0; k < K; k++) dx[ids[k]] = (float)(c * (etop[k] / z - exp(lq[k])));
     return D;
-}
-
-// Sorts the K keys of a row by id (insertion sort for the usual small K) and checks the
-// ids distinct.
-static void sort_keys(uint64_t *key, int K) {
-    if (K > 64) qsort(key, (size_t)K, sizeof *key, cmp_key);
-    for (int a = 1; a < K && K <= 64; a++) {
-        uint64_t v = key[a];
-        int b = a - 1;
-        for (; b >= 0 && key[b] > v; b--) key[b + 1] = key[b];
-        key[b + 1] = v;
-    }
-    for (int k = 1; k < K; k++) KD_ASSERT((key[k] >> 32) != (key[k - 1] >> 32)); // distinct
 }
 
 // s (N,V); ids, lp (N,K); w (N) or NULL; loss (N); dlogits (N,V) or NULL, may alias s.
@@ -288,7 +267,6 @@ void kd_cpu_distill_topk(float *loss, float *dlogits, const float *s, const int3
     if (K < 0) K = 0;
     int par = (size_t)N * V > KD_CPU_PAR_MIN, nthr = par ? omp_get_max_threads() : 1;
     float *scratch = kd_malloc(sizeof(float) * (size_t)V * nthr);
-    uint64_t *keys = kd_malloc(sizeof(uint64_t) * (size_t)nthr * (K ? K : 1));
     double *lq = kd_malloc(sizeof(double) * (size_t)nthr * (3 * K + 1)); // lq (K+1), kbuf (2K)
 #pragma omp parallel for schedule(static) if (par)
     for (int i = 0; i < N; i++) {
@@ -301,21 +279,15 @@ void kd_cpu_distill_topk(float *loss, float *dlogits, const float *s, const int3
             continue;
         }
         int th = omp_get_thread_num();
-        uint64_t *key = keys + (size_t)th * K;
+        const int32_t *idi = ids + (size_t)i * K;
+        for (int k = 0; k < K; k++) KD_ASSERT(idi[k] >= 0 && idi[k] < V); // see topk_row
         double *lqi = lq + (size_t)th * (3 * K + 1);
-        for (int k = 0; k < K; k++) {
-            int32_t id = ids[(size_t)i * K + k];
-            KD_ASSERT(id >= 0 && id < V); // checked by kd_losses_check_topk when data is read
-            key[k] = ((uint64_t)(uint32_t)id << 32) | (uint32_t)k;
-        }
-        sort_keys(key, K);
         teacher_row(lqi, lp + (size_t)i * K, K, mode, (double)tau);
         double c = (double)dscale * wi * (double)tau;
-        double D = topk_row(dx, x, key, lqi, V, K, mode, (double)tau, c,
-                            scratch + (size_t)V * th, lqi + K + 1);
+        double D = topk_row(dx, x, idi, lqi, V, K, mode, (double)tau, c, scratch + (size_t)V * th,
+                            lqi + K + 1);
         loss[i] = (float)(wi * (double)tau * (double)tau * D);
     }
     free(scratch);
-    free(keys);
     free(lq);
 }
