@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "data/h5util.h"
+#include "data/vocab.h"
 
 // Tokens are scanned at open in blocks of this many (8 MiB of int64 per block).
 #define SCAN_BLOCK (1u << 20)
@@ -91,7 +92,13 @@ static int read_attrs(kd_dataset *d, kd_error *err) {
                            d->path, names[i], v, lo, hi, i ? " (-1 = none)" : "");
         *dst[i] = (int)v;
     }
-    return KD_OK;
+    kd_vocab v = {.vocab_size = in->vocab_size, .eos = in->eos_id};
+    snprintf(v.name, sizeof v.name, "%s", in->tokenizer);
+    int rc = kd_vocab_read_attrs(d->file, &v, d->path, err);
+    memcpy(in->fingerprint, v.fingerprint, sizeof in->fingerprint);
+    memcpy(in->stop_ids, v.stop, sizeof in->stop_ids);
+    in->n_stop = v.n_stop;
+    return rc;
 }
 
 // Offsets: 0 first, non-decreasing, n_tokens last. Kept in memory.
@@ -145,17 +152,6 @@ static int read_offsets(kd_dataset *d, kd_error *err) {
     return rc;
 }
 
-// Read [start, start+n) of a 1-D dataset, converted to memory type mt.
-static int read_slab(hid_t ds, hid_t mt, uint64_t start, uint64_t n, void *buf) {
-    hsize_t st = start, cnt = n;
-    hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(1, &cnt, NULL);
-    herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &st, NULL, &cnt, NULL);
-    if (e >= 0) e = H5Dread(ds, mt, ms, fs, H5P_DEFAULT, buf);
-    H5Sclose(ms);
-    H5Sclose(fs);
-    return e < 0 ? -1 : 0;
-}
-
 // One pass over /tokens (and /loss_mask): every id in [0, vocab_size), mask values 0/1.
 static int scan_tokens(kd_dataset *d, kd_error *err) {
     uint64_t n = d->info.n_tokens;
@@ -165,7 +161,7 @@ static int scan_tokens(kd_dataset *d, kd_error *err) {
     for (uint64_t s = 0; rc == KD_OK && s < n; s += SCAN_BLOCK) {
         uint64_t k = n - s;
         if (k > SCAN_BLOCK) k = SCAN_BLOCK;
-        if (read_slab(d->tokens, H5T_NATIVE_INT64, s, k, buf) < 0) {
+        if (kd_h5_read_slab(d->tokens, H5T_NATIVE_INT64, s, k, buf) < 0) {
             rc = kd_fail(err, KD_EINPUT, "%s: cannot read /tokens[%llu..%llu)", d->path,
                          (unsigned long long)s, (unsigned long long)(s + k));
             break;
@@ -184,7 +180,7 @@ static int scan_tokens(kd_dataset *d, kd_error *err) {
                 break;
             }
         if (rc != KD_OK || !mb) continue;
-        if (read_slab(d->mask, H5T_NATIVE_UINT8, s, k, mb) < 0) {
+        if (kd_h5_read_slab(d->mask, H5T_NATIVE_UINT8, s, k, mb) < 0) {
             rc = kd_fail(err, KD_EINPUT, "%s: cannot read /loss_mask[%llu..%llu)", d->path,
                          (unsigned long long)s, (unsigned long long)(s + k));
             break;
@@ -262,6 +258,15 @@ int kd_dataset_open(kd_dataset **out, const char *path, kd_error *err) {
 const kd_dataset_info *kd_dataset_get_info(const kd_dataset *d) {
     return &d->info;
 }
+void kd_dataset_info_vocab(const kd_dataset_info *in, kd_vocab *v) {
+    memset(v, 0, sizeof *v);
+    snprintf(v->name, sizeof v->name, "%s", in->tokenizer);
+    snprintf(v->fingerprint, sizeof v->fingerprint, "%s", in->fingerprint);
+    v->vocab_size = in->vocab_size, v->bos = in->bos_id, v->eos = in->eos_id, v->pad = in->pad_id;
+    v->n_stop = in->n_stop;
+    memcpy(v->stop, in->stop_ids, sizeof v->stop);
+}
+
 const char *kd_dataset_path(const kd_dataset *d) {
     return d->path;
 }
@@ -299,10 +304,10 @@ int kd_dataset_read_tokens(kd_dataset *d, uint64_t start, uint64_t n, int32_t *t
     int rc = KD_OK;
     H5E_BEGIN_TRY {
         // ids were checked to be < vocab_size <= INT32_MAX, so uint32 fits int32 exactly
-        if (read_slab(d->tokens, H5T_NATIVE_UINT32, start, n, tokens) < 0)
+        if (kd_h5_read_slab(d->tokens, H5T_NATIVE_UINT32, start, n, tokens) < 0)
             rc = kd_fail(err, KD_ERUNTIME, "%s: I/O error reading /tokens[%llu..%llu)", d->path,
                          (unsigned long long)start, (unsigned long long)(start + n));
-        else if (mask && d->mask >= 0 && read_slab(d->mask, H5T_NATIVE_UINT8, start, n, mask) < 0)
+        else if (mask && d->mask >= 0 && kd_h5_read_slab(d->mask, H5T_NATIVE_UINT8, start, n, mask) < 0)
             rc = kd_fail(err, KD_ERUNTIME, "%s: I/O error reading /loss_mask[%llu..%llu)", d->path,
                          (unsigned long long)start, (unsigned long long)(start + n));
     }

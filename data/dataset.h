@@ -8,7 +8,9 @@
 #pragma once
 #include <stdint.h>
 
-#include "runtime/common.h"
+#include "data/tokenizer.h"
+#include "data/vocab.h"
+#include "runtime/base/common.h"
 
 typedef struct kd_dataset kd_dataset; // opaque
 
@@ -18,12 +20,17 @@ typedef struct {
     uint64_t n_tokens, n_docs;
     int has_loss_mask;
     char tokenizer[32]; // e.g. "bytes"
+    char fingerprint[65]; // tokenizer_fingerprint, "" if unknown (data/vocab.h)
+    int n_stop;           // stop_ids, default [eos_id] (none if eos_id is -1)
+    int32_t stop_ids[KD_TOK_MAX_STOP];
 } kd_dataset_info;
 
 // Open and validate. Errors are KD_EINPUT with one line that starts with the path, e.g.
 // "data/x.h5: /tokens[1234] = 300 >= vocab_size 259". *out is NULL on error.
 int kd_dataset_open(kd_dataset **out, const char *path, kd_error *err);
 const kd_dataset_info *kd_dataset_get_info(const kd_dataset *d);
+// The tokenizer identity the dataset records (for writing data derived from it).
+void kd_dataset_info_vocab(const kd_dataset_info *in, kd_vocab *v);
 const char *kd_dataset_path(const kd_dataset *d);
 void kd_dataset_close(kd_dataset *d); // NULL is fine
 

@@ -131,3 +131,25 @@ int kd_h5_write_str_attr(hid_t obj, const char *name, const char *str) {
     H5Sclose(s);
     return rc;
 }
+
+static int slab_io(hid_t ds, hid_t mt, unsigned long long start, unsigned long long n, void *rbuf,
+                   const void *wbuf) {
+    hsize_t st = start, cnt = n;
+    hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(1, &cnt, NULL);
+    herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &st, NULL, &cnt, NULL);
+    if (e >= 0)
+        e = rbuf ? H5Dread(ds, mt, ms, fs, H5P_DEFAULT, rbuf)
+                 : H5Dwrite(ds, mt, ms, fs, H5P_DEFAULT, wbuf);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    return e < 0 ? -1 : 0;
+}
+
+int kd_h5_read_slab(hid_t ds, hid_t mt, unsigned long long start, unsigned long long n, void *buf) {
+    return slab_io(ds, mt, start, n, buf, NULL);
+}
+
+int kd_h5_write_slab(hid_t ds, hid_t mt, unsigned long long start, unsigned long long n,
+                     const void *buf) {
+    return slab_io(ds, mt, start, n, NULL, buf);
+}

@@ -21,3 +21,8 @@ int kd_h5_read_vlen_str(hid_t a, hid_t memtype, char **out);
 // Write a scalar int64 attribute / a variable-length UTF-8 string attribute.
 int kd_h5_write_int_attr(hid_t obj, const char *name, long long v);
 int kd_h5_write_str_attr(hid_t obj, const char *name, const char *s);
+// Read / write elements [start, start+n) of a 1-D dataset, converted from / to memory
+// type mt (the dataset must already hold start+n elements).
+int kd_h5_read_slab(hid_t ds, hid_t mt, unsigned long long start, unsigned long long n, void *buf);
+int kd_h5_write_slab(hid_t ds, hid_t mt, unsigned long long start, unsigned long long n,
+                     const void *buf);

@@ -69,10 +69,6 @@ long kd_jsonl_line(const kd_jsonl *r) {
     return r->lineno;
 }
 
-const char *kd_jsonl_path(const kd_jsonl *r) {
-    return r->path;
-}
-
 void kd_jsonl_close(kd_jsonl *r) {
     if (!r) return;
     if (r->f) fclose(r->f);

@@ -29,6 +29,7 @@ typedef struct {
 struct kd_prefs_writer {
     char *path, *tmp, tokenizer[32];
     int vocab_size, bos, eos, pad;
+    kd_vocab vocab; // fingerprint and stop ids (name "" when opened without an identity)
     part_buf part[3];
     uint64_t count;
 };
@@ -149,7 +150,8 @@ static int write_file(kd_prefs_writer *w) {
               kd_h5_write_int_attr(f, "bos_id", w->bos) < 0 ||
               kd_h5_write_int_attr(f, "eos_id", w->eos) < 0 ||
               kd_h5_write_int_attr(f, "pad_id", w->pad) < 0 ||
-              kd_h5_write_str_attr(f, "tokenizer", w->tokenizer) < 0;
+              kd_h5_write_str_attr(f, "tokenizer", w->tokenizer) < 0 ||
+              (w->vocab.name[0] && kd_vocab_write_attrs(f, &w->vocab) < 0);
     for (int k = 0; !bad && k < 3; k++) {
         hid_t g = H5Gcreate2(f, PART[k], H5P_DEFAULT, gcpl, H5P_DEFAULT);
         bad = g < 0 ||
@@ -163,6 +165,13 @@ static int write_file(kd_prefs_writer *w) {
     H5Pclose(gcpl);
     H5Pclose(fcpl);
     return bad ? -1 : 0;
+}
+
+int kd_prefs_writer_open_vocab(kd_prefs_writer **w, const char *path, const kd_vocab *v,
+                               kd_error *err) {
+    int rc = kd_prefs_writer_open(w, path, v->vocab_size, v->bos, v->eos, v->pad, v->name, err);
+    if (rc == KD_OK) (*w)->vocab = *v;
+    return rc;
 }
 
 int kd_prefs_writer_close(kd_prefs_writer *w, int commit, kd_error *err) {
@@ -248,14 +257,7 @@ static int open_1d(kd_prefs *p, const char *name, hid_t *out, uint64_t *len, kd_
 
 // Read n int64 values of ds from start into buf.
 static int read_range(hid_t ds, uint64_t start, uint64_t n, int64_t *buf) {
-    if (n == 0) return 0;
-    hsize_t st = start, cnt = n;
-    hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(1, &cnt, NULL);
-    herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &st, NULL, &cnt, NULL);
-    if (e >= 0) e = H5Dread(ds, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, buf);
-    H5Sclose(ms);
-    H5Sclose(fs);
-    return e < 0 ? -1 : 0;
+    return n == 0 ? 0 : kd_h5_read_slab(ds, H5T_NATIVE_INT64, start, n, buf);
 }
 
 static int open_part(kd_prefs *p, int k, kd_error *err) {
@@ -321,6 +323,17 @@ static int open_part(kd_prefs *p, int k, kd_error *err) {
     return rc;
 }
 
+// The fingerprint and stop ids (data/vocab.h), after the other attributes.
+static int read_vocab(kd_prefs *p, kd_error *err) {
+    kd_vocab v = {.vocab_size = p->info.vocab_size, .eos = p->info.eos_id};
+    snprintf(v.name, sizeof v.name, "%s", p->info.tokenizer);
+    int rc = kd_vocab_read_attrs(p->file, &v, p->path, err);
+    memcpy(p->info.fingerprint, v.fingerprint, sizeof p->info.fingerprint);
+    memcpy(p->info.stop_ids, v.stop, sizeof p->info.stop_ids);
+    p->info.n_stop = v.n_stop;
+    return rc;
+}
+
 int kd_prefs_open(kd_prefs **out, const char *path, kd_error *err) {
     *out = NULL;
     if (access(path, R_OK) != 0)
@@ -365,6 +378,7 @@ int kd_prefs_open(kd_prefs **out, const char *path, kd_error *err) {
                              "none",
                              path);
         }
+        if (rc == KD_OK) rc = read_vocab(p, err);
         for (int k = 0; rc == KD_OK && k < 3; k++) rc = open_part(p, k, err);
     }
     H5E_END_TRY;
@@ -496,14 +510,15 @@ static int convert_line(const kd_chat_template *t, const kd_json *v, const char 
     for (int k = 1; rc == KD_OK && k < 3; k++) {
         const char *s = NULL;
         size_t len = 0;
-        if ((rc = completion_text(f[k], where, PART[k], &s, &len, err)) == KD_OK)
-            kd_chat_render_completion(t, s, len, &bufs[k]);
+        if ((rc = completion_text(f[k], where, PART[k], &s, &len, err)) == KD_OK &&
+            (rc = kd_chat_render_completion(t, s, len, &bufs[k], err)))
+            kd_error_prefix(err, "%s: %s: ", where, PART[k]);
     }
     if (rc) return rc;
     // 1. prompt from the left to max_prompt (keeping BOS and the assistant header)
     // (the default max_len/2 never cuts into BOS + assistant header; an explicit one must
     // leave room for them)
-    size_t np = bufs[0].n, protect = strlen(t->header[KD_CHAT_ASSISTANT]);
+    size_t np = bufs[0].n, protect = t->header_ids[KD_CHAT_ASSISTANT].n;
     size_t floor = (size_t)t->bos + protect, mp = max_prompt;
     if (mp == 0 && max_len > 0) mp = max_len / 2 > floor ? max_len / 2 : floor;
     int pc = 0, cc = 0;
@@ -533,17 +548,22 @@ static int convert_line(const kd_chat_template *t, const kd_json *v, const char 
 }
 
 int kd_prefs_convert_jsonl(const char *jsonl, const char *out, const char *template_name,
-                           size_t max_len, size_t max_prompt, kd_chat_stats *stats, kd_error *err) {
+                           const char *tokenizer, size_t max_len, size_t max_prompt,
+                           kd_chat_stats *stats, kd_error *err) {
     kd_chat_stats st = {0};
+    kd_tokenizer *tok = NULL;
     kd_chat_template *t = NULL;
+    kd_vocab voc;
     kd_jsonl *r = NULL;
     kd_prefs_writer *w = NULL;
     kd_chat_buf bufs[3] = {{0}};
-    int rc = kd_chat_template_load(&t, template_name, err);
+    int rc = kd_tokenizer_open(&tok, tokenizer ? tokenizer : KD_TOK_BYTES_NAME, err);
+    if (rc == KD_OK) rc = kd_chat_template_load_tok(&t, template_name, tok, err);
     if (rc == KD_OK) rc = kd_jsonl_open(&r, jsonl, err);
-    if (rc == KD_OK)
-        rc = kd_prefs_writer_open(&w, out, KD_TOK_BYTES_VOCAB, KD_TOK_BYTES_BOS, KD_TOK_BYTES_EOS,
-                                  KD_TOK_BYTES_PAD, KD_TOK_BYTES_NAME, err);
+    if (rc == KD_OK) {
+        kd_chat_template_vocab(t, &voc);
+        rc = kd_prefs_writer_open_vocab(&w, out, &voc, err);
+    }
     while (rc == KD_OK) {
         kd_json *v = NULL;
         if ((rc = kd_jsonl_next(r, &v, err)) || !v) break;
@@ -558,6 +578,7 @@ int kd_prefs_convert_jsonl(const char *jsonl, const char *out, const char *templ
     int rc2 = w ? kd_prefs_writer_close(w, rc == KD_OK, err) : KD_OK;
     kd_jsonl_close(r);
     kd_chat_template_free(t);
+    if (tok) kd_tokenizer_free(tok);
     for (int k = 0; k < 3; k++) kd_chat_buf_free(&bufs[k]);
     if (stats) *stats = st;
     return rc ? rc : rc2;

@@ -13,6 +13,7 @@
 #include "data/tools.h"
 #include "data/synth_rng.h"
 #include "data/writer.h"
+#include "runtime/base/fs.h"
 
 
 // ============================================================================ generators
@@ -123,32 +124,11 @@ static int write_corpus(const char *path, uint64_t seed, uint64_t n_tokens, kd_e
     return rc ? rc : rc2;
 }
 
-// mkdir -p
-static int make_dirs(const char *dir, kd_error *err) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *c = p + 1;; c++) {
-        if (*c == '/' || *c == '\0') {
-            char save = *c;
-            *c = '\0';
-            if (mkdir(p, 0777) != 0 && errno != EEXIST)
-                return kd_fail(err, KD_EINPUT, "%s: cannot create directory: %s", p,
-                               strerror(errno));
-            *c = save;
-            if (save == '\0') break;
-        }
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return kd_fail(err, KD_EINPUT, "%s: exists and is not a directory", dir);
-    return KD_OK;
-}
-
 int kd_data_synth(const char *dir, uint64_t seed, uint64_t n_tokens, kd_error *err) {
     if (n_tokens < 1000)
         return kd_fail(err, KD_EINPUT, "--tokens %llu: expected at least 1000",
                        (unsigned long long)n_tokens);
-    int rc = make_dirs(dir, err);
+    int rc = kd_mkdir_p_or_fail(dir, 0777, KD_EINPUT, err);
     if (rc) return rc;
     char path[4200];
     uint64_t n_val = n_tokens / 10 > 2000 ? n_tokens / 10 : 2000;

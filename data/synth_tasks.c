@@ -19,6 +19,7 @@
 #include "data/tools.h"
 #include "data/synth_rng.h"
 #include "data/writer.h"
+#include "runtime/base/hash.h"
 
 
 // ============================================================================ tasks
@@ -143,11 +144,9 @@ static const task_t TASKS[] = {{"add", task_add},         {"sub", task_sub},   {
 
 static const char *SYSTEM_MSG = "You are a careful assistant. Answer with the result only.";
 
-static uint64_t fnv1a(const char *s) {
-    uint64_t h = 1469598103934665603ull;
-    for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
-    return h;
-}
+// The question split hashes each question with this offset basis (hash.h says why it is not
+// FNV's own): one question in ten is held out.
+#define SPLIT_BASIS 1469598103934665603ull
 
 // One example from the held-out (held=1) or training side of the question split.
 typedef struct {
@@ -159,7 +158,7 @@ static void draw(rng_t *r, int held, example_t *e) {
     do {
         e->task = rng_int(r, N_TASKS);
         TASKS[e->task].gen(r, e->q, e->a, e->wrong);
-    } while ((fnv1a(e->q) % 10 == 0) != held);
+    } while ((kd_fnv1a64_basis(SPLIT_BASIS, e->q, strlen(e->q)) % 10 == 0) != held);
     e->system = rng_int(r, 4) == 0;
 }
 
@@ -334,11 +333,11 @@ int kd_data_synth_tasks(const char *dir, uint64_t seed, uint64_t n_examples, kd_
         PATH(p, sft[held][0]);
         PATH(q, sft[held][1]);
         rc = write_sft_jsonl(p, seed, held ? n_val : n_examples, held, err);
-        if (rc == KD_OK) rc = kd_chat_convert_jsonl(p, q, "bytes", 0, NULL, err);
+        if (rc == KD_OK) rc = kd_chat_convert_jsonl(p, q, "bytes", NULL, 0, NULL, err);
         PATH(p, prf[held][0]);
         PATH(q, prf[held][1]);
         if (rc == KD_OK) rc = write_prefs_jsonl(p, seed, held ? n_val : n_half, held, err);
-        if (rc == KD_OK) rc = kd_prefs_convert_jsonl(p, q, "bytes", 0, 0, NULL, err);
+        if (rc == KD_OK) rc = kd_prefs_convert_jsonl(p, q, "bytes", NULL, 0, 0, NULL, err);
     }
     PATH(p, "prompts.h5");
     if (rc == KD_OK) rc = write_prompts(p, t, seed, n_prompts, err);

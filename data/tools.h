@@ -1,24 +1,24 @@
-// tools.h: the `kdtrain data` subcommands (pack, inspect, synth). kd_data_main parses the
-// command line (argv[0] == "data") and returns an exit status (0 ok, 2 bad input, 3
-// runtime); runtime/main.c dispatches to it. The library functions below do the work
+// tools.h: the work of the `kdtrain data` subcommands (pack, inspect, synth), whose
+// command line is runtime/cli/data_cli.c. These functions do the work
 // and never print except to the FILE they are given; output files appear atomically
 // (see writer.h), so a failed tool leaves nothing half-written.
 #pragma once
 #include <stdint.h>
 #include <stdio.h>
 
-#include "runtime/common.h"
+#include "runtime/base/common.h"
 
-int kd_data_main(int argc, char **argv);
-
-// Byte-tokenize text files into a `tokens` dataset at out. Each file is one document, or
-// with paragraphs=1 each blank-line-separated paragraph is; a document is
-// BOS + bytes + EOS, and empty documents are skipped.
+// Tokenize text files into a `tokens` dataset at out with the tokenizer spec (NULL =
+// "bytes"; data/tokenizer.h). Each file is one document, or with paragraphs=1 each
+// blank-line-separated paragraph is; a document is [BOS] + ids + EOS (no BOS when the
+// tokenizer has none), and empty documents are skipped.
 int kd_data_pack(const char *const *files, int n_files, const char *out, int paragraphs,
-                 kd_error *err);
+                 const char *tokenizer, kd_error *err);
 
 // Print a summary of a dataset (kind, counts, ids, mask coverage, first tokens, unigram
-// entropy) as "key: value" lines to f. first = how many leading tokens to show.
+// entropy, tokenizer name/fingerprint/stop ids) as "key: value" lines to f; token
+// datasets and preference datasets (kind "preference") alike. first = how many leading tokens to
+// show.
 int kd_data_inspect(const char *path, int first, FILE *f, kd_error *err);
 
 // Deterministic demo corpora in dir (created if missing): pretrain.h5 (~n_tokens tokens)

@@ -47,14 +47,9 @@ static hid_t create_stream(hid_t file, const char *name, hid_t type) {
 
 // Append n elements of memory type mt to the end of a 1-D extendible dataset.
 static int append(hid_t ds, hid_t mt, uint64_t at, const void *buf, size_t n) {
-    hsize_t newsize = at + n, st = at, cnt = n;
+    hsize_t newsize = at + n;
     if (H5Dset_extent(ds, &newsize) < 0) return -1;
-    hid_t fs = H5Dget_space(ds), ms = H5Screate_simple(1, &cnt, NULL);
-    herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &st, NULL, &cnt, NULL);
-    if (e >= 0) e = H5Dwrite(ds, mt, ms, fs, H5P_DEFAULT, buf);
-    H5Sclose(ms);
-    H5Sclose(fs);
-    return e < 0 ? -1 : 0;
+    return kd_h5_write_slab(ds, mt, at, n, buf);
 }
 
 static int flush_buf(kd_dataset_writer *w, kd_error *err) {
@@ -167,6 +162,23 @@ int kd_dataset_writer_open(kd_dataset_writer **out, const char *path, const char
     }
     *out = w;
     return KD_OK;
+}
+
+int kd_dataset_writer_open_vocab(kd_dataset_writer **w, const char *path, const char *kind,
+                                 const kd_vocab *v, int with_mask, kd_error *err) {
+    int rc = kd_dataset_writer_open(w, path, kind, v->vocab_size, v->bos, v->eos, v->pad, with_mask,
+                                    v->name, err);
+    if (rc) return rc;
+    int bad;
+    H5E_BEGIN_TRY {
+        bad = kd_vocab_write_attrs((*w)->file, v) < 0;
+    }
+    H5E_END_TRY;
+    if (!bad) return KD_OK;
+    kd_fail(err, KD_ERUNTIME, "%s: cannot write the tokenizer attributes into %s", path, (*w)->tmp);
+    kd_dataset_writer_close(*w, 0, NULL);
+    *w = NULL;
+    return KD_ERUNTIME;
 }
 
 int kd_dataset_writer_add(kd_dataset_writer *w, const int32_t *tokens, const uint8_t *mask,

@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "runtime/common.h"
+#include "data/vocab.h"
+#include "runtime/base/common.h"
 
 typedef struct kd_dataset_writer kd_dataset_writer; // opaque
 
@@ -18,6 +19,10 @@ typedef struct kd_dataset_writer kd_dataset_writer; // opaque
 int kd_dataset_writer_open(kd_dataset_writer **w, const char *path, const char *kind,
                            int vocab_size, int bos, int eos, int pad, int with_mask,
                            const char *tokenizer, kd_error *err);
+// The same with the ids, name, fingerprint and stop ids of a tokenizer identity
+// (data/vocab.h; the byte tokenizer's gives exactly the file kd_dataset_writer_open does).
+int kd_dataset_writer_open_vocab(kd_dataset_writer **w, const char *path, const char *kind,
+                                 const kd_vocab *v, int with_mask, kd_error *err);
 // Append one document of n tokens (ids in [0, vocab)); mask (n, values 0/1) is required
 // iff the writer has a mask, else must be NULL. On error the writer stays usable only
 // for close(commit=0).

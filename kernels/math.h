@@ -41,7 +41,8 @@ static inline KD_HD float kd_dsoftplus(float x) {
 }
 
 // RoPE inverse frequency of pair i (0 <= i < HD/2): theta^(-2i/HD), computed in float the
-// way the Hugging Face Llama code does, so that angles agree with its checkpoints.
+// way the Hugging Face Llama code does, so that angles agree with its checkpoints. The
+// model builds its inverse-frequency table (the rope kernels' input) from it.
 static inline KD_HD float kd_rope_inv_freq(int i, int HD, float theta) {
     return 1.0f / powf(theta, (float)(2 * i) / (float)HD);
 }

@@ -9,4 +9,5 @@ cmake --build build -j"$(nproc)" >/dev/null
 build/kdtrain data synth --out data/demo
 build/kdtrain check configs/demo.yaml --ranks "$ranks"
 OMP_NUM_THREADS=1 launch/kdmpirun -np "$ranks" build/kdtrain run configs/demo.yaml "$@"
-echo "demo: finished; results in runs/demo (metrics.jsonl per stage)"
+echo "demo: finished; results in runs/demo (metrics.jsonl and TensorBoard events per stage)"
+echo "demo: report: $(build/kdtrain report runs/demo)   (tensorboard --logdir runs/demo)"

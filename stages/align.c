@@ -5,15 +5,16 @@
 // micro-batch gives every layer's input and target; each layer's loss only involves that
 // layer. Only the aligned layers' mixer tensors train: everything else is frozen. Batching,
 // ZeRO-1, clipping, logging, checkpoints and resume are the trainer's (kd_task.step).
+// Its recipe rule: align.layers defaults to, and must be among, the model's Mamba layers.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/log.h"
-#include "runtime/model_align.h"
-#include "runtime/model_io.h"
-#include "stages/stage.h"
+#include "runtime/base/log.h"
+#include "runtime/model/model_align.h"
+#include "runtime/store/model_io.h"
+#include "stages/kind.h"
 
 typedef struct {
     kd_task lm; // token windows of the stage's data (fill only)
@@ -169,4 +170,39 @@ int kd_stage_align(kd_stage_ctx *ctx, kd_error *err) {
     free(a);
     free(sp);
     return rc;
+}
+
+// ----------------------------------------------------------------------------- recipe rules
+
+static int cmp_int(const void *a, const void *b) {
+    return (*(const int *)a > *(const int *)b) - (*(const int *)a < *(const int *)b);
+}
+
+// align.layers: default all SSM layers; listed layers must be SSM layers (when known).
+int kd_stage_align_linked(kd_recipe_checker *c, kd_recipe *r, int i) {
+    kd_stage_spec *s = &r->stages[i];
+    const kd_hybrid *h = kd_kind_layout_at(r, i);
+    char p[64], q[96];
+    snprintf(p, sizeof p, "stages[%d]", i);
+    if (!h) return KD_OK;
+    if (!h->n_ssm_layers)
+        return kd_recipe_bad(c, p,
+                             "an align stage needs Mamba layers, but the model has none here "
+                             "(put an init stage before it)");
+    if (!s->align.n_layers) {
+        s->align.n_layers = h->n_ssm_layers;
+        memcpy(s->align.layers, h->ssm_layers, (size_t)h->n_ssm_layers * sizeof(int));
+        return KD_OK;
+    }
+    for (int k = 0; k < s->align.n_layers; k++) {
+        int ok = 0;
+        for (int m = 0; m < h->n_ssm_layers; m++) ok |= h->ssm_layers[m] == s->align.layers[k];
+        if (!ok) {
+            snprintf(q, sizeof q, "%s.layers[%d]", p, k);
+            return kd_recipe_bad(c, q, "expected a Mamba layer of the model here, found %d",
+                                 s->align.layers[k]);
+        }
+    }
+    qsort(s->align.layers, (size_t)s->align.n_layers, sizeof(int), cmp_int);
+    return KD_OK;
 }

@@ -8,7 +8,7 @@
 
 #include "data/dataset.h"
 #include "data/sampler.h"
-#include "runtime/log.h"
+#include "runtime/base/log.h"
 #include "stages/stage.h"
 
 typedef struct {

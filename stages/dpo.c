@@ -2,21 +2,23 @@
 // preference dataset. Each pair is two rows (prompt+chosen, prompt+rejected); sequence
 // log-probs are sums over completion tokens. The reference log-probs are computed once,
 // before training, by the model at stage start (or dpo.reference.from) and cached in an
-// HDF5 file keyed by a fingerprint of (reference weights, dataset bytes, lengths), so the
-// reference model is never held during training and resumes and later runs reuse them.
-#include <hdf5.h>
+// HDF5 file (data/refcache.h) keyed by a fingerprint of (reference weights, dataset bytes,
+// lengths), so the reference model is never held during training and resumes and later
+// runs reuse them.
+// Its recipe rules: reference.from names an earlier stage; max_prompt_len < max_len.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "data/prefs.h"
+#include "data/refcache.h"
 #include "data/sampler.h"
-#include "runtime/log.h"
-#include "runtime/losses.h"
-#include "runtime/model_io.h"
-#include "runtime/sha256.h"
-#include "stages/stage.h"
+#include "runtime/base/log.h"
+#include "runtime/base/signals.h"
+#include "runtime/train/losses.h"
+#include "runtime/store/model_io.h"
+#include "runtime/base/sha256.h"
+#include "stages/kind.h"
 
 typedef struct {
     kd_prefs *prefs;
@@ -102,12 +104,12 @@ static void ensure(dpo_task *t, const kd_ops *ops, int rows) {
     if (rows <= t->cap_rows) return;
     size_t N = (size_t)rows * t->T;
     free(t->seq), free(t->logp), free(t->dlogp);
-    if (t->dev_logp) ops->free(t->dev_logp), ops->free(t->dev_targets);
+    if (t->dev_logp) ops->mem->free(ops->ctx, t->dev_logp), ops->mem->free(ops->ctx, t->dev_targets);
     t->seq = kd_malloc(N * sizeof(int32_t));
     t->logp = kd_malloc(N * sizeof(float));
     t->dlogp = kd_malloc(N * sizeof(float));
-    t->dev_logp = ops->alloc(N * sizeof(float));
-    t->dev_targets = ops->alloc(N * sizeof(int32_t));
+    t->dev_logp = ops->mem->alloc(ops->ctx, N * sizeof(float));
+    t->dev_targets = ops->mem->alloc(ops->ctx, N * sizeof(int32_t));
     t->cap_rows = rows;
 }
 
@@ -126,9 +128,9 @@ static void row_sums(dpo_task *t, kd_model *m, const int32_t *targets, const flo
             t->seq[k] = on && targets[k] >= 0 ? i : -1;
         }
     }
-    ops->upload(t->dev_targets, targets, (size_t)N * sizeof(int32_t));
-    ops->token_logp_fwd(t->dev_logp, kd_model_logits(m), t->dev_targets, N, kd_model_cfg(m)->vocab_size);
-    ops->download(t->logp, t->dev_logp, (size_t)N * sizeof(float));
+    ops->mem->upload(ops->ctx, t->dev_targets, targets, (size_t)N * sizeof(int32_t));
+    ops->losses->token_logp_fwd(ops->ctx, t->dev_logp, kd_model_logits(m), t->dev_targets, N, kd_model_cfg(m)->vocab_size);
+    ops->mem->download(ops->ctx, t->logp, t->dev_logp, (size_t)N * sizeof(float));
     kd_losses_segment_sum(sums, counts, t->logp, t->seq, N, n);
 }
 
@@ -168,8 +170,8 @@ static int dpo_step(void *ctx, kd_model *m, const int32_t *ids, const int32_t *t
             extra[5] += pairs[k].logp_r;
         }
         kd_losses_segment_scatter(t->dlogp, dsums, t->seq, n * T);
-        ops->upload(t->dev_logp, t->dlogp, (size_t)n * T * sizeof(float));
-        ops->token_logp_bwd(kd_model_logits(m), t->dev_logp, kd_model_logits(m), t->dev_targets, n * T,
+        ops->mem->upload(ops->ctx, t->dev_logp, t->dlogp, (size_t)n * T * sizeof(float));
+        ops->losses->token_logp_bwd(ops->ctx, kd_model_logits(m), t->dev_logp, kd_model_logits(m), t->dev_targets, n * T,
                             kd_model_cfg(m)->vocab_size);
         kd_model_backward(m);
     }
@@ -185,7 +187,7 @@ static void fingerprint(kd_model *ref, const char *data, const dpo_task *t, char
     const kd_param_table *pt = kd_model_table(ref);
     const kd_ops *ops = kd_model_ops(ref);
     float *host = kd_malloc(pt->total * sizeof(float));
-    ops->download(host, kd_model_params(ref), pt->total * sizeof(float));
+    ops->mem->download(ops->ctx, host, kd_model_params(ref), pt->total * sizeof(float));
     kd_sha256 h;
     kd_sha256_init(&h);
     kd_sha256_update(&h, host, pt->total * sizeof(float));
@@ -200,67 +202,6 @@ static void fingerprint(kd_model *ref, const char *data, const dpo_task *t, char
     uint8_t dig[32];
     kd_sha256_final(&h, dig);
     kd_sha256_hex(dig, hex);
-}
-
-static int read_cache(const char *path, const char *fp, uint64_t count, double *ref) {
-    if (access(path, R_OK) != 0) return 0;
-    int ok = 0;
-    H5E_BEGIN_TRY {
-        hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-        if (f >= 0) {
-            char have[80] = "";
-            hid_t a = H5Aopen(f, "fingerprint", H5P_DEFAULT);
-            if (a >= 0) {
-                hid_t ty = H5Tcopy(H5T_C_S1);
-                H5Tset_size(ty, 65);
-                if (H5Aread(a, ty, have) >= 0) have[64] = '\0';
-                H5Tclose(ty), H5Aclose(a);
-            }
-            hid_t d = H5Dopen2(f, "ref_logp", H5P_DEFAULT);
-            if (d >= 0 && strcmp(have, fp) == 0) {
-                hid_t sp = H5Dget_space(d);
-                hsize_t dims[2] = {0, 0};
-                if (H5Sget_simple_extent_ndims(sp) == 2) H5Sget_simple_extent_dims(sp, dims, NULL);
-                if (dims[0] == count && dims[1] == 2)
-                    ok = H5Dread(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, ref) >= 0;
-                H5Sclose(sp);
-            }
-            if (d >= 0) H5Dclose(d);
-            H5Fclose(f);
-        }
-    }
-    H5E_END_TRY;
-    return ok;
-}
-
-static int write_cache(const char *path, const char *fp, uint64_t count, const double *ref, kd_error *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
-    int ok = 0;
-    H5E_BEGIN_TRY {
-        hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-        if (f >= 0) {
-            hsize_t dims[2] = {count, 2};
-            hid_t sp = H5Screate_simple(2, dims, NULL);
-            hid_t d = H5Dcreate2(f, "ref_logp", H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-            ok = d >= 0 && H5Dwrite(d, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, ref) >= 0;
-            hid_t as = H5Screate(H5S_SCALAR), ty = H5Tcopy(H5T_C_S1);
-            H5Tset_size(ty, 65);
-            hid_t a = H5Acreate2(f, "fingerprint", ty, as, H5P_DEFAULT, H5P_DEFAULT);
-            ok = ok && a >= 0 && H5Awrite(a, ty, fp) >= 0;
-            if (a >= 0) H5Aclose(a);
-            H5Tclose(ty), H5Sclose(as);
-            if (d >= 0) H5Dclose(d);
-            H5Sclose(sp);
-            ok = H5Fclose(f) >= 0 && ok;
-        }
-    }
-    H5E_END_TRY;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return kd_fail(err, KD_ERUNTIME, "%s: cannot write the reference log-prob cache", path);
-    }
-    return KD_OK;
 }
 
 // Sequence log-prob sums of every pair under `ref` (rank-parallel, all ranks get all).
@@ -284,6 +225,8 @@ static int compute_ref(dpo_task *t, kd_model *ref, kd_comm *comm, int mb, kd_err
         int n = (int)(hi - a < (uint64_t)R ? hi - a : (uint64_t)R);
         for (int i = 0; i < n; i++) pos[i] = a + (uint64_t)i;
         rc = dpo_fill_rows(t, pos, n, T, ids, tg, w, seq, err);
+        if (!rc && kd_signals_pending()) // stop within a batch; nothing of the cache is kept
+            rc = kd_fail(err, KD_EREQUEUE, "dpo: reference log-probs stopped by a signal; run the same command again");
         if (!rc) rc = kd_model_forward(ref, ids, NULL, NULL, n, T, err);
         if (rc) break;
         row_sums(t, ref, tg, w, n, sums, NULL);
@@ -291,14 +234,12 @@ static int compute_ref(dpo_task *t, kd_model *ref, kd_comm *comm, int mb, kd_err
     }
     t->shuffle = save_shuffle;
     free(ids), free(tg), free(w), free(seq), free(pos), free(sums);
-    if (kd_comm_any(comm, rc != KD_OK)) return rc ? rc : kd_fail(err, KD_ERUNTIME, "another rank failed the reference pass");
+    if ((rc = kd_comm_agree(comm, rc, err))) return rc;
     kd_comm_allreduce_f64(comm, t->ref, rows);
     return KD_OK;
 }
 
 // ----------------------------------------------------------------------------- stage
-
-static const kd_pref_type pref_of[] = {KD_PREF_SIGMOID, KD_PREF_IPO, KD_PREF_HINGE, KD_PREF_SIMPO, KD_PREF_ORPO};
 
 int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err) {
     const kd_stage_spec *sp = ctx->spec;
@@ -313,8 +254,9 @@ int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err) {
     t.count = kd_prefs_count(t.prefs);
     t.T = sp->batch.seq_len, t.max_len = sp->dpo.max_len, t.max_prompt = sp->dpo.max_prompt_len;
     t.seed = ctx->recipe->run.seed, t.shuffle = 1;
-    t.pc = (kd_pref_config){.type = pref_of[sp->dpo.loss.type], .beta = sp->dpo.loss.beta,
-                            .label_smoothing = sp->dpo.loss.label_smoothing, .gamma = sp->dpo.loss.gamma};
+    t.pc = (kd_pref_config){.type = sp->dpo.loss.type, .beta = sp->dpo.loss.beta,
+                            .label_smoothing = sp->dpo.loss.label_smoothing, .gamma = sp->dpo.loss.gamma,
+                            .rpo_alpha = sp->dpo.loss.rpo_alpha};
     t.ref = kd_calloc(2 * t.count, sizeof(double));
     if (!rc) rc = kd_losses_check_pref(&t.pc, err);
 
@@ -330,7 +272,7 @@ int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err) {
     snprintf(cache, sizeof cache, "%s/ref_logps.h5", ctx->stage_dir);
     if (!rc) {
         fingerprint(ref, sp->data, &t, fp, err);
-        int hit = rank == 0 ? read_cache(cache, fp, t.count, t.ref) : 0;
+        int hit = rank == 0 ? kd_refcache_read(cache, fp, t.count, t.ref) : 0;
         kd_comm_bcast(ctx->comm, &hit, sizeof hit);
         if (hit) {
             kd_comm_bcast(ctx->comm, t.ref, sizeof(double) * 2 * t.count);
@@ -339,8 +281,8 @@ int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err) {
             if (rank == 0) kd_log_info("dpo: reference log-probs: computing for %llu pairs (fingerprint %.16s)",
                                        (unsigned long long)t.count, fp);
             rc = compute_ref(&t, ref, ctx->comm, sp->batch.micro, err);
-            if (!rc && rank == 0) rc = write_cache(cache, fp, t.count, t.ref, err);
-            if (kd_comm_any(ctx->comm, rc != KD_OK) && !rc) rc = kd_fail(err, KD_ERUNTIME, "rank 0 could not write %s", cache);
+            if (!rc && rank == 0) rc = kd_refcache_write(cache, fp, t.count, t.ref, err);
+            rc = kd_comm_agree(ctx->comm, rc, err);
         }
     }
     if (ref != ctx->model) kd_model_free(ref);
@@ -357,7 +299,25 @@ int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err) {
     ctx->eval_loss = NAN;
     kd_prefs_close(t.prefs);
     const kd_ops *ops = ctx->ops;
-    if (t.dev_logp) ops->free(t.dev_logp), ops->free(t.dev_targets);
+    if (t.dev_logp) ops->mem->free(ops->ctx, t.dev_logp), ops->mem->free(ops->ctx, t.dev_targets);
     free(t.seq), free(t.logp), free(t.dlogp), free(t.ref), free(t.fill_pair);
     return rc;
+}
+
+// ----------------------------------------------------------------------------- recipe rules
+
+int kd_stage_dpo_check(kd_recipe_checker *c, kd_recipe *r, int i) {
+    const kd_stage_spec *s = &r->stages[i];
+    char q[64];
+    snprintf(q, sizeof q, "stages[%d].reference.from.stage", i);
+    int rc = s->dpo.has_reference
+                 ? kd_recipe_check_from_stage(c, &s->dpo.reference, i, q, "this one")
+                 : KD_OK;
+    if (rc) return rc;
+    if (s->dpo.max_prompt_len >= s->dpo.max_len) {
+        snprintf(q, sizeof q, "stages[%d].max_prompt_len", i);
+        return kd_recipe_bad(c, q, "expected less than max_len (%d), found %d", s->dpo.max_len,
+                             s->dpo.max_prompt_len);
+    }
+    return KD_OK;
 }

@@ -7,6 +7,7 @@
 //    with `reference:` the implicit-reward accuracy and margin beta-free (log-ratio) as DPO
 //    defines them.
 // Results are printed as a table and written to STAGE_DIR/eval.json. Rank-parallel.
+// Its recipe rule: eval_data or tasks (or both) must be given.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +17,12 @@
 #include "data/jsonl.h"
 #include "data/prefs.h"
 #include "data/tokenizer.h"
-#include "runtime/generate.h"
-#include "runtime/log.h"
-#include "runtime/losses.h"
-#include "runtime/model_io.h"
-#include "stages/stage.h"
+#include "runtime/model/generate.h"
+#include "runtime/base/log.h"
+#include "runtime/base/signals.h"
+#include "runtime/train/losses.h"
+#include "runtime/store/model_io.h"
+#include "stages/kind.h"
 
 #define MAX_RESULTS 64
 
@@ -82,11 +84,45 @@ static size_t rstrip(char *s, size_t n) {
     return n;
 }
 
+// A task prompt: [BOS] + its ids. The prompt is a rendered chat text, so the markers in it
+// (<|eot_id|>, ...) are matched as special tokens, as a tokenizer applied to a rendered
+// template does. Returns the new array (n in *n) or NULL with err set.
+static int32_t *encode_prompt(const kd_tokenizer *tok, const char *text, size_t len, int *n, kd_error *err) {
+    kd_ids ids = {0};
+    if (kd_tokenizer_bos(tok) >= 0) kd_ids_push(&ids, kd_tokenizer_bos(tok));
+    if (kd_tokenizer_encode(tok, text, len, 1, &ids, err) != KD_OK || ids.n == 0) {
+        if (ids.n == 0) kd_fail(err, KD_EINPUT, "an empty prompt (the tokenizer has no BOS)");
+        kd_ids_free(&ids);
+        return NULL;
+    }
+    *n = (int)ids.n;
+    return ids.v;
+}
+
+// The text of a completion without its stop id and special tokens, trailing space
+// stripped (caller frees).
+static char *decode_answer(const kd_tokenizer *tok, const kd_gen_seq *s, kd_error *err) {
+    int ng = s->n_gen - (s->stop_eos ? 1 : 0);
+    kd_strbuf b = {0};
+    kd_strbuf_printf(&b, "%s", "");
+    if (kd_tokenizer_decode(tok, s->tokens + s->n_prompt, (size_t)(ng > 0 ? ng : 0), 1, &b, err)) {
+        kd_strbuf_free(&b);
+        return NULL;
+    }
+    rstrip(b.s, b.n);
+    return b.s;
+}
+
 static int eval_exact(kd_stage_ctx *ctx, const char *path, results *R, kd_error *err) {
     int rank = kd_comm_rank(ctx->comm), world = kd_comm_size(ctx->comm);
     kd_jsonl *jl = NULL;
-    int rc = kd_jsonl_open(&jl, path, err);
-    if (rc) return rc;
+    kd_tokenizer *tok = NULL;
+    int rc = kd_recipe_open_tokenizer(ctx->recipe, 0, &tok, err);
+    if (!rc) rc = kd_jsonl_open(&jl, path, err);
+    if (rc) {
+        if (tok) kd_tokenizer_free(tok);
+        return rc;
+    }
     // every rank parses the file; rank r generates lines r, r+W, ...
     task_name names[MAX_TASK_NAMES];
     int n_names = 0, cap = 0, n = 0;
@@ -113,14 +149,19 @@ static int eval_exact(kd_stage_ctx *ctx, const char *path, results *R, kd_error 
                 answers = kd_realloc(answers, sizeof *answers * (size_t)cap);
                 task_of = kd_realloc(task_of, sizeof *task_of * (size_t)cap);
             }
-            int k = n / world;
-            int32_t *ids = kd_malloc(sizeof(int32_t) * (p->len + 1));
-            ids[0] = KD_TOK_BYTES_BOS;  // eval_tasks.jsonl prompts are rendered without BOS
-            kd_tokenizer_bytes_encode(p->str, p->len, ids + 1);
+            int k = n / world, np = 0;
             memset(&seqs[k], 0, sizeof seqs[k]);
-            seqs[k].prompt = ids, seqs[k].n_prompt = (int)p->len + 1, seqs[k].index = (uint64_t)n;
+            // eval_tasks.jsonl prompts are rendered without BOS
+            seqs[k].prompt = encode_prompt(tok, p->str, p->len, &np, err);
+            seqs[k].n_prompt = np, seqs[k].index = (uint64_t)n;
             answers[k] = kd_strdup(a->str);
             task_of[k] = ti;
+            if (!seqs[k].prompt) {
+                kd_error_prefix(err, "%s:%ld: prompt: ", path, kd_jsonl_line(jl));
+                rc = KD_EINPUT, n++;
+                kd_json_free(v);
+                break;
+            }
         }
         n++;
         kd_json_free(v);
@@ -129,16 +170,18 @@ static int eval_exact(kd_stage_ctx *ctx, const char *path, results *R, kd_error 
     int mine = n / world + (n % world > rank);
     kd_gen_params gp;
     kd_gen_params_default(&gp);
-    gp.greedy = 1, gp.max_new_tokens = ctx->spec->eval.max_new_tokens, gp.eos_id = KD_TOK_BYTES_EOS;
+    gp.greedy = 1, gp.max_new_tokens = ctx->spec->eval.max_new_tokens;
+    int32_t stop[KD_TOK_MAX_STOP];
+    kd_gen_set_stops(&gp, stop, kd_tokenizer_stop_ids(tok, stop));
     gp.batch = ctx->spec->batch.micro;
     if (!rc && mine > 0) rc = kd_generate(ctx->model, seqs, mine, &gp, 0, err);
     double hits[MAX_TASK_NAMES + 1] = {0}, counts[MAX_TASK_NAMES + 1] = {0};
     for (int k = 0; !rc && k < mine; k++) {
-        char *text = kd_malloc((size_t)seqs[k].n_gen + 1);
-        int ng = seqs[k].n_gen - (seqs[k].stop_eos ? 1 : 0);
-        size_t len = kd_tokenizer_bytes_decode(seqs[k].tokens + seqs[k].n_prompt, (size_t)(ng > 0 ? ng : 0), text);
-        text[len] = '\0';
-        rstrip(text, len);
+        char *text = decode_answer(tok, &seqs[k], err);
+        if (!text) {
+            rc = KD_EINPUT;
+            break;
+        }
         int hit = strcmp(text, answers[k]) == 0;
         hits[task_of[k]] += hit, counts[task_of[k]] += 1;
         hits[MAX_TASK_NAMES] += hit, counts[MAX_TASK_NAMES] += 1;
@@ -150,7 +193,8 @@ static int eval_exact(kd_stage_ctx *ctx, const char *path, results *R, kd_error 
         kd_gen_seq_clear(&seqs[k]);
     }
     free(seqs), free(answers), free(task_of);
-    if (kd_comm_any(ctx->comm, rc != KD_OK)) return rc ? rc : kd_fail(err, KD_ERUNTIME, "another rank failed the exact-match evaluation");
+    kd_tokenizer_free(tok);
+    if ((rc = kd_comm_agree(ctx->comm, rc, err))) return rc;
     kd_comm_allreduce_f64(ctx->comm, hits, MAX_TASK_NAMES + 1);
     kd_comm_allreduce_f64(ctx->comm, counts, MAX_TASK_NAMES + 1);
     char key[96];
@@ -182,13 +226,13 @@ static int completion_logps(kd_model *m, int32_t **prompts, const int *np, int32
     }
     int rc = kd_model_forward(m, ids, NULL, NULL, n, T, err);
     if (!rc) {
-        int32_t *tg_dev = o->alloc(N * sizeof(int32_t));
-        float *lp_dev = o->alloc(N * sizeof(float)), *lp = kd_malloc(N * sizeof(float));
-        o->upload(tg_dev, tg, N * sizeof(int32_t));
-        o->token_logp_fwd(lp_dev, kd_model_logits(m), tg_dev, (int)N, kd_model_cfg(m)->vocab_size);
-        o->download(lp, lp_dev, N * sizeof(float));
+        int32_t *tg_dev = o->mem->alloc(o->ctx, N * sizeof(int32_t));
+        float *lp_dev = o->mem->alloc(o->ctx, N * sizeof(float)), *lp = kd_malloc(N * sizeof(float));
+        o->mem->upload(o->ctx, tg_dev, tg, N * sizeof(int32_t));
+        o->losses->token_logp_fwd(o->ctx, lp_dev, kd_model_logits(m), tg_dev, (int)N, kd_model_cfg(m)->vocab_size);
+        o->mem->download(o->ctx, lp, lp_dev, N * sizeof(float));
         kd_losses_segment_sum(sums, NULL, lp, seq, (int)N, n);
-        o->free(tg_dev), o->free(lp_dev), free(lp);
+        o->mem->free(o->ctx, tg_dev), o->mem->free(o->ctx, lp_dev), free(lp);
     }
     free(ids), free(tg), free(seq);
     return rc;
@@ -204,6 +248,10 @@ static int eval_prefs(kd_stage_ctx *ctx, const char *path, kd_model *ref, result
     for (uint64_t i = (uint64_t)rank; i < count && !rc; i += (uint64_t)world) {
         int32_t *p = NULL, *c = NULL, *r = NULL;
         int np = 0, nc = 0, nr = 0;
+        if (kd_signals_pending()) { // stop within a pair: the stage is rerun from its start
+            rc = kd_fail(err, KD_EREQUEUE, "eval stopped by a signal; run the same command again");
+            break;
+        }
         if ((rc = kd_prefs_read(pf, i, &p, &np, &c, &nc, &r, &nr, err))) break;
         int32_t *P[2] = {p, p}, *C[2] = {c, r};
         int NP[2] = {np, np}, NC[2] = {nc, nr};
@@ -218,7 +266,7 @@ static int eval_prefs(kd_stage_ctx *ctx, const char *path, kd_model *ref, result
         free(p), free(c), free(r);
     }
     kd_prefs_close(pf);
-    if (kd_comm_any(ctx->comm, rc != KD_OK)) return rc ? rc : kd_fail(err, KD_ERUNTIME, "another rank failed the preference evaluation");
+    if ((rc = kd_comm_agree(ctx->comm, rc, err))) return rc;
     kd_comm_allreduce_f64(ctx->comm, acc, 5);
     double n = acc[3] > 0 ? acc[3] : 1;
     put(R, "prefs/chosen_preferred", acc[0] / n);
@@ -276,5 +324,18 @@ int kd_stage_eval(kd_stage_ctx *ctx, kd_error *err) {
         fprintf(f, "%s\"%s\": %.9g", i ? ", " : "", R.r[i].key, isfinite(R.r[i].value) ? R.r[i].value : 0.0);
     fprintf(f, "}\n");
     fclose(f);
+    return KD_OK;
+}
+
+// ----------------------------------------------------------------------------- recipe rules
+
+int kd_stage_eval_check(kd_recipe_checker *c, kd_recipe *r, int i) {
+    const kd_stage_spec *s = &r->stages[i];
+    char p[64];
+    snprintf(p, sizeof p, "stages[%d]", i);
+    if (!s->eval_data[0] && !s->eval.n_tasks)
+        return kd_recipe_bad(c, p,
+                             "missing required key 'eval_data' or 'tasks' (an eval stage needs "
+                             "one)");
     return KD_OK;
 }

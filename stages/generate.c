@@ -2,13 +2,14 @@
 // dataset into STAGE_DIR/generated.h5 (a `kd` dataset, loss_mask = 1 on generated tokens),
 // rank-parallel and resumable through kd_pseudo_label. The model passes through unchanged:
 // it is saved as the stage's checkpoint so that later stages can start from this one.
+// Its input is `prompts` (a token dataset), not `data`.
 #include <math.h>
 #include <stdio.h>
 
-#include "runtime/log.h"
-#include "runtime/model_io.h"
+#include "runtime/base/log.h"
+#include "runtime/store/model_io.h"
 #include "stages/pseudo_label.h"
-#include "stages/stage.h"
+#include "stages/kind.h"
 
 int kd_stage_generate(kd_stage_ctx *ctx, kd_error *err) {
     const kd_generate_spec *g = &ctx->spec->generate;
@@ -36,4 +37,9 @@ int kd_stage_generate(kd_stage_ctx *ctx, kd_error *err) {
         kd_log_info("stage %s: wrote %s (%.1f s)", ctx->spec->name, out, kd_now() - t0);
     return kd_model_save(ctx->comm, ctx->model, ckpt, 0, ctx->stage_index, ctx->spec->name,
                          ctx->final_ckpt, sizeof ctx->final_ckpt, err);
+}
+
+const char *kd_stage_generate_input(const kd_stage_spec *s, const char **key) {
+    *key = "prompts";
+    return s->generate.prompts;
 }

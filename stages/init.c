@@ -1,14 +1,15 @@
 // init.c: stage `init`: turns the layers of the stage's hybrid layout (its own `hybrid:`
 // block, else model.hybrid) into Mamba-2 initialised from their attention weights
-// (runtime/model_convert.h), saves the new model as a weights-only checkpoint in the stage
+// (runtime/model/model_convert.h), saves the new model as a weights-only checkpoint in the stage
 // directory and hands it on as the stage's output. No data, no training, no teacher needed.
+// Its recipe rules: the stage's own hybrid block; the layout and conv init enter the model hash.
 #include <math.h>
 #include <stdio.h>
 
-#include "runtime/log.h"
-#include "runtime/model_convert.h"
-#include "runtime/model_io.h"
-#include "stages/stage.h"
+#include "runtime/base/log.h"
+#include "runtime/model/model_convert.h"
+#include "runtime/store/model_io.h"
+#include "stages/kind.h"
 
 int kd_stage_init(kd_stage_ctx *ctx, kd_error *err) {
     const kd_stage_spec *sp = ctx->spec;
@@ -49,4 +50,27 @@ int kd_stage_init(kd_stage_ctx *ctx, kd_error *err) {
     ctx->model = out; // the run frees the source model
     ctx->eval_loss = NAN;
     return KD_OK;
+}
+
+// ----------------------------------------------------------------------------- recipe rules
+
+int kd_stage_init_check(kd_recipe_checker *c, kd_recipe *r, int i) {
+    kd_stage_spec *s = &r->stages[i];
+    if (!s->has_hybrid) return KD_OK;
+    char q[64];
+    snprintf(q, sizeof q, "stages[%d].hybrid", i);
+    return kd_recipe_check_hybrid(c, &s->hybrid, q);
+}
+
+const kd_hybrid *kd_stage_init_layout(const kd_recipe *r, int i) {
+    const kd_stage_spec *s = &r->stages[i];
+    return s->has_hybrid ? &s->hybrid : &r->model.hybrid;
+}
+
+void kd_stage_init_hash(kd_strbuf *b, const kd_recipe *r, int i) {
+    kd_strbuf_printf(b, "  hybrid:\n");
+    kd_recipe_emit_hybrid(b, kd_stage_init_layout(r, i), 4);
+    // only a non-default conv init is hashed, so runs that never set it keep their hash
+    if (r->stages[i].init.conv != KD_INIT_CONV_IDENTITY)
+        kd_strbuf_printf(b, "  conv: %d\n", (int)r->stages[i].init.conv);
 }

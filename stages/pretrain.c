@@ -2,8 +2,8 @@
 // dataset (the teacher of the demo, or continued pretraining of a hybrid).
 #include <math.h>
 
-#include "runtime/model_io.h"
-#include "stages/stage.h"
+#include "runtime/store/model_io.h"
+#include "stages/kind.h"
 
 int kd_stage_pretrain(kd_stage_ctx *ctx, kd_error *err) {
     const kd_stage_spec *sp = ctx->spec;

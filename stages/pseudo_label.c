@@ -1,23 +1,27 @@
 // pseudo_label.c: resumable, rank-parallel pseudo-label generation (pseudo_label.h).
 // work_dir holds PARAMS (what the parts were made with), part-XXXXXXXX.h5 (prompts
-// [c*P, (c+1)*P), each a complete `kd` dataset plus /prompt_index and the top-K arrays)
-// and, once the output is published, COMPLETE. Every file appears by rename only.
+// [c*P, (c+1)*P), each a complete `kd` dataset plus /prompt_index and the top-K arrays,
+// written through data/topk.h) and, once the output is published, COMPLETE. Every file
+// appears by rename only.
 #include "stages/pseudo_label.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "data/dataset.h"
+#include "data/topk.h"
 #include "data/writer.h"
-#include "runtime/signals.h"
+#include "runtime/base/fs.h"
+#include "runtime/base/hash.h"
+#include "runtime/base/signals.h"
 
 typedef struct {
     kd_comm *comm;
@@ -32,6 +36,13 @@ typedef struct {
 
 // ----------------------------------------------------------------------------- files
 
+// The output's tokenizer identity: the prompts dataset's, with the model's vocab_size.
+static const kd_vocab *out_vocab(const pl_ctx *c, kd_vocab *v) {
+    kd_dataset_info_vocab(c->info, v);
+    v->vocab_size = kd_model_cfg(c->m)->vocab_size;
+    return v;
+}
+
 static void part_path(const pl_ctx *c, uint64_t part, char *buf, size_t n) {
     snprintf(buf, n, "%s/part-%08llu.h5", c->work, (unsigned long long)part);
 }
@@ -39,49 +50,6 @@ static void part_path(const pl_ctx *c, uint64_t part, char *buf, size_t n) {
 static int exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
-}
-
-static int mkdir_p(const char *path, kd_error *err) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *q = tmp + 1;; q++) {
-        if (*q != '/' && *q) continue;
-        char keep = *q;
-        *q = '\0';
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-            return kd_fail(err, KD_ERUNTIME, "%s: cannot create directory: %s", tmp,
-                           strerror(errno));
-        *q = keep;
-        if (!keep) return KD_OK;
-    }
-}
-
-// Write text to path atomically (tmp, fsync, rename).
-static int write_atomic(const char *path, const char *text, kd_error *err) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
-    int bad = fputs(text, f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0;
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return kd_fail(err, KD_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return KD_OK;
-}
-
-// 1 if path holds exactly text.
-static int file_equals(const char *path, const char *text) {
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = strlen(text);
-    char *buf = kd_malloc(n + 2);
-    size_t got = fread(buf, 1, n + 1, f);
-    fclose(f);
-    int eq = got == n && memcmp(buf, text, n) == 0;
-    free(buf);
-    return eq;
 }
 
 static int fsync_rename(const char *from, const char *to, kd_error *err) {
@@ -96,6 +64,26 @@ static int fsync_rename(const char *from, const char *to, kd_error *err) {
         return kd_fail(err, KD_ERUNTIME, "%s: cannot rename into %s: %s", from, to,
                        strerror(errno));
     return KD_OK;
+}
+
+// HDF5 1.10 cannot recover from a close that fails for lack of space (the file stays
+// registered half-freed and the library crashes when MPI finalizes it), so a file is only
+// started when the filesystem of `path` has room for about `bytes` (+1 MiB): otherwise the
+// error says so and nothing is written. A disk filled by someone else meanwhile can still
+// end the rank; the committed parts are kept either way.
+static int room_for(const char *path, uint64_t bytes, kd_error *err) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    struct statvfs fs;
+    if (statvfs(slash ? dir : ".", &fs) != 0) return KD_OK; // cannot tell: let the write say
+    uint64_t free_b = (uint64_t)fs.f_bavail * fs.f_frsize, need = bytes + (1u << 20);
+    if (free_b >= need) return KD_OK;
+    return kd_fail(err, KD_ERUNTIME,
+                   "%s: No space left on device: about %llu KiB needed, %llu KiB free; nothing was "
+                   "written for it (committed parts are kept): free space, then rerun",
+                   path, (unsigned long long)(need >> 10), (unsigned long long)(free_b >> 10));
 }
 
 // Rank 0: the parts of another configuration and leftovers of killed runs go.
@@ -116,41 +104,29 @@ static void clean_work_dir(const pl_ctx *c, int drop_parts) {
     closedir(d);
 }
 
-// ----------------------------------------------------------------------------- HDF5 extras
+// ----------------------------------------------------------------------------- one part
 
-// Create name as a contiguous (rows,cols) dataset (cols 0: 1-D) of file type ft from mem.
-static int h5_put(hid_t f, const char *name, hid_t ft, hid_t mt, hsize_t rows, hsize_t cols,
-                  const void *mem) {
-    hsize_t dims[2] = {rows, cols};
-    hid_t s = H5Screate_simple(cols ? 2 : 1, dims, NULL);
-    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-    H5Pset_obj_track_times(dcpl, 0);
-    hid_t ds = H5Dcreate2(f, name, ft, s, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-    int bad = ds < 0 || (rows > 0 && H5Dwrite(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, mem) < 0);
-    if (ds >= 0) H5Dclose(ds);
-    H5Pclose(dcpl);
-    H5Sclose(s);
+// The part's /prompt_index and top-K arrays (rows of its n documents, ntok in all).
+static int add_topk(const pl_ctx *c, const char *build, const kd_gen_seq *s, int n,
+                    size_t ntok) {
+    uint64_t *pidx = kd_malloc(sizeof(uint64_t) * (size_t)n);
+    for (int i = 0; i < n; i++) pidx[i] = s[i].index;
+    int32_t *ids = c->K ? kd_malloc(sizeof(int32_t) * ntok * c->K) : NULL;
+    float *lp = c->K ? kd_malloc(sizeof(float) * ntok * c->K) : NULL;
+    size_t row = 0;
+    for (int i = 0; i < n && c->K; i++) {
+        size_t L = (size_t)(s[i].n_prompt + s[i].n_gen);
+        memcpy(ids + row * c->K, s[i].topk_ids, sizeof(int32_t) * L * c->K);
+        memcpy(lp + row * c->K, s[i].topk_logprobs, sizeof(float) * L * c->K);
+        row += L;
+    }
+    kd_topk_writer *tw = NULL;
+    int bad = kd_topk_writer_open(&tw, build, (uint64_t)n, ntok, c->K) < 0;
+    if (!bad) bad = kd_topk_writer_add(tw, pidx, (uint64_t)n, ids, lp, ntok) < 0;
+    if (tw && kd_topk_writer_close(tw) < 0) bad = 1;
+    free(pidx), free(ids), free(lp);
     return bad ? -1 : 0;
 }
-
-// Read all of name (elem bytes each, mem type mt) into a new buffer; *count gets elements.
-static void *h5_get(hid_t f, const char *name, hid_t mt, size_t elem, size_t *count) {
-    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-    if (ds < 0) return NULL;
-    hid_t s = H5Dget_space(ds);
-    hssize_t n = H5Sget_simple_extent_npoints(s);
-    H5Sclose(s);
-    void *buf = n >= 0 ? kd_malloc((size_t)n * elem + 1) : NULL;
-    if (buf && n > 0 && H5Dread(ds, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-        free(buf);
-        buf = NULL;
-    }
-    H5Dclose(ds);
-    *count = n >= 0 ? (size_t)n : 0;
-    return buf;
-}
-
-// ----------------------------------------------------------------------------- one part
 
 static int write_part(pl_ctx *c, uint64_t part, kd_error *err) {
     uint64_t a = part * (uint64_t)c->part,
@@ -174,10 +150,12 @@ static int write_part(pl_ctx *c, uint64_t part, kd_error *err) {
     part_path(c, part, final, sizeof final);
     snprintf(build, sizeof build, "%s/.part-%08llu.h5", c->work, (unsigned long long)part);
     kd_dataset_writer *w = NULL;
-    const kd_dataset_info *in = c->info;
-    if (!rc)
-        rc = kd_dataset_writer_open(&w, build, "kd", kd_model_cfg(c->m)->vocab_size, in->bos_id,
-                                    in->eos_id, in->pad_id, 1, in->tokenizer, err);
+    kd_vocab v;
+    uint64_t need = 0; // tokens + mask + top-K ids and log-probs, per token
+    for (int i = 0; i < n && !rc; i++)
+        need += (uint64_t)(s[i].n_prompt + s[i].n_gen) * (5u + 8u * (unsigned)c->K) + 16u;
+    if (!rc) rc = room_for(build, need, err);
+    if (!rc) rc = kd_dataset_writer_open_vocab(&w, build, "kd", out_vocab(c, &v), 1, err);
     size_t ntok = 0;
     for (int i = 0; i < n && !rc; i++) {
         int L = s[i].n_prompt + s[i].n_gen;
@@ -189,38 +167,12 @@ static int write_part(pl_ctx *c, uint64_t part, kd_error *err) {
     }
     int rc2 = kd_dataset_writer_close(w, rc == KD_OK, rc ? NULL : err);
     if (!rc) rc = rc2;
-    if (!rc) {
-        uint64_t *pidx = kd_malloc(sizeof(uint64_t) * (size_t)n);
-        for (int i = 0; i < n; i++) pidx[i] = s[i].index;
-        int32_t *ids = c->K ? kd_malloc(sizeof(int32_t) * ntok * c->K) : NULL;
-        float *lp = c->K ? kd_malloc(sizeof(float) * ntok * c->K) : NULL;
-        size_t row = 0;
-        for (int i = 0; i < n && c->K; i++) {
-            size_t L = (size_t)(s[i].n_prompt + s[i].n_gen);
-            memcpy(ids + row * c->K, s[i].topk_ids, sizeof(int32_t) * L * c->K);
-            memcpy(lp + row * c->K, s[i].topk_logprobs, sizeof(float) * L * c->K);
-            row += L;
-        }
-        int bad = 0;
-        H5E_BEGIN_TRY {
-            hid_t f = H5Fopen(build, H5F_ACC_RDWR, H5P_DEFAULT);
-            bad = f < 0 || h5_put(f, "/prompt_index", H5T_STD_U64LE, H5T_NATIVE_UINT64, (hsize_t)n,
-                                  0, pidx) < 0;
-            if (!bad && c->K)
-                bad = h5_put(f, "/topk_ids", H5T_STD_U32LE, H5T_NATIVE_INT32, ntok, (hsize_t)c->K,
-                             ids) < 0 ||
-                      h5_put(f, "/topk_logprobs", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, ntok,
-                             (hsize_t)c->K, lp) < 0;
-            if (f >= 0 && H5Fclose(f) < 0) bad = 1;
-        }
-        H5E_END_TRY;
-        free(pidx), free(ids), free(lp);
-        if (bad)
-            rc = kd_fail(err, KD_ERUNTIME,
-                         "%s: cannot add the prompt index / top-K arrays (disk full?)", build);
-        if (!rc) rc = fsync_rename(build, final, err);
-        if (rc) unlink(build);
-    }
+    int written = rc == KD_OK; // build exists from here on: published, or removed on error
+    if (written && add_topk(c, build, s, n, ntok) < 0)
+        rc = kd_fail(err, KD_ERUNTIME,
+                     "%s: cannot add the prompt index / top-K arrays (disk full?)", build);
+    if (written && !rc) rc = fsync_rename(build, final, err);
+    if (written && rc) unlink(build);
     for (int i = 0; i < n; i++) {
         free((void *)s[i].prompt);
         kd_gen_seq_clear(&s[i]);
@@ -231,15 +183,14 @@ static int write_part(pl_ctx *c, uint64_t part, kd_error *err) {
 
 // ----------------------------------------------------------------------------- merge
 
-// Rank 0: parts in order -> out (published by rename). Checks that part c holds exactly
-// prompts [c*P, ...) in order, so no prompt is missing or repeated.
-static int merge(pl_ctx *c, uint64_t n_parts, kd_error *err) {
-    char tmp[4200], path[4200];
-    snprintf(tmp, sizeof tmp, "%s.merge-tmp", c->out);
-    const kd_dataset_info *in = c->info;
+// Rank 0, first pass: the documents of the parts in order -> tmp (a kd dataset); its token
+// count in *ntok. Checks that part c holds exactly the documents of its prompts.
+static int merge_docs(pl_ctx *c, uint64_t n_parts, const char *tmp, uint64_t *ntok,
+                      kd_error *err) {
+    char path[4200];
     kd_dataset_writer *w = NULL;
-    int rc = kd_dataset_writer_open(&w, tmp, "kd", kd_model_cfg(c->m)->vocab_size, in->bos_id,
-                                    in->eos_id, in->pad_id, 1, in->tokenizer, err);
+    kd_vocab v;
+    int rc = kd_dataset_writer_open_vocab(&w, tmp, "kd", out_vocab(c, &v), 1, err);
     for (uint64_t part = 0; part < n_parts && !rc; part++) {
         part_path(c, part, path, sizeof path);
         kd_dataset *pd = NULL;
@@ -261,77 +212,48 @@ static int merge(pl_ctx *c, uint64_t n_parts, kd_error *err) {
         }
         kd_dataset_close(pd);
     }
-    uint64_t ntok = w ? kd_dataset_writer_n_tokens(w) : 0;
+    *ntok = w ? kd_dataset_writer_n_tokens(w) : 0;
     int rc2 = kd_dataset_writer_close(w, rc == KD_OK, rc ? NULL : err);
-    if (!rc) rc = rc2;
-    if (rc) return rc;
-    // second pass: /prompt_index and the top-K arrays, copied part by part
-    int bad = 0;
-    H5E_BEGIN_TRY {
-        hid_t f = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT);
-        hid_t dsi = -1, dsl = -1, dsp = -1;
-        bad = f < 0;
-        hsize_t K = (hsize_t)c->K, dims[2] = {ntok, K}, ndoc = c->n;
-        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-        H5Pset_obj_track_times(dcpl, 0);
-        if (!bad) {
-            hid_t s1 = H5Screate_simple(1, &ndoc, NULL);
-            dsp = H5Dcreate2(f, "/prompt_index", H5T_STD_U64LE, s1, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-            H5Sclose(s1);
-            bad = dsp < 0;
-        }
-        if (!bad && K) {
-            hid_t s2 = H5Screate_simple(2, dims, NULL);
-            dsi = H5Dcreate2(f, "/topk_ids", H5T_STD_U32LE, s2, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-            dsl =
-                H5Dcreate2(f, "/topk_logprobs", H5T_IEEE_F32LE, s2, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-            H5Sclose(s2);
-            bad = dsi < 0 || dsl < 0;
-        }
-        hsize_t row = 0, doc = 0;
-        for (uint64_t part = 0; part < n_parts && !bad; part++) {
-            part_path(c, part, path, sizeof path);
-            hid_t pf = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-            size_t np = 0, ni = 0, nl = 0;
-            uint64_t *pidx = pf < 0 ? NULL : h5_get(pf, "/prompt_index", H5T_NATIVE_UINT64, 8, &np);
-            int32_t *ids = pf < 0 || !K ? NULL : h5_get(pf, "/topk_ids", H5T_NATIVE_INT32, 4, &ni);
-            float *lp =
-                pf < 0 || !K ? NULL : h5_get(pf, "/topk_logprobs", H5T_NATIVE_FLOAT, 4, &nl);
-            if (pf >= 0) H5Fclose(pf);
-            bad = !pidx || (K && (!ids || !lp || ni != nl || ni % K));
-            for (size_t i = 0; i < np && !bad; i++)
-                bad = pidx[i] != doc + i; // exactly the prompts of this part
-            hsize_t cnt = np, rows = K ? ni / K : 0, st = doc, st2[2] = {row, 0},
-                    cnt2[2] = {rows, K};
-            if (!bad && np) {
-                hid_t fs = H5Dget_space(dsp), ms = H5Screate_simple(1, &cnt, NULL);
-                H5Sselect_hyperslab(fs, H5S_SELECT_SET, &st, NULL, &cnt, NULL);
-                bad = H5Dwrite(dsp, H5T_NATIVE_UINT64, ms, fs, H5P_DEFAULT, pidx) < 0;
-                H5Sclose(ms), H5Sclose(fs);
-            }
-            if (!bad && rows) {
-                bad = row + rows > ntok;
-                hid_t dsets[2] = {dsi, dsl}, mts[2] = {H5T_NATIVE_INT32, H5T_NATIVE_FLOAT};
-                const void *bufs[2] = {ids, lp};
-                for (int k = 0; k < 2 && !bad; k++) {
-                    hid_t fs = H5Dget_space(dsets[k]), ms = H5Screate_simple(2, cnt2, NULL);
-                    H5Sselect_hyperslab(fs, H5S_SELECT_SET, st2, NULL, cnt2, NULL);
-                    bad = H5Dwrite(dsets[k], mts[k], ms, fs, H5P_DEFAULT, bufs[k]) < 0;
-                    H5Sclose(ms), H5Sclose(fs);
-                }
-            }
-            free(pidx), free(ids), free(lp);
-            row += rows, doc += np;
-        }
-        if (!bad) bad = doc != c->n || (K && row != ntok);
-        if (dsp >= 0) H5Dclose(dsp);
-        if (dsi >= 0) H5Dclose(dsi);
-        if (dsl >= 0) H5Dclose(dsl);
-        H5Pclose(dcpl);
-        if (f >= 0 && H5Fclose(f) < 0) bad = 1;
+    return rc ? rc : rc2;
+}
+
+// Rank 0, second pass: /prompt_index and the top-K arrays of the parts, in order, added to
+// tmp. -1 when a part's arrays are missing or do not line up with its documents (part c
+// must hold exactly prompts [c*P, ...) in order, so no prompt is missing or repeated).
+static int merge_topk(pl_ctx *c, uint64_t n_parts, const char *tmp, uint64_t ntok) {
+    char path[4200];
+    kd_topk_writer *w = NULL;
+    int bad = kd_topk_writer_open(&w, tmp, c->n, ntok, c->K) < 0;
+    for (uint64_t part = 0, doc = 0; part < n_parts && !bad; part++) {
+        part_path(c, part, path, sizeof path);
+        uint64_t *pidx = NULL, np = 0, rows = 0;
+        int32_t *ids = NULL;
+        float *lp = NULL;
+        bad = kd_topk_read_all(path, c->K, &pidx, &np, &ids, &lp, &rows) < 0;
+        for (uint64_t i = 0; i < np && !bad; i++) bad = pidx[i] != doc + i;
+        if (!bad) bad = kd_topk_writer_add(w, pidx, np, ids, lp, rows) < 0;
+        free(pidx), free(ids), free(lp);
+        doc += np;
     }
-    H5E_END_TRY;
-    if (bad) {
+    if (w && kd_topk_writer_close(w) < 0) bad = 1; // also when docs or rows are missing
+    return bad ? -1 : 0;
+}
+
+// Rank 0: parts in order -> out (published by rename).
+static int merge(pl_ctx *c, uint64_t n_parts, kd_error *err) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.merge-tmp", c->out);
+    uint64_t ntok = 0, need = 0;
+    char path[4200];
+    struct stat st;
+    for (uint64_t part = 0; part < n_parts; part++) { // the merged file holds what the parts hold
+        part_path(c, part, path, sizeof path);
+        if (stat(path, &st) == 0) need += (uint64_t)st.st_size;
+    }
+    int rc = room_for(tmp, need, err);
+    if (!rc) rc = merge_docs(c, n_parts, tmp, &ntok, err);
+    if (rc) return rc;
+    if (merge_topk(c, n_parts, tmp, ntok) < 0) {
         unlink(tmp);
         return kd_fail(err, KD_ERUNTIME,
                        "%s: the parts' prompt indices or top-K arrays do not line up with their "
@@ -348,16 +270,10 @@ static uint64_t model_digest(kd_model *m) {
     const kd_param_table *pt = kd_model_table(m);
     const kd_ops *o = kd_model_ops(m);
     float *h = kd_malloc(pt->total * sizeof(float));
-    o->download(h, kd_model_params(m), pt->total * sizeof(float));
-    uint64_t x = kd_hash64(h, pt->total * sizeof(float), 0);
+    o->mem->download(o->ctx, h, kd_model_params(m), pt->total * sizeof(float));
+    uint64_t x = kd_fnv1a64(h, pt->total * sizeof(float));
     free(h);
     return x;
-}
-
-static int agree(kd_comm *comm, int rc, kd_error *err) {
-    int worst = (int)kd_comm_max_f64(comm, (double)rc);
-    if (worst && !rc) kd_fail(err, worst, "pseudo-labels: another rank failed (see its message)");
-    return worst;
 }
 
 int kd_pseudo_label(kd_comm *comm, kd_model *teacher, const char *prompts_h5, const char *out_h5,
@@ -374,14 +290,14 @@ int kd_pseudo_label(kd_comm *comm, kd_model *teacher, const char *prompts_h5, co
     if (!rc) {
         c.info = kd_dataset_get_info(c.ds);
         c.n = c.info->n_docs;
-        if (c.p.eos_id < 0) c.p.eos_id = c.info->eos_id;
+        if (c.p.eos_id < 0) kd_gen_set_stops(&c.p, c.info->stop_ids, c.info->n_stop);
         if (c.info->vocab_size > kd_model_cfg(teacher)->vocab_size)
             rc = kd_fail(err, KD_EINPUT, "%s: vocab_size %d is larger than the model's %d",
                          prompts_h5, c.info->vocab_size, kd_model_cfg(teacher)->vocab_size);
         else if (c.n == 0)
             rc = kd_fail(err, KD_EINPUT, "%s: no prompts (0 documents)", prompts_h5);
     }
-    if ((rc = agree(comm, rc, err))) {
+    if ((rc = kd_comm_agree(comm, rc, err))) {
         kd_dataset_close(c.ds);
         return rc;
     }
@@ -398,19 +314,19 @@ int kd_pseudo_label(kd_comm *comm, kd_model *teacher, const char *prompts_h5, co
              c.p.eos_id, c.K, c.part);
     uint64_t n_parts = (c.n + (uint64_t)c.part - 1) / (uint64_t)c.part;
     snprintf(path, sizeof path, "%s/COMPLETE", work_dir);
-    int done = file_equals(path, sig) && exists(out_h5);
+    int done = kd_file_equals(path, sig, strlen(sig)) && exists(out_h5);
     if (rank == 0 && !done) {
-        rc = mkdir_p(work_dir, err);
+        rc = kd_mkdir_p_or_fail(work_dir, 0755, KD_ERUNTIME, err);
         snprintf(path, sizeof path, "%s/PARAMS", work_dir);
-        int same = !rc && file_equals(path, sig);
+        int same = !rc && kd_file_equals(path, sig, strlen(sig));
         if (!rc) clean_work_dir(&c, !same);
         snprintf(path, sizeof path, "%s.merge-tmp", out_h5);
         unlink(path); // a merge killed before its rename
         snprintf(path, sizeof path, "%s/PARAMS", work_dir);
-        if (!rc && !same) rc = write_atomic(path, sig, err);
+        if (!rc && !same) rc = kd_write_file_atomic(path, sig, strlen(sig), err);
     }
     done = (int)kd_comm_max_f64(comm, (double)done); // rank 0's view decides
-    if ((rc = agree(comm, rc, err)) || done) {
+    if ((rc = kd_comm_agree(comm, rc, err)) || done) {
         kd_dataset_close(c.ds);
         return rc;
     }
@@ -429,7 +345,7 @@ int kd_pseudo_label(kd_comm *comm, kd_model *teacher, const char *prompts_h5, co
             }
         }
         // every rank takes the same branch: first failure or stop signal ends the loop
-        if ((rc = agree(comm, rc, err))) break;
+        if ((rc = kd_comm_agree(comm, rc, err))) break;
         if (kd_comm_any(comm, kd_signals_pending() != 0)) {
             rc = kd_fail(err, KD_EREQUEUE,
                          "pseudo-labels: stopped by a signal after %llu of %llu parts rounds; "
@@ -442,14 +358,14 @@ int kd_pseudo_label(kd_comm *comm, kd_model *teacher, const char *prompts_h5, co
     if (!rc && rank == 0) {
         rc = merge(&c, n_parts, err);
         snprintf(path, sizeof path, "%s/COMPLETE", work_dir);
-        if (!rc) rc = write_atomic(path, sig, err);
+        if (!rc) rc = kd_write_file_atomic(path, sig, strlen(sig), err);
         if (!rc)
             for (uint64_t part = 0; part < n_parts; part++) {
                 part_path(&c, part, path, sizeof path);
                 unlink(path);
             }
     }
-    rc = agree(comm, rc, err);
+    rc = kd_comm_agree(comm, rc, err);
     kd_dataset_close(c.ds);
     return rc;
 }

@@ -5,14 +5,14 @@
 // its own file in work_dir, a restart (any world size) skips committed parts, and the
 // output file appears atomically only when complete. Output document i is prompt i.
 #pragma once
-#include "runtime/comm.h"
-#include "runtime/generate.h"
-#include "runtime/model.h"
+#include "runtime/base/comm.h"
+#include "runtime/model/generate.h"
+#include "runtime/model/model.h"
 
 // Prompts per part file (env KD_PL_PART_PROMPTS overrides; a change regenerates parts).
 #define KD_PL_PART_PROMPTS 64
 
-// p->eos_id < 0 means: the prompts dataset's eos_id. A trailing EOS on a prompt is dropped
+// p->eos_id < 0 means: the prompts dataset's stop ids. A trailing EOS on a prompt is dropped
 // (generation continues the text, not a new document). With top_k_logits K > 0 the output
 // also has /topk_ids uint32 [n,K] and /topk_logprobs float32 [n,K] aligned with /tokens:
 // row j is the teacher's distribution for predicting token j+1 (the last row of a document:

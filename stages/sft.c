@@ -4,9 +4,9 @@
 // or one per row padded; loss normalised per target token.
 #include <math.h>
 
-#include "runtime/log.h"
-#include "runtime/model_io.h"
-#include "stages/stage.h"
+#include "runtime/base/log.h"
+#include "runtime/store/model_io.h"
+#include "stages/kind.h"
 
 int kd_stage_sft(kd_stage_ctx *ctx, kd_error *err) {
     const kd_stage_spec *sp = ctx->spec;

@@ -1,11 +1,13 @@
 // stage.h: what a stage gets from the run and what it gives back. One file per stage kind
-// under stages/ implements kd_stage_<kind>. Stages build a kd_task for the trainer and call
-// it; they never touch MPI or file layout of the run directory beyond stage_dir.
+// under stages/ implements kd_stage_<kind> (declared with the kind table, stages/kind.h).
+// Stages build a kd_task for the trainer and call it; they never touch MPI or file layout
+// of the run directory beyond stage_dir.
 #pragma once
-#include "runtime/comm.h"
-#include "runtime/model.h"
-#include "runtime/recipe.h"
-#include "runtime/trainer.h"
+#include "data/tokenizer.h"
+#include "runtime/base/comm.h"
+#include "runtime/model/model.h"
+#include "runtime/config/recipe.h"
+#include "runtime/train/trainer.h"
 
 typedef struct {
     const kd_recipe *recipe;
@@ -32,21 +34,18 @@ typedef struct {
     const char *(*stage_output)(void *run, const char *stage_name);
 } kd_stage_ctx;
 
+// The tokenizer spec of the recipe's model (teacher 0) or teacher (teacher 1): the
+// model.tokenizer / teacher.tokenizer key when set; else the from: Hugging Face directory
+// when it holds tokenizer.json; else, for the teacher, the model's; else "bytes"
+// (docs/recipe.md). Returns out.
+const char *kd_recipe_tokenizer(const kd_recipe *r, int teacher, char *out, size_t n);
+// Open it; errors are prefixed "RECIPE: model.tokenizer: " (or teacher.tokenizer).
+int kd_recipe_open_tokenizer(const kd_recipe *r, int teacher, kd_tokenizer **out, kd_error *err);
+
 // Fills the trainer config fields every training stage shares (comm, model, spec, dirs,
 // seed, resume, hashes, checkpoint attributes, deadline, final checkpoint out-path).
 // attrs must have room for KD_MODEL_ATTRS entries and outlive the trainer call.
 void kd_stage_trainer_cfg(kd_stage_ctx *ctx, kd_trainer_cfg *tc, kd_ckpt_attr *attrs);
-
-int kd_stage_pretrain(kd_stage_ctx *ctx, kd_error *err);
-int kd_stage_sft(kd_stage_ctx *ctx, kd_error *err);
-int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err);
-int kd_stage_generate(kd_stage_ctx *ctx, kd_error *err);  // stages/generate.c
-int kd_stage_kd(kd_stage_ctx *ctx, kd_error *err);
-int kd_stage_eval(kd_stage_ctx *ctx, kd_error *err);
-// init: attention -> Mamba-2 conversion; replaces ctx->model with the new model.
-int kd_stage_init(kd_stage_ctx *ctx, kd_error *err);
-// align: MOHAWK matrix orientation / hidden-state alignment against ctx->teacher.
-int kd_stage_align(kd_stage_ctx *ctx, kd_error *err);
 
 // Shared by stages that train on token datasets: the CE task over windows of a dataset.
 // ctx_out must be freed with kd_lm_task_free. shuffle=0 reads windows in order (eval).

@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "data/dataset.h"
-#include "runtime/model_io.h"
-#include "stages/stage.h"
+#include "runtime/store/model_io.h"
+#include "stages/kind.h"
 
 void kd_stage_trainer_cfg(kd_stage_ctx *ctx, kd_trainer_cfg *tc, kd_ckpt_attr *attrs) {
     memset(tc, 0, sizeof *tc);
@@ -14,11 +14,12 @@ void kd_stage_trainer_cfg(kd_stage_ctx *ctx, kd_trainer_cfg *tc, kd_ckpt_attr *a
     tc->stage_dir = ctx->stage_dir;
     tc->seed = ctx->recipe->run.seed;
     tc->quiet = ctx->quiet;
+    tc->tensorboard = ctx->recipe->run.tensorboard;
     tc->stage_index = ctx->stage_index;
     tc->resume = ctx->resume;
     tc->resume_path = ctx->resume_path;
     tc->recipe_hash = ctx->recipe->hash;
-    tc->model_hash = kd_recipe_model_hash(ctx->recipe, ctx->stage_index);
+    tc->model_hash = kd_stage_model_hash(ctx->recipe, ctx->stage_index);
     tc->n_attrs = kd_model_config_attrs(kd_model_cfg(ctx->model), attrs);
     tc->attrs = attrs;
     tc->deadline = ctx->deadline;

@@ -64,7 +64,7 @@ expect_error chat "$F:1: expected one JSON object per line, found an empty file"
 printf '\n  \n' >"$F"
 expect_error chat "$F:1: expected one JSON object per line, found an empty file"
 echo "$GOOD" >"$F"
-expect_error chat "nosuch: expected a built-in template (bytes|llama3) or a readable YAML file, found neither: No such file or directory" --template nosuch
+expect_error chat "nosuch: expected a built-in template (bytes|llama3|chatml|mistral) or a readable YAML file, found neither: No such file or directory" --template nosuch
 rm -f "$F"
 expect_error chat "$F: cannot read JSONL file: No such file or directory"
 expect_error chat "data chat: --max-len expects an integer 0..2^30, found -3 (see kdtrain data chat --help)" --max-len -3

@@ -67,8 +67,9 @@ KD_CPU_CLONES static void att_softmax_bwd_row(float *d, const float *p, int i, i
 }
 
 // out is (B,T,NH*HD), att is (B,NH,T,T), qkv is (B,T,(NH+2*NKV)*HD), seg is (B,T) or NULL.
-void kd_cpu_attention_fwd(float *out, float *att, const float *qkv, const int32_t *seg, int B,
-                          int T, int NH, int NKV, int HD) {
+void kd_cpu_attention_fwd(void *ctx, float *out, float *att, const float *qkv, const int32_t *seg,
+                          int B, int T, int NH, int NKV, int HD) {
+    (void)ctx;
     const int R = (NH + 2 * NKV) * HD, OD = NH * HD, G = NH / NKV;
     const float scale = 1.0f / sqrtf((float)HD);
     int saved = att_blas_pin();
@@ -100,8 +101,9 @@ void kd_cpu_attention_fwd(float *out, float *att, const float *qkv, const int32_
 // dout is (B,T,NH*HD); att (B,NH,T,T) from the forward; dqkv (B,T,(NH+2*NKV)*HD) is
 // OVERWRITTEN; datt (B,NH,T,T) is scratch. Parallel over (batch, kv head) so that the G
 // query heads sharing a kv head accumulate into its dK, dV from one thread (no races).
-void kd_cpu_attention_bwd(float *dqkv, float *datt, const float *dout, const float *att,
+void kd_cpu_attention_bwd(void *ctx, float *dqkv, float *datt, const float *dout, const float *att,
                           const float *qkv, int B, int T, int NH, int NKV, int HD) {
+    (void)ctx;
     const int R = (NH + 2 * NKV) * HD, OD = NH * HD, G = NH / NKV;
     const float scale = 1.0f / sqrtf((float)HD);
     int saved = att_blas_pin();

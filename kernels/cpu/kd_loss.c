@@ -8,15 +8,13 @@
 // per-element value in double (its mixture needs a log per element). Aliasing:
 // each row is read completely before the final pass, which reads s[j] and then writes
 // dlogits[j] at the same j, so dlogits may be the student logits. Maths: docs/losses.md.
+// Scratch (caller's, see the *_scratch queries): row buffers for each thread.
 #include <float.h>
 #include <math.h>
-#include <omp.h>
-#include <stdlib.h>
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/cpu_losses.h"
 #include "kernels/cpu/vmath.h"
-#include "runtime/common.h"
 
 // ============================================================================ helpers
 
@@ -157,14 +155,27 @@ KD_CPU_CLONES static double kl_row(float *dx, const float *x, const float *y, in
     return D;
 }
 
+// Threads the row loops run on: one below KD_CPU_PAR_MIN elements.
+static int loss_threads(int N, int V) {
+    return (size_t)N * V > KD_CPU_PAR_MIN ? omp_get_max_threads() : 1;
+}
+
+// 3V doubles per thread.
+size_t kd_cpu_distill_full_scratch(void *ctx, int N, int V) {
+    (void)ctx;
+    if (N <= 0 || V <= 0) return 0;
+    return kd_cpu_round(sizeof(double) * 3 * (size_t)V * loss_threads(N, V));
+}
+
 // s, t (N,V); w (N) or NULL; loss (N); dlogits (N,V) or NULL, may alias s.
 // loss = w tau^2 D, so d loss / d s = w tau^2 (dD/da) / tau = w tau dD/da.
-void kd_cpu_distill_full(float *loss, float *dlogits, const float *s, const float *t,
+void kd_cpu_distill_full(void *ctx, float *loss, float *dlogits, const float *s, const float *t,
                          const float *w, int N, int V, kd_divergence div, float beta, float tau,
-                         float dscale) {
+                         float dscale, kd_scratch ws) {
+    (void)ctx;
     if (N <= 0 || V <= 0) return;
-    int par = (size_t)N * V > KD_CPU_PAR_MIN, nthr = par ? omp_get_max_threads() : 1;
-    double *scratch = kd_malloc(sizeof(double) * 3 * (size_t)V * nthr);
+    int nthr = loss_threads(N, V), par = (size_t)N * V > KD_CPU_PAR_MIN;
+    double *scratch = kd_cpu_take(&ws, sizeof(double) * 3 * (size_t)V * nthr);
     // 1: forward KL, 2: reverse KL (JSD at beta 0 / 1 is exactly those), 0: JSD
     int kl = div == KD_DIV_FORWARD_KL || (div == KD_DIV_JSD && beta <= 0.0f)   ? 1
              : div == KD_DIV_REVERSE_KL || (div == KD_DIV_JSD && beta >= 1.0f) ? 2
@@ -186,7 +197,6 @@ void kd_cpu_distill_full(float *loss, float *dlogits, const float *s, const floa
                            : full_row(dx, x, y, V, div, (double)beta, (double)tau, c, buf);
         loss[i] = (float)(wi * (double)tau * (double)tau * D);
     }
-    free(scratch);
 }
 
 // ============================================================================ top-K teacher
@@ -211,8 +221,8 @@ static void teacher_row(double *lq, const float *lp, int K, kd_topk_mode mode, d
 // top-K slots zeroed (a sum of its own terms: no Zall - Ztop cancellation when the tail is
 // tiny), then the gradient as one scale of buf. The K top entries are handled on their own.
 KD_CPU_CLONES static double topk_row(float *dx, const float *x, const int32_t *ids,
-                                     const double *lq, int V, int K, kd_topk_mode mode,
-                                     double tau, double c, float *buf, double *kbuf) {
+                                     const double *lq, int V, int K, kd_topk_mode mode, double tau,
+                                     double c, float *buf, double *kbuf) {
     double *xtop = kbuf, *etop = kbuf + K; // the top-K logits (read before dx may alias x)
     const int tail = mode == KD_TOPK_TAIL;
     float mxf = -INFINITY; // max logit over the support the mode uses
@@ -259,15 +269,26 @@ KD_CPU_CLONES static double topk_row(float *dx, const float *x, const int32_t *i
     return D;
 }
 
+// V floats, then K+1 + 2K doubles (lq, kbuf) per thread.
+size_t kd_cpu_distill_topk_scratch(void *ctx, int N, int V, int K) {
+    (void)ctx;
+    if (N <= 0 || V <= 0) return 0;
+    if (K < 0) K = 0;
+    size_t nthr = (size_t)loss_threads(N, V);
+    return kd_cpu_round(sizeof(float) * (size_t)V * nthr) +
+           kd_cpu_round(sizeof(double) * nthr * (3 * (size_t)K + 1));
+}
+
 // s (N,V); ids, lp (N,K); w (N) or NULL; loss (N); dlogits (N,V) or NULL, may alias s.
-void kd_cpu_distill_topk(float *loss, float *dlogits, const float *s, const int32_t *ids,
+void kd_cpu_distill_topk(void *ctx, float *loss, float *dlogits, const float *s, const int32_t *ids,
                          const float *lp, const float *w, int N, int V, int K, kd_topk_mode mode,
-                         float tau, float dscale) {
+                         float tau, float dscale, kd_scratch ws) {
+    (void)ctx;
     if (N <= 0 || V <= 0) return;
     if (K < 0) K = 0;
-    int par = (size_t)N * V > KD_CPU_PAR_MIN, nthr = par ? omp_get_max_threads() : 1;
-    float *scratch = kd_malloc(sizeof(float) * (size_t)V * nthr);
-    double *lq = kd_malloc(sizeof(double) * (size_t)nthr * (3 * K + 1)); // lq (K+1), kbuf (2K)
+    int nthr = loss_threads(N, V), par = (size_t)N * V > KD_CPU_PAR_MIN;
+    float *scratch = kd_cpu_take(&ws, sizeof(float) * (size_t)V * nthr);
+    double *lq = kd_cpu_take(&ws, sizeof(double) * (size_t)nthr * (3 * K + 1)); // lq, kbuf
 #pragma omp parallel for schedule(static) if (par)
     for (int i = 0; i < N; i++) {
         const float *x = s + (size_t)i * V;
@@ -280,7 +301,7 @@ void kd_cpu_distill_topk(float *loss, float *dlogits, const float *s, const int3
         }
         int th = omp_get_thread_num();
         const int32_t *idi = ids + (size_t)i * K;
-        for (int k = 0; k < K; k++) KD_ASSERT(idi[k] >= 0 && idi[k] < V); // see topk_row
+        for (int k = 0; k < K; k++) KD_CPU_ASSERT(idi[k] >= 0 && idi[k] < V); // see topk_row
         double *lqi = lq + (size_t)th * (3 * K + 1);
         teacher_row(lqi, lp + (size_t)i * K, K, mode, (double)tau);
         double c = (double)dscale * wi * (double)tau;
@@ -288,6 +309,4 @@ void kd_cpu_distill_topk(float *loss, float *dlogits, const float *s, const int3
                             lqi + K + 1);
         loss[i] = (float)(wi * (double)tau * (double)tau * D);
     }
-    free(scratch);
-    free(lq);
 }

@@ -6,7 +6,7 @@
 
 #include "kernels/cpu/cpu.h"
 #include "kernels/cpu/vmath.h"
-#include "runtime/common.h"
+#include "kernels/cpu/check.h"
 
 // One row: x (V) logits, dx (V) or NULL (may alias x). Returns logsumexp(x) - x[t], and
 // writes c*softmax(x) - c*onehot(t) into dx. Two passes over the row: the max, then the
@@ -40,15 +40,17 @@ KD_CPU_CLONES static double ce_row(float *dx, const float *x, int t, int V, floa
 // logits (N,V), targets (N), weights (N) or NULL (= 1). loss (N) gets
 // w[i] * (logsumexp(logits_i) - logits_i[t_i]), 0 where t_i < 0. If dlogits (N,V) is not
 // NULL it gets dscale * w[i] * (softmax(logits_i) - onehot(t_i)), and 0 on ignored rows.
-void kd_cpu_cross_entropy(float *loss, float *dlogits, const float *logits, const int32_t *targets,
-                          const float *weights, int N, int V, float dscale) {
+void kd_cpu_cross_entropy(void *ctx, float *loss, float *dlogits, const float *logits,
+                          const int32_t *targets, const float *weights, int N, int V,
+                          float dscale) {
+    (void)ctx;
     if (N <= 0 || V <= 0) return;
 #pragma omp parallel for schedule(static) if ((size_t)N * V > KD_CPU_PAR_MIN)
     for (int i = 0; i < N; i++) {
         const float *x = logits + (size_t)i * V;
         float *dx = dlogits ? dlogits + (size_t)i * V : NULL;
         int t = targets[i];
-        KD_ASSERT(t < V); // token ids are validated against vocab_size when data is opened
+        KD_CPU_ASSERT(t < V); // token ids are validated against vocab_size when data is opened
         if (t < 0) {
             loss[i] = 0.0f;
             if (dx)

@@ -3,17 +3,23 @@
 // Convention (PyTorch conv1d, padding W-1, first T outputs):
 //   pre[t,c] = bias[c] + sum_{k<W} w[c,k] * inp[t-(W-1)+k, c],  out = silu(pre)
 // where inputs before t=0 or before the start of t's document count as zero.
+// Scratch (kd_cpu_mamba2_conv_scratch): the document starts (B,T) and the transposed
+// weights (W,CD).
+#include "kernels/cpu/cpu.h"
 #include "kernels/cpu/cpu_mamba2.h"
 #include "kernels/cpu/vmath.h"
 #include "kernels/mamba2_math.h"
-#include "runtime/common.h"
 
-#include <stdlib.h>
 #include <string.h>
 
-// start (B,T): index of the first token of the document that holds (b,t).
-static int *doc_starts(const int32_t *seg, int B, int T) {
-    int *st = kd_malloc((size_t)B * T * sizeof(int));
+size_t kd_cpu_mamba2_conv_scratch(void *ctx, int B, int T, int CD, int W) {
+    (void)ctx;
+    return kd_cpu_round((size_t)B * T * sizeof(int)) + kd_cpu_round((size_t)W * CD * sizeof(float));
+}
+
+// st (B,T): index of the first token of the document that holds (b,t).
+static int *doc_starts(kd_scratch *ws, const int32_t *seg, int B, int T) {
+    int *st = kd_cpu_take(ws, (size_t)B * T * sizeof(int));
     for (int b = 0; b < B; b++) {
         const int32_t *sg = seg ? seg + (size_t)b * T : NULL;
         int s = 0;
@@ -30,8 +36,8 @@ static int *doc_starts(const int32_t *seg, int B, int T) {
 #define KD_CONV_CB 64
 
 // wt (W,CD): w (CD,W) transposed, so that a tap's weights are contiguous over channels.
-static float *transpose_w(const float *w, int CD, int W) {
-    float *wt = kd_malloc((size_t)W * CD * sizeof(float));
+static float *transpose_w(kd_scratch *ws, const float *w, int CD, int W) {
+    float *wt = kd_cpu_take(ws, (size_t)W * CD * sizeof(float));
     for (int c = 0; c < CD; c++)
         for (int k = 0; k < W; k++) wt[(size_t)k * CD + c] = w[(size_t)c * W + k];
     return wt;
@@ -58,12 +64,13 @@ KD_CPU_CLONES static void silu_block(float *o, const float *pre, int cb) {
     for (int c = 0; c < cb; c++) o[c] = kd_vsilu(pre[c]);
 }
 
-void kd_cpu_mamba2_conv_fwd(float *out, float *conv_state, const float *inp, int ld_in,
+void kd_cpu_mamba2_conv_fwd(void *ctx, float *out, float *conv_state, const float *inp, int ld_in,
                             const float *w, const float *bias, const int32_t *seg, int B, int T,
-                            int CD, int W) {
+                            int CD, int W, kd_scratch ws) {
     // out is (B,T,CD), inp is (B,T,ld_in) using columns [0,CD), w is (CD,W), bias is (CD)
-    int *st = doc_starts(seg, B, T);
-    float *wt = transpose_w(w, CD, W);
+    (void)ctx;
+    int *st = doc_starts(&ws, seg, B, T);
+    float *wt = transpose_w(&ws, w, CD, W);
 #pragma omp parallel for schedule(static)
     for (long r = 0; r < (long)B * T; r++) {
         int b = (int)(r / T), t = (int)(r % T);
@@ -76,7 +83,6 @@ void kd_cpu_mamba2_conv_fwd(float *out, float *conv_state, const float *inp, int
             silu_block(o + c0, pre, cb);
         }
     }
-    free(wt);
     if (conv_state) {
         // conv_state (B,CD,W-1): slot j holds input T-(W-1)+j of the last document.
         for (int b = 0; b < B; b++) {
@@ -89,7 +95,6 @@ void kd_cpu_mamba2_conv_fwd(float *out, float *conv_state, const float *inp, int
                 }
         }
     }
-    free(st);
 }
 
 // Backward of one channel block [c0,c0+cb) over the rows of batch row b: g = dout *
@@ -122,12 +127,14 @@ KD_CPU_CLONES static void conv_bwd_block(float *drows, int ld_d, double *dwc, do
     }
 }
 
-void kd_cpu_mamba2_conv_bwd(float *dinp, int ld_dinp, float *dw, float *dbias, const float *dout,
-                            const float *inp, int ld_in, const float *w, const float *bias,
-                            const int32_t *seg, int B, int T, int CD, int W) {
+void kd_cpu_mamba2_conv_bwd(void *ctx, float *dinp, int ld_dinp, float *dw, float *dbias,
+                            const float *dout, const float *inp, int ld_in, const float *w,
+                            const float *bias, const int32_t *seg, int B, int T, int CD, int W,
+                            kd_scratch ws) {
     // dinp columns [0,CD) of (B,T,ld_dinp) are overwritten; dw (CD,W), dbias (CD) accumulate.
-    int *st = doc_starts(seg, B, T);
-    float *wt = transpose_w(w, CD, W);
+    (void)ctx;
+    int *st = doc_starts(&ws, seg, B, T);
+    float *wt = transpose_w(&ws, w, CD, W);
     const int nblk = (CD + KD_CONV_CB - 1) / KD_CONV_CB;
     // Parallel over channel blocks: each block owns its dw/dbias entries and dinp columns,
     // so there are no races and the sums run in a fixed order (deterministic).
@@ -147,6 +154,4 @@ void kd_cpu_mamba2_conv_bwd(float *dinp, int ld_dinp, float *dw, float *dbias, c
                 dw[(size_t)(c0 + c) * W + k] += (float)dwc[k * KD_CONV_CB + c];
         }
     }
-    free(wt);
-    free(st);
 }

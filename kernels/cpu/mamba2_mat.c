@@ -4,14 +4,50 @@
 // so that the scan output (before gate and norm) is y_t = sum_s M[t,s] x_s per head.
 // Cumulative sums of dt*A run over the whole sequence in double, so exp of differences
 // keeps float accuracy even for long sequences.
+// Scratch (kd_cpu_mamba2_mat_scratch): per thread, the per-token sums and the two (T,T)
+// matrices of the backward; for the backward, the per-(b,h) double accumulators.
+#include "kernels/cpu/cpu.h"
 #include "kernels/cpu/cpu_mamba2.h"
 #include "kernels/mamba2_math.h"
-#include "runtime/common.h"
 
 #include <cblas.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
+
+// One thread's buffers: cum, dcum, ddt (T doubles each), dt (T floats), lr (T ints) and
+// K, dK (T x T floats each; the backward only).
+typedef struct {
+    double *cum, *dcum, *ddt;
+    float *dt;
+    int *lr;
+    float *K, *dK;
+} mat_scratch;
+
+static size_t mat_thread_bytes(int T) {
+    return kd_cpu_round(3 * (size_t)T * sizeof(double)) + kd_cpu_round((size_t)T * sizeof(float)) +
+           kd_cpu_round((size_t)T * sizeof(int)) + kd_cpu_round(2 * (size_t)T * T * sizeof(float));
+}
+
+// Thread th's buffers out of base (nthr * mat_thread_bytes(T) bytes).
+static mat_scratch mat_bind(char *base, int nthr, int T) {
+    KD_CPU_ASSERT(omp_get_num_threads() <= nthr);
+    base += mat_thread_bytes(T) * (size_t)omp_get_thread_num();
+    mat_scratch s;
+    s.cum = (double *)base, s.dcum = s.cum + T, s.ddt = s.dcum + T;
+    base += kd_cpu_round(3 * (size_t)T * sizeof(double));
+    s.dt = (float *)base;
+    base += kd_cpu_round((size_t)T * sizeof(float));
+    s.lr = (int *)base;
+    base += kd_cpu_round((size_t)T * sizeof(int));
+    s.K = (float *)base, s.dK = s.K + (size_t)T * T;
+    return s;
+}
+
+size_t kd_cpu_mamba2_mat_scratch(void *ctx, const kd_mamba2_dims *d, int B, int T) {
+    (void)ctx;
+    return kd_cpu_round((size_t)B * d->H * 3 * sizeof(double)) +
+           mat_thread_bytes(T) * (size_t)omp_get_max_threads();
+}
 
 // cum (T) and dt (T) of head h in row b, lr (T) the last doc start <= t (or -1).
 static void mat_prep(double *cum, float *dt, int *lr, const kd_mamba2_in *in, int b, int h) {
@@ -29,14 +65,18 @@ static void mat_prep(double *cum, float *dt, int *lr, const kd_mamba2_in *in, in
     }
 }
 
-void kd_cpu_mamba2_mat_fwd(float *M, const kd_mamba2_in *in, const kd_mamba2_dims *d) {
+void kd_cpu_mamba2_mat_fwd(void *ctx, float *M, const kd_mamba2_in *in, const kd_mamba2_dims *d,
+                           kd_scratch ws) {
     // M is (B,H,T,T)
-    const int T = in->T, H = d->H, N = d->N, rep = H / d->n_kv;
+    (void)ctx;
+    const int T = in->T, H = d->H, N = d->N, rep = H / d->n_kv, nthr = omp_get_max_threads();
+    char *base = kd_cpu_take(&ws, mat_thread_bytes(T) * (size_t)nthr);
 #pragma omp parallel
     {
-        double *cum = kd_malloc((size_t)T * sizeof(double));
-        float *dt = kd_malloc((size_t)T * sizeof(float));
-        int *lr = kd_malloc((size_t)T * sizeof(int));
+        mat_scratch s = mat_bind(base, nthr, T);
+        double *cum = s.cum;
+        float *dt = s.dt;
+        int *lr = s.lr;
 #pragma omp for schedule(dynamic, 1)
         for (int bh = 0; bh < in->B * H; bh++) {
             const int b = bh / H, h = bh % H, kv = h / rep;
@@ -54,25 +94,24 @@ void kd_cpu_mamba2_mat_fwd(float *M, const kd_mamba2_in *in, const kd_mamba2_dim
                 row[t] += in->D[h];
             }
         }
-        free(cum);
-        free(dt);
-        free(lr);
     }
 }
 
-void kd_cpu_mamba2_mat_bwd(const kd_mamba2_grad *g, const float *dM, const kd_mamba2_in *in,
-                           const kd_mamba2_dims *d) {
+void kd_cpu_mamba2_mat_bwd(void *ctx, const kd_mamba2_grad *g, const float *dM,
+                           const kd_mamba2_in *in, const kd_mamba2_dims *d, kd_scratch ws) {
     // dM is (B,H,T,T); writes dB (kv slices), dC, ddt; accumulates ddt_bias, dA_log, dD
+    (void)ctx;
     const int B = in->B, T = in->T, H = d->H, N = d->N, nkv = d->n_kv, rep = H / nkv;
-    double *acc = kd_calloc((size_t)B * H * 3, sizeof(double));
+    const int nthr = omp_get_max_threads();
+    double *acc = kd_cpu_take(&ws, (size_t)B * H * 3 * sizeof(double)); // (B,H,3)
+    memset(acc, 0, (size_t)B * H * 3 * sizeof(double));
+    char *base = kd_cpu_take(&ws, mat_thread_bytes(T) * (size_t)nthr);
 #pragma omp parallel
     {
-        double *cum = kd_malloc(3 * (size_t)T * sizeof(double));
-        double *dcum = cum + T, *ddt = dcum + T;
-        float *dt = kd_malloc((size_t)T * sizeof(float));
-        int *lr = kd_malloc((size_t)T * sizeof(int));
-        float *K = kd_malloc(2 * (size_t)T * T * sizeof(float));
-        float *dK = K + (size_t)T * T;
+        mat_scratch s = mat_bind(base, nthr, T);
+        double *cum = s.cum, *dcum = s.dcum, *ddt = s.ddt;
+        float *dt = s.dt, *K = s.K, *dK = s.dK;
+        int *lr = s.lr;
 #pragma omp for schedule(dynamic, 1)
         for (int bk = 0; bk < B * nkv; bk++) {
             const int b = bk / nkv, kv = bk % nkv;
@@ -122,10 +161,6 @@ void kd_cpu_mamba2_mat_bwd(const kd_mamba2_grad *g, const float *dM, const kd_ma
                 }
             }
         }
-        free(cum);
-        free(dt);
-        free(lr);
-        free(K);
     }
     for (int h = 0; h < H; h++)
         for (int b = 0; b < B; b++) {
@@ -133,5 +168,4 @@ void kd_cpu_mamba2_mat_bwd(const kd_mamba2_grad *g, const float *dM, const kd_ma
             g->dA_log[h] += (float)acc[((size_t)b * H + h) * 3 + 1];
             g->ddt_bias[h] += (float)acc[((size_t)b * H + h) * 3 + 2];
         }
-    free(acc);
 }

@@ -25,8 +25,9 @@ KD_CPU_CLONES static void gnorm_fwd_row(float *o, float *rstd, const float *yr, 
     }
 }
 
-void kd_cpu_mamba2_gnorm_fwd(float *out, float *rstd, const float *y, const float *z, int ldz,
-                             const float *w, int N, int D, int G, float eps) {
+void kd_cpu_mamba2_gnorm_fwd(void *ctx, float *out, float *rstd, const float *y, const float *z,
+                             int ldz, const float *w, int N, int D, int G, float eps) {
+    (void)ctx;
     // out, y are (N,D); z rows of stride ldz; w (D); rstd (N,D/G)
     const int ng = D / G;
 #pragma omp parallel for schedule(static)
@@ -71,9 +72,10 @@ KD_CPU_CLONES static void gnorm_bwd_row(float *dyr, float *dzr, const float *go,
     }
 }
 
-void kd_cpu_mamba2_gnorm_bwd(float *dy, float *dz, int lddz, float *dw, const float *dout,
-                             const float *y, const float *z, int ldz, const float *w,
-                             const float *rstd, int N, int D, int G) {
+void kd_cpu_mamba2_gnorm_bwd(void *ctx, float *dy, float *dz, int lddz, float *dw,
+                             const float *dout, const float *y, const float *z, int ldz,
+                             const float *w, const float *rstd, int N, int D, int G) {
+    (void)ctx;
     // dy (N,D), dz (N,lddz) overwritten; dw (D) accumulates
     const int ng = D / G;
     // dw: parallel over blocks of 64 channels so that each thread owns its entries (and the

@@ -26,14 +26,16 @@ KD_CPU_CLONES static void swiglu_bwd_row(float *dg, float *du, const float *dy, 
 }
 
 // out is (N,F); gu is (N,2F) with gate in columns [0,F) and up in [F,2F).
-void kd_cpu_swiglu_fwd(float *out, const float *gu, int N, int F) {
+void kd_cpu_swiglu_fwd(void *ctx, float *out, const float *gu, int N, int F) {
+    (void)ctx;
 #pragma omp parallel for schedule(static) if ((size_t)N * F > KD_CPU_PAR_MIN)
     for (int n = 0; n < N; n++)
         swiglu_fwd_row(out + (size_t)n * F, gu + (size_t)n * 2 * F, gu + (size_t)n * 2 * F + F, F);
 }
 
 // dgu (N,2F) is OVERWRITTEN: dgate = dout*up*silu'(gate), dup = dout*silu(gate).
-void kd_cpu_swiglu_bwd(float *dgu, const float *dout, const float *gu, int N, int F) {
+void kd_cpu_swiglu_bwd(void *ctx, float *dgu, const float *dout, const float *gu, int N, int F) {
+    (void)ctx;
 #pragma omp parallel for schedule(static) if ((size_t)N * F > KD_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *g = gu + (size_t)n * 2 * F;
@@ -45,7 +47,9 @@ void kd_cpu_swiglu_bwd(float *dgu, const float *dout, const float *gu, int N, in
 // ============================================================================ embedding
 
 // out is (N,C), ids (N) in [0,V) (checked by the data layer), wte is (V,C).
-void kd_cpu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int N, int C) {
+void kd_cpu_embedding_fwd(void *ctx, float *out, const int32_t *ids, const float *wte, int N,
+                          int C) {
+    (void)ctx;
 #pragma omp parallel for schedule(static) if ((size_t)N * C > KD_CPU_PAR_MIN)
     for (int n = 0; n < N; n++)
         memcpy(out + (size_t)n * C, wte + (size_t)ids[n] * C, sizeof(float) * C);
@@ -53,7 +57,9 @@ void kd_cpu_embedding_fwd(float *out, const int32_t *ids, const float *wte, int 
 
 // dwte (V,C) += scatter of dout (N,C) by ids (N). Threads own column blocks, so rows that
 // repeat an id are summed by one thread, in order n = 0..N-1 (deterministic).
-void kd_cpu_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
+void kd_cpu_embedding_bwd(void *ctx, float *dwte, const float *dout, const int32_t *ids, int N,
+                          int C) {
+    (void)ctx;
     enum { CB = 64 };
     int nblk = (C + CB - 1) / CB;
 #pragma omp parallel for schedule(static) if ((size_t)N * C > KD_CPU_PAR_MIN)

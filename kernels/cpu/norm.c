@@ -10,8 +10,9 @@
 
 // out is (N,C), rstd is (N), inp is (N,C), w is (C).
 // rstd[n] = 1/sqrt(mean(inp[n]^2) + eps); out = inp * rstd * w. Sum of squares in double.
-void kd_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *w, int N, int C,
-                        float eps) {
+void kd_cpu_rmsnorm_fwd(void *ctx, float *out, float *rstd, const float *inp, const float *w, int N,
+                        int C, float eps) {
+    (void)ctx;
 #pragma omp parallel for schedule(static) if ((size_t)N * C > KD_CPU_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
@@ -26,8 +27,9 @@ void kd_cpu_rmsnorm_fwd(float *out, float *rstd, const float *inp, const float *
 
 // dout, inp are (N,C), w is (C), rstd (N) from the forward.
 // dinp += r*w*dout - r^3/C * x * sum_c(w*dout*x) ; dw += sum_n dout*x*r.
-void kd_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *inp, const float *w,
-                        const float *rstd, int N, int C) {
+void kd_cpu_rmsnorm_bwd(void *ctx, float *dinp, float *dw, const float *dout, const float *inp,
+                        const float *w, const float *rstd, int N, int C) {
+    (void)ctx;
     if (dinp) {
 #pragma omp parallel for schedule(static) if ((size_t)N * C > KD_CPU_PAR_MIN)
         for (int n = 0; n < N; n++) {
@@ -60,10 +62,10 @@ void kd_cpu_rmsnorm_bwd(float *dinp, float *dw, const float *dout, const float *
 // ============================================================================ RoPE
 
 // Rotates the first nrot heads (HD each) of every row of x (N, row_stride) by the angles
-// pos[n] * inv_freq(i), pairing element i with i+HD/2. dir = +1 forward, -1 inverse (the
+// pos[n] * inv_freq[i], pairing element i with i+HD/2. dir = +1 forward, -1 inverse (the
 // backward of a rotation is the rotation by the opposite angle).
 static void rope_apply(float *x, const int32_t *pos, int N, int nrot, int row_stride, int HD,
-                       float theta, float dir) {
+                       const float *inv_freq, float dir) {
     enum { PB = 64 }; // pairs per block of precomputed cos/sin (no allocation, any HD)
     const int half = HD / 2;
 #pragma omp parallel for schedule(static) if ((size_t)N * nrot * HD > KD_CPU_PAR_MIN)
@@ -73,7 +75,7 @@ static void rope_apply(float *x, const int32_t *pos, int N, int nrot, int row_st
         for (int p0 = 0; p0 < half; p0 += PB) {
             int p1 = p0 + PB < half ? p0 + PB : half;
             for (int i = p0; i < p1; i++) {
-                float ang = (float)pos[n] * kd_rope_inv_freq(i, HD, theta);
+                float ang = (float)pos[n] * inv_freq[i];
                 cs[i - p0] = cosf(ang);
                 sn[i - p0] = dir * sinf(ang);
             }
@@ -89,14 +91,16 @@ static void rope_apply(float *x, const int32_t *pos, int N, int nrot, int row_st
     }
 }
 
-// x is (N,row_stride), pos is (N); in place.
-void kd_cpu_rope_fwd(float *x, const int32_t *pos, int N, int nrot, int row_stride, int HD,
-                     float theta) {
-    rope_apply(x, pos, N, nrot, row_stride, HD, theta, 1.0f);
+// x is (N,row_stride), pos is (N), inv_freq is (HD/2); in place.
+void kd_cpu_rope_fwd(void *ctx, float *x, const int32_t *pos, int N, int nrot, int row_stride,
+                     int HD, const float *inv_freq) {
+    (void)ctx;
+    rope_apply(x, pos, N, nrot, row_stride, HD, inv_freq, 1.0f);
 }
 
 // dx is (N,row_stride), pos is (N); in place: dx <- R(pos)^T dx.
-void kd_cpu_rope_bwd(float *dx, const int32_t *pos, int N, int nrot, int row_stride, int HD,
-                     float theta) {
-    rope_apply(dx, pos, N, nrot, row_stride, HD, theta, -1.0f);
+void kd_cpu_rope_bwd(void *ctx, float *dx, const int32_t *pos, int N, int nrot, int row_stride,
+                     int HD, const float *inv_freq) {
+    (void)ctx;
+    rope_apply(dx, pos, N, nrot, row_stride, HD, inv_freq, -1.0f);
 }

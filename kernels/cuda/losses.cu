@@ -4,8 +4,8 @@
 // block reductions in double, then one write pass in which each thread reads s[j] before
 // writing dlogits[j] (so dlogits may alias s). The top-K kernel finds the ids of a row by
 // scanning the K ids kept in shared memory (O(V K) per row; K is small). Same numerics as
-// the CPU kernels (every per-element value in double). kd_cuda_register_losses fills a
-// table; kernels/cuda/ops_cuda.cu calls it when it builds the CUDA table.
+// the CPU kernels (every per-element value in double). No op needs scratch (the *_scratch
+// queries answer 0). kd_cuda_losses() hands the sub-table to kernels/cuda/ops_cuda.cu.
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdint.h>
@@ -13,33 +13,16 @@
 extern "C" {
 #include "kernels/ops.h"
 }
+#include "kernels/cuda/reduce.cuh"
 
-static const int LTPB = 256; // threads per block (a power of two: the reductions rely on it)
+static const int LTPB =
+    KD_CUDA_TPB; // threads per block (a power of two: the reductions rely on it)
 
-// Block-wide reductions; every thread gets the result. blockDim.x == LTPB.
 static __device__ double lsum(double v) {
-    __shared__ double sh[LTPB];
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = LTPB / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s) sh[threadIdx.x] += sh[threadIdx.x + s];
-        __syncthreads();
-    }
-    double r = sh[0];
-    __syncthreads();
-    return r;
+    return kd_block_reduce(v, kd_cuda_sum());
 }
 static __device__ double lmax(double v) {
-    __shared__ double sh[LTPB];
-    sh[threadIdx.x] = v;
-    __syncthreads();
-    for (int s = LTPB / 2; s > 0; s >>= 1) {
-        if ((int)threadIdx.x < s) sh[threadIdx.x] = fmax(sh[threadIdx.x], sh[threadIdx.x + s]);
-        __syncthreads();
-    }
-    double r = sh[0];
-    __syncthreads();
-    return r;
+    return kd_block_reduce(v, kd_cuda_max());
 }
 
 static __device__ double laddexp(double a, double b) {
@@ -61,6 +44,15 @@ static __device__ double row_logz(const float *x, int V, double tau) {
 
 // ============================================================================ full vocabulary
 
+// A row whose weight is 0 gets loss 0 and gradient 0 (dx may be NULL); true if it was one.
+__device__ static bool zero_weight_row(float *loss, float *dx, size_t row, double wi, int V) {
+    if (wi != 0.0) return false;
+    if (threadIdx.x == 0) loss[row] = 0.0f;
+    if (dx)
+        for (int j = threadIdx.x; j < V; j += blockDim.x) dx[j] = 0.0f;
+    return true;
+}
+
 __global__ void k_distill_full(float *loss, float *dlogits, const float *s, const float *t,
                                const float *w, int V, int div, double beta, double tau,
                                double dscale) {
@@ -68,12 +60,7 @@ __global__ void k_distill_full(float *loss, float *dlogits, const float *s, cons
     const float *x = s + row * V, *y = t + row * V;
     float *dx = dlogits ? dlogits + row * V : NULL;
     double wi = w ? (double)w[row] : 1.0;
-    if (wi == 0.0) {
-        if (threadIdx.x == 0) loss[row] = 0.0f;
-        if (dx)
-            for (int j = threadIdx.x; j < V; j += blockDim.x) dx[j] = 0.0f;
-        return;
-    }
+    if (zero_weight_row(loss, dx, row, wi, V)) return;
     if (div == KD_DIV_JSD && beta <= 0.0) div = KD_DIV_FORWARD_KL; // TRL: exact ends
     if (div == KD_DIV_JSD && beta >= 1.0) div = KD_DIV_REVERSE_KL;
     double lb = div == KD_DIV_JSD ? log(beta) : 0.0, l1b = div == KD_DIV_JSD ? log1p(-beta) : 0.0;
@@ -115,9 +102,15 @@ __global__ void k_distill_full(float *loss, float *dlogits, const float *s, cons
     }
 }
 
-static void cu_distill_full(float *loss, float *dlogits, const float *s, const float *t,
+static size_t cu_distill_full_scratch(void *ctx, int N, int V) {
+    (void)ctx, (void)N, (void)V;
+    return 0;
+}
+
+static void cu_distill_full(void *ctx, float *loss, float *dlogits, const float *s, const float *t,
                             const float *w, int N, int V, kd_divergence div, float beta, float tau,
-                            float dscale) {
+                            float dscale, kd_scratch ws) {
+    (void)ctx, (void)ws;
     if (N > 0 && V > 0)
         k_distill_full<<<N, LTPB>>>(loss, dlogits, s, t, w, V, (int)div, (double)beta, (double)tau,
                                     (double)dscale);
@@ -137,12 +130,7 @@ __global__ void k_distill_topk(float *loss, float *dlogits, const float *s, cons
     const float *x = s + row * V;
     float *dx = dlogits ? dlogits + row * V : NULL;
     double wi = w ? (double)w[row] : 1.0;
-    if (wi == 0.0) {
-        if (threadIdx.x == 0) loss[row] = 0.0f;
-        if (dx)
-            for (int j = threadIdx.x; j < V; j += blockDim.x) dx[j] = 0.0f;
-        return;
-    }
+    if (zero_weight_row(loss, dx, row, wi, V)) return;
     for (int k = threadIdx.x; k < K; k += blockDim.x) id[k] = ids[row * K + k];
     if (threadIdx.x == 0) { // the teacher side: K is small, one thread does it
         const float *l = lp + row * K;
@@ -199,9 +187,15 @@ __global__ void k_distill_topk(float *loss, float *dlogits, const float *s, cons
     }
 }
 
-static void cu_distill_topk(float *loss, float *dlogits, const float *s, const int32_t *ids,
-                            const float *lp, const float *w, int N, int V, int K, kd_topk_mode mode,
-                            float tau, float dscale) {
+static size_t cu_distill_topk_scratch(void *ctx, int N, int V, int K) {
+    (void)ctx, (void)N, (void)V, (void)K;
+    return 0;
+}
+
+static void cu_distill_topk(void *ctx, float *loss, float *dlogits, const float *s,
+                            const int32_t *ids, const float *lp, const float *w, int N, int V,
+                            int K, kd_topk_mode mode, float tau, float dscale, kd_scratch ws) {
+    (void)ctx, (void)ws;
     if (N <= 0 || V <= 0) return;
     if (K < 0) K = 0;
     size_t shm = sizeof(double) * (K + 1) + sizeof(int32_t) * (K ? K : 1);
@@ -239,21 +233,27 @@ __global__ void k_token_logp_bwd(float *dlogits, const float *dlogp, const float
         dx[j] = (float)(g * ((j == t ? 1.0 : 0.0) - exp((double)x[j] - lse)));
 }
 
-static void cu_token_logp_fwd(float *logp, const float *logits, const int32_t *targets, int N,
-                              int V) {
+static void cu_token_logp_fwd(void *ctx, float *logp, const float *logits, const int32_t *targets,
+                              int N, int V) {
+    (void)ctx;
     if (N > 0 && V > 0) k_token_logp_fwd<<<N, LTPB>>>(logp, logits, targets, V);
 }
 
-static void cu_token_logp_bwd(float *dlogits, const float *dlogp, const float *logits,
+static void cu_token_logp_bwd(void *ctx, float *dlogits, const float *dlogp, const float *logits,
                               const int32_t *targets, int N, int V) {
+    (void)ctx;
     if (N > 0 && V > 0) k_token_logp_bwd<<<N, LTPB>>>(dlogits, dlogp, logits, targets, V);
 }
 
-// ============================================================================ registration
+// ============================================================================ the sub-table
 
-extern "C" void kd_cuda_register_losses(kd_ops *ops) {
-    ops->distill_full = cu_distill_full;
-    ops->distill_topk = cu_distill_topk;
-    ops->token_logp_fwd = cu_token_logp_fwd;
-    ops->token_logp_bwd = cu_token_logp_bwd;
+extern "C" const kd_losses_ops *kd_cuda_losses(void) {
+    static kd_losses_ops t;
+    t.distill_full_scratch = cu_distill_full_scratch;
+    t.distill_full = cu_distill_full;
+    t.distill_topk_scratch = cu_distill_topk_scratch;
+    t.distill_topk = cu_distill_topk;
+    t.token_logp_fwd = cu_token_logp_fwd;
+    t.token_logp_bwd = cu_token_logp_bwd;
+    return &t;
 }

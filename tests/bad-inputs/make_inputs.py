@@ -3,11 +3,15 @@
 # calls it; needs /usr/bin/python3 with numpy and h5py).
 #   make_inputs.py data OUT        good datasets in OUT/data, bad ones and machine-made
 #                                  bad recipes in OUT/bad
+#                                  and Hugging Face directories in OUT/bad/hf_* (one valid
+#                                  tiny Llama, hf_good, and configs kdtrain must refuse)
 #   make_inputs.py ckpt GOOD OUT   damaged copies of the valid checkpoint GOOD in OUT/<case>
 # Every file is tiny (a few KiB) so the whole corpus is made in about a second.
 import hashlib
+import json
 import os
 import shutil
+import subprocess
 import sys
 
 import h5py
@@ -92,6 +96,16 @@ def make_data(out):
     dataset(b("attr_vocab_zero.h5"), tok, attrs={"vocab_size": 0})
     dataset(b("attr_vocab_string.h5"), tok, attrs={"vocab_size": "259"})
     dataset(b("attr_bos_out_of_range.h5"), tok, attrs={"bos_id": 259})
+    # ---- HDF5 datasets: tokenizer identity (docs/formats.md; `check` compares fingerprints)
+    dataset(b("tok_other_fingerprint.h5"), tok,
+            attrs={"tokenizer": "other-bpe", "tokenizer_fingerprint": "ab" * 32})
+    dataset(b("tok_no_fingerprint.h5"), tok, attrs={"tokenizer": "gpt2"})
+    dataset(b("tok_fingerprint_short.h5"), tok, attrs={"tokenizer_fingerprint": "abc123"})
+    dataset(b("tok_stop_ids_range.h5"), tok, attrs={"stop_ids": np.array([257, 999], dtype=np.int64)})
+    dataset(b("tok_stop_ids_2d.h5"), tok, attrs={"stop_ids": np.array([[257]], dtype=np.int64)})
+    with open(b("chat_system.jsonl"), "w") as f:  # fine for most templates, not mistral's
+        f.write('{"messages": [{"role": "system", "content": "be brief"}, '
+                '{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
     # ---- not HDF5 at all
     with open(b("text.h5"), "w") as f:
         f.write("tokens: 1 2 3\n")
@@ -126,6 +140,44 @@ def make_data(out):
     many = "".join("  - {name: s%d, kind: pretrain, data: data/good.h5}\n" % i for i in range(40))
     with open(b("many_stages.yaml"), "w") as f:
         f.write("stages:\n" + many)
+    make_hf(bad)
+
+
+# Configs that change what a Llama computes (or that kdtrain cannot compute): each must be
+# refused with exit 2 naming its key. Applied to hf_good's config.json; None deletes a key.
+HF_BAD = {
+    "mlp_bias": {"mlp_bias": True},
+    "attention_bias": {"attention_bias": True},
+    "qwen2": {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]},
+    "mistral": {"model_type": "mistral", "sliding_window": 4096},
+    "sliding_window": {"sliding_window": 16, "use_sliding_window": True},
+    "architectures": {"architectures": ["MistralForCausalLM"]},
+    "partial_rotary": {"partial_rotary_factor": 0.5},
+    "hidden_act": {"hidden_act": "gelu_pytorch_tanh"},
+    "head_dim": {"head_dim": 16},
+    "rope_yarn": {"rope_scaling": {"rope_type": "yarn", "factor": 4.0}},
+    "rope_not_object": {"rope_scaling": "llama3"},
+    "rope_extra_key": {"rope_scaling": {"rope_type": "linear", "factor": 2.0, "beta_fast": 32}},
+    "rope_llama3_missing": {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "high_freq_factor": 4.0,
+                                             "original_max_position_embeddings": 8192}},
+    "rope_llama3_order": {"rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0,
+                                           "high_freq_factor": 1.0, "original_max_position_embeddings": 8192}},
+    "rope_dynamic_no_max": {"rope_scaling": {"type": "dynamic", "factor": 2.0}, "max_position_embeddings": None},
+    "rope_dynamic_short": {"rope_scaling": {"type": "dynamic", "factor": 2.0}, "max_position_embeddings": 4},
+}
+
+
+def make_hf(bad):
+    good = os.path.join(bad, "hf_good")
+    ref = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "reference", "make_hf_llama.py")
+    subprocess.run([sys.executable, ref, good, os.path.join(bad, "hf_good_expect.h5")], check=True)
+    cfg = json.load(open(os.path.join(good, "config.json")))
+    for name, change in HF_BAD.items():
+        d = os.path.join(bad, "hf_" + name)
+        os.makedirs(d, exist_ok=True)
+        c = {k: v for k, v in dict(cfg, **change).items() if v is not None}
+        json.dump(c, open(os.path.join(d, "config.json"), "w"), indent=1)
+        os.symlink(os.path.join(good, "model.safetensors"), os.path.join(d, "model.safetensors"))
 
 
 def sha(path):

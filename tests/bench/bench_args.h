@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/model.h"
+#include "runtime/model/model.h"
 
 typedef struct {
     int vocab, d_model, layers, heads, kv_heads, head_dim, ffn, seq, batch, warmup, steps;

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/model.h"
-#include "runtime/optim.h"
-#include "runtime/rng.h"
+#include "runtime/model/model.h"
+#include "runtime/train/optim.h"
+#include "runtime/base/rng.h"
 #include "bench_args.h"
 
 enum { K_CE = 0, K_ONLINE, K_TOPK, N_KINDS };
@@ -41,6 +41,7 @@ int main(int argc, char **argv) {
     kd_optim spec;
     memset(&spec, 0, sizeof spec);
     spec.lr = 1e-4f, spec.beta1 = 0.9f, spec.beta2 = 0.95f, spec.eps = 1e-8f, spec.schedule = KD_SCHED_CONSTANT;
+    spec.grad_clip = 1.0f;
     int total_steps = N_KINDS * (a.warmup + a.steps);
     kd_optimizer opt;
     kd_optim_init(&opt, o, pt, &spec, total_steps, 0, pt->total, NULL, 0, NULL);
@@ -61,13 +62,17 @@ int main(int argc, char **argv) {
         for (int k = 0; k < K; k++) klp[(size_t)i * K + k] = -0.5f - 0.5f * (float)k;
     }
     for (int i = 0; i < N; i++) tg[i] = (i + 1) % T ? ids[i + 1] : -1;
-    int32_t *tg_dev = o->alloc((size_t)N * sizeof(int32_t)), *kid_dev = o->alloc((size_t)N * K * sizeof(int32_t));
-    float *w_dev = o->alloc((size_t)N * sizeof(float)), *loss_dev = o->alloc((size_t)N * sizeof(float));
-    float *klp_dev = o->alloc((size_t)N * K * sizeof(float));
-    o->upload(tg_dev, tg, (size_t)N * sizeof(int32_t));
-    o->upload(w_dev, w, (size_t)N * sizeof(float));
-    o->upload(kid_dev, kid, (size_t)N * K * sizeof(int32_t));
-    o->upload(klp_dev, klp, (size_t)N * K * sizeof(float));
+    int32_t *tg_dev = o->mem->alloc(o->ctx, (size_t)N * sizeof(int32_t)), *kid_dev = o->mem->alloc(o->ctx, (size_t)N * K * sizeof(int32_t));
+    float *w_dev = o->mem->alloc(o->ctx, (size_t)N * sizeof(float)), *loss_dev = o->mem->alloc(o->ctx, (size_t)N * sizeof(float));
+    float *klp_dev = o->mem->alloc(o->ctx, (size_t)N * K * sizeof(float));
+    o->mem->upload(o->ctx, tg_dev, tg, (size_t)N * sizeof(int32_t));
+    o->mem->upload(o->ctx, w_dev, w, (size_t)N * sizeof(float));
+    o->mem->upload(o->ctx, kid_dev, kid, (size_t)N * K * sizeof(int32_t));
+    o->mem->upload(o->ctx, klp_dev, klp, (size_t)N * K * sizeof(float));
+    size_t ws_full = o->losses->distill_full_scratch(o->ctx, N, V);
+    size_t ws_topk = o->losses->distill_topk_scratch(o->ctx, N, V, K);
+    kd_scratch ws = {NULL, ws_full > ws_topk ? ws_full : ws_topk};
+    ws.p = o->mem->alloc(o->ctx, ws.bytes);
 
     double t_step[N_KINDS] = {0}, t_teacher = 0, t_loss[N_KINDS] = {0};
     const float dscale = 1.0f / (float)N;
@@ -86,22 +91,21 @@ int main(int argc, char **argv) {
                 if (kd_model_forward(te, ids, NULL, NULL, B, T, &err)) return fprintf(stderr, "%s\n", err.msg), 3;
                 tt = kd_now() - ta;
                 // the kd stage's metrics: teacher CE and student CE (no gradient), then the KL
-                o->cross_entropy(loss_dev, NULL, kd_model_logits(te), tg_dev, w_dev, N, V, 0.0f);
-                o->cross_entropy(loss_dev, NULL, S, tg_dev, w_dev, N, V, 0.0f);
-                o->distill_full(loss_dev, S, S, kd_model_logits(te), w_dev, N, V, KD_DIV_FORWARD_KL, 0.5f, 1.0f,
-                                dscale);
+                o->nn->cross_entropy(o->ctx, loss_dev, NULL, kd_model_logits(te), tg_dev, w_dev, N, V, 0.0f);
+                o->nn->cross_entropy(o->ctx, loss_dev, NULL, S, tg_dev, w_dev, N, V, 0.0f);
+                o->losses->distill_full(o->ctx, loss_dev, S, S, kd_model_logits(te), w_dev, N, V, KD_DIV_FORWARD_KL, 0.5f, 1.0f,
+                                dscale, ws);
             } else {
-                o->cross_entropy(loss_dev, NULL, S, tg_dev, w_dev, N, V, 0.0f);
-                o->upload(kid_dev, kid, (size_t)N * K * sizeof(int32_t));  // the cache rows arrive per step
-                o->upload(klp_dev, klp, (size_t)N * K * sizeof(float));
-                o->distill_topk(loss_dev, S, S, kid_dev, klp_dev, w_dev, N, V, K, KD_TOPK_TAIL, 1.0f, dscale);
+                o->nn->cross_entropy(o->ctx, loss_dev, NULL, S, tg_dev, w_dev, N, V, 0.0f);
+                o->mem->upload(o->ctx, kid_dev, kid, (size_t)N * K * sizeof(int32_t));  // the cache rows arrive per step
+                o->mem->upload(o->ctx, klp_dev, klp, (size_t)N * K * sizeof(float));
+                o->losses->distill_topk(o->ctx, loss_dev, S, S, kid_dev, klp_dev, w_dev, N, V, K, KD_TOPK_TAIL, 1.0f, dscale, ws);
             }
             double t2 = kd_now();
             kd_model_backward(st);
-            o->copy(opt.gshard, kd_model_grads(st), pt->total * sizeof(float));
+            o->mem->copy(o->ctx, opt.gshard, kd_model_grads(st), pt->total * sizeof(float));
             double gn = sqrt(kd_optim_shard_sumsq(&opt));
-            kd_optim_step(&opt, kd_model_params(st), kd_optim_lr(&spec, s_global, total_steps),
-                          gn > 1.0 ? (float)(1.0 / gn) : 1.0f);
+            kd_optim_step(&opt, kd_model_params(st), s_global, gn); // clips to grad_clip 1
             double t3 = kd_now();
             if (s < a.warmup) continue;
             t_step[kind] += t3 - t0, t_loss[kind] += t2 - t1 - tt;
@@ -125,7 +129,8 @@ int main(int argc, char **argv) {
            t_step[K_TOPK] / t_step[K_CE]);
     kd_optim_free(&opt);
     kd_model_free(st), kd_model_free(te);
-    o->free(tg_dev), o->free(kid_dev), o->free(w_dev), o->free(loss_dev), o->free(klp_dev);
+    o->mem->free(o->ctx, tg_dev), o->mem->free(o->ctx, kid_dev), o->mem->free(o->ctx, w_dev), o->mem->free(o->ctx, loss_dev), o->mem->free(o->ctx, klp_dev);
+    o->mem->free(o->ctx, ws.p);
     free(ids), free(tg), free(kid), free(klp), free(w);
     return 0;
 }

@@ -6,11 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "kernels/cpu/cpu.h"
 #include "kernels/cpu/cpu_losses.h"
-#include "runtime/common.h"
-
-void kd_cpu_cross_entropy(float *loss, float *dlogits, const float *logits, const int32_t *targets,
-                          const float *weights, int N, int V, float dscale); // kernels/cpu/loss.c
+#include "runtime/base/common.h"
 
 enum { REPS = 5 };
 
@@ -18,6 +16,7 @@ typedef struct {
     int N, V, K;
     float *s, *t, *grad, *loss, *w, *lp;
     int32_t *ids, *tg;
+    kd_scratch ws; // for both loss kernels
 } bench;
 
 static void report(const char *name, const bench *b, double best) {
@@ -29,8 +28,8 @@ static void run_full(const bench *b, kd_divergence div, const char *name) {
     double best = 1e30;
     for (int r = 0; r < REPS; r++) {
         double t0 = kd_now();
-        kd_cpu_distill_full(b->loss, b->grad, b->s, b->t, b->w, b->N, b->V, div, 0.5f, 1.0f,
-                            1.0f / b->N);
+        kd_cpu_distill_full(NULL, b->loss, b->grad, b->s, b->t, b->w, b->N, b->V, div, 0.5f, 1.0f,
+                            1.0f / b->N, b->ws);
         double d = kd_now() - t0;
         best = d < best ? d : best;
     }
@@ -41,8 +40,8 @@ static void run_topk(const bench *b, kd_topk_mode mode, const char *name) {
     double best = 1e30;
     for (int r = 0; r < REPS; r++) {
         double t0 = kd_now();
-        kd_cpu_distill_topk(b->loss, b->grad, b->s, b->ids, b->lp, b->w, b->N, b->V, b->K, mode,
-                            1.0f, 1.0f / b->N);
+        kd_cpu_distill_topk(NULL, b->loss, b->grad, b->s, b->ids, b->lp, b->w, b->N, b->V, b->K,
+                            mode, 1.0f, 1.0f / b->N, b->ws);
         double d = kd_now() - t0;
         best = d < best ? d : best;
     }
@@ -50,7 +49,8 @@ static void run_topk(const bench *b, kd_topk_mode mode, const char *name) {
 }
 
 int main(int argc, char **argv) {
-    bench b = {.V = argc > 1 ? atoi(argv[1]) : 32000, .N = argc > 2 ? atoi(argv[2]) : 256,
+    bench b = {.V = argc > 1 ? atoi(argv[1]) : 32000,
+               .N = argc > 2 ? atoi(argv[2]) : 256,
                .K = argc > 3 ? atoi(argv[3]) : 16};
     if (b.V < 2 || b.N < 1 || b.K < 1 || b.K > b.V) {
         fprintf(stderr, "usage: bench_kd_loss [V >= 2] [N >= 1] [K in 1..V]\n");
@@ -61,6 +61,10 @@ int main(int argc, char **argv) {
     b.grad = kd_malloc(NV * sizeof(float)), b.loss = kd_malloc((size_t)b.N * sizeof(float));
     b.w = kd_malloc((size_t)b.N * sizeof(float)), b.lp = kd_malloc(NK * sizeof(float));
     b.ids = kd_malloc(NK * sizeof(int32_t)), b.tg = kd_malloc((size_t)b.N * sizeof(int32_t));
+    size_t full = kd_cpu_distill_full_scratch(NULL, b.N, b.V);
+    size_t topk = kd_cpu_distill_topk_scratch(NULL, b.N, b.V, b.K);
+    b.ws.bytes = full > topk ? full : topk;
+    b.ws.p = kd_malloc(b.ws.bytes);
     srand(1);
     for (size_t i = 0; i < NV; i++) {
         b.s[i] = 4.0f * rand() / (float)RAND_MAX - 2.0f;
@@ -79,7 +83,7 @@ int main(int argc, char **argv) {
     double best = 1e30;
     for (int r = 0; r < REPS; r++) {
         double t0 = kd_now();
-        kd_cpu_cross_entropy(b.loss, b.grad, b.s, b.tg, b.w, b.N, b.V, 1.0f / b.N);
+        kd_cpu_cross_entropy(NULL, b.loss, b.grad, b.s, b.tg, b.w, b.N, b.V, 1.0f / b.N);
         double d = kd_now() - t0;
         best = d < best ? d : best;
     }
@@ -89,6 +93,8 @@ int main(int argc, char **argv) {
     run_full(&b, KD_DIV_JSD, "distill_full JSD(0.5)");
     run_topk(&b, KD_TOPK_TAIL, "distill_topk tail");
     run_topk(&b, KD_TOPK_RENORM, "distill_topk renorm");
-    free(b.s), free(b.t), free(b.grad), free(b.loss), free(b.w), free(b.lp), free(b.ids), free(b.tg);
+    free(b.s), free(b.t), free(b.grad), free(b.loss), free(b.w), free(b.lp), free(b.ids),
+        free(b.tg);
+    free(b.ws.p);
     return 0;
 }

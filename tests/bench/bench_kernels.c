@@ -6,13 +6,13 @@
 #include <stdlib.h>
 
 #include "kernels/ops.h"
-#include "runtime/common.h"
+#include "runtime/base/common.h"
 
 static float *randt(const kd_ops *ops, size_t n) {
     float *h = malloc(sizeof(float) * n);
     for (size_t i = 0; i < n; i++) h[i] = (float)rand() / RAND_MAX - 0.5f;
-    float *d = ops->alloc(sizeof(float) * n);
-    ops->upload(d, h, sizeof(float) * n);
+    float *d = ops->mem->alloc(ops->ctx, sizeof(float) * n);
+    ops->mem->upload(ops->ctx, d, h, sizeof(float) * n);
     free(h);
     return d;
 }
@@ -21,18 +21,19 @@ static void bench_matmul(const kd_ops *ops, const char *name, int N, int C, int 
     float *inp = randt(ops, (size_t)N * C), *w = randt(ops, (size_t)OC * C);
     float *out = randt(ops, (size_t)N * OC), *dinp = randt(ops, (size_t)N * C);
     float *dw = randt(ops, (size_t)OC * C);
-    ops->matmul_fwd(out, inp, w, N, C, OC); // warm-up
+    ops->nn->matmul_fwd(ops->ctx, out, inp, w, N, C, OC); // warm-up
     double t0 = kd_now();
-    for (int r = 0; r < reps; r++) ops->matmul_fwd(out, inp, w, N, C, OC);
+    for (int r = 0; r < reps; r++) ops->nn->matmul_fwd(ops->ctx, out, inp, w, N, C, OC);
     double tf = (kd_now() - t0) / reps;
     t0 = kd_now();
-    for (int r = 0; r < reps; r++) ops->matmul_bwd(dinp, dw, out, inp, w, N, C, OC);
+    for (int r = 0; r < reps; r++) ops->nn->matmul_bwd(ops->ctx, dinp, dw, out, inp, w, N, C, OC);
     double tb = (kd_now() - t0) / reps;
     double fl = 2.0 * N * C * OC;
     printf("matmul %-10s N=%5d C=%5d OC=%5d  fwd %7.2f ms %6.1f GFLOP/s   bwd %7.2f ms %6.1f "
            "GFLOP/s\n",
            name, N, C, OC, tf * 1e3, fl / tf * 1e-9, tb * 1e3, 2 * fl / tb * 1e-9);
-    ops->free(inp), ops->free(w), ops->free(out), ops->free(dinp), ops->free(dw);
+    ops->mem->free(ops->ctx, inp), ops->mem->free(ops->ctx, w), ops->mem->free(ops->ctx, out),
+        ops->mem->free(ops->ctx, dinp), ops->mem->free(ops->ctx, dw);
 }
 
 static void bench_attention(const kd_ops *ops, int B, int T, int NH, int NKV, int HD, int reps) {
@@ -40,19 +41,22 @@ static void bench_attention(const kd_ops *ops, int B, int T, int NH, int NKV, in
     size_t natt = (size_t)B * NH * T * T;
     float *qkv = randt(ops, nqkv), *out = randt(ops, nout), *att = randt(ops, natt);
     float *datt = randt(ops, natt), *dqkv = randt(ops, nqkv);
-    ops->attention_fwd(out, att, qkv, NULL, B, T, NH, NKV, HD);
+    ops->nn->attention_fwd(ops->ctx, out, att, qkv, NULL, B, T, NH, NKV, HD);
     double t0 = kd_now();
-    for (int r = 0; r < reps; r++) ops->attention_fwd(out, att, qkv, NULL, B, T, NH, NKV, HD);
+    for (int r = 0; r < reps; r++)
+        ops->nn->attention_fwd(ops->ctx, out, att, qkv, NULL, B, T, NH, NKV, HD);
     double tf = (kd_now() - t0) / reps;
     t0 = kd_now();
-    for (int r = 0; r < reps; r++) ops->attention_bwd(dqkv, datt, out, att, qkv, B, T, NH, NKV, HD);
+    for (int r = 0; r < reps; r++)
+        ops->nn->attention_bwd(ops->ctx, dqkv, datt, out, att, qkv, B, T, NH, NKV, HD);
     double tb = (kd_now() - t0) / reps;
     // useful (causal) flops: QK^T and PV over the lower triangle; bwd does twice that
     double fl = 2.0 * 2.0 * B * NH * HD * (double)T * (T + 1) / 2;
     printf("attention B=%d T=%d NH=%d NKV=%d HD=%d  fwd %7.2f ms %6.1f GFLOP/s   bwd %7.2f ms "
            "%6.1f GFLOP/s (causal flops)\n",
            B, T, NH, NKV, HD, tf * 1e3, fl / tf * 1e-9, tb * 1e3, 2 * fl / tb * 1e-9);
-    ops->free(qkv), ops->free(out), ops->free(att), ops->free(datt), ops->free(dqkv);
+    ops->mem->free(ops->ctx, qkv), ops->mem->free(ops->ctx, out), ops->mem->free(ops->ctx, att),
+        ops->mem->free(ops->ctx, datt), ops->mem->free(ops->ctx, dqkv);
 }
 
 int main(int argc, char **argv) {

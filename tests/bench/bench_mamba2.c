@@ -22,13 +22,13 @@ static double bench_attention(const kd_ops *ops, int B, int T, int C, int NH, in
           *datt = kd_malloc((size_t)B * NH * T * T * 4);
     double t0 = kd_now();
     for (int r = 0; r < reps; r++) {
-        ops->matmul_fwd(qkv, inp, w_qkv, BT, C, QKV);
-        ops->attention_fwd(ao, att, qkv, NULL, B, T, NH, NKV, HD);
-        ops->matmul_fwd(out, ao, w_o, BT, NH * HD, C);
+        ops->nn->matmul_fwd(ops->ctx, qkv, inp, w_qkv, BT, C, QKV);
+        ops->nn->attention_fwd(ops->ctx, ao, att, qkv, NULL, B, T, NH, NKV, HD);
+        ops->nn->matmul_fwd(ops->ctx, out, ao, w_o, BT, NH * HD, C);
         memset(dao, 0, (size_t)BT * NH * HD * 4);
-        ops->matmul_bwd(dao, dw_o, out, ao, w_o, BT, NH * HD, C);
-        ops->attention_bwd(dqkv, datt, dao, att, qkv, B, T, NH, NKV, HD);
-        ops->matmul_bwd(dinp, dw_qkv, dqkv, inp, w_qkv, BT, C, QKV);
+        ops->nn->matmul_bwd(ops->ctx, dao, dw_o, out, ao, w_o, BT, NH * HD, C);
+        ops->nn->attention_bwd(ops->ctx, dqkv, datt, dao, att, qkv, B, T, NH, NKV, HD);
+        ops->nn->matmul_bwd(ops->ctx, dinp, dw_qkv, dqkv, inp, w_qkv, BT, C, QKV);
     }
     double dt = (kd_now() - t0) / reps;
     free(w_qkv), free(w_o), free(dw_qkv), free(dw_o), free(inp), free(out), free(dinp);
@@ -53,20 +53,21 @@ int main(int argc, char **argv) {
         float *abuf = kd_calloc(kd_mamba2_acts_floats(&cfg, B, T), 4);
         kd_mamba2_acts a;
         kd_mamba2_acts_bind(&a, abuf, &cfg, B, T);
-        kd_mamba2_forward(&ops, &cfg, &L.p, &a, out, inp, NULL, B, T); // warm-up
+        kd_scratch ws = host_scratch(kd_mamba2_scratch_bytes(&ops, &cfg, B, T));
+        kd_mamba2_forward(&ops, &cfg, &L.p, &a, ws, out, inp, NULL, B, T); // warm-up
         double t0 = kd_now();
         for (int r = 0; r < reps; r++)
-            kd_mamba2_forward(&ops, &cfg, &L.p, &a, out, inp, NULL, B, T);
+            kd_mamba2_forward(&ops, &cfg, &L.p, &a, ws, out, inp, NULL, B, T);
         double tf = (kd_now() - t0) / reps;
         t0 = kd_now();
         for (int r = 0; r < reps; r++) {
-            kd_mamba2_forward(&ops, &cfg, &L.p, &a, out, inp, NULL, B, T);
-            kd_mamba2_backward(&ops, &cfg, &L.p, &L.g, &a, dinp, out, inp, NULL, B, T);
+            kd_mamba2_forward(&ops, &cfg, &L.p, &a, ws, out, inp, NULL, B, T);
+            kd_mamba2_backward(&ops, &cfg, &L.p, &L.g, &a, ws, dinp, out, inp, NULL, B, T);
         }
         double tfb = (kd_now() - t0) / reps;
         double ta = bench_attention(&ops, B, T, C, 6, 2, 64, reps);
         printf("%-8d %-6d %14.0f %14.0f %14.0f\n", T, B, B * T / tf, B * T / tfb, ta);
-        free(inp), free(out), free(dinp), free(abuf);
+        free(inp), free(out), free(dinp), free(abuf), free(ws.p);
     }
     layer_free(&L);
     return 0;

@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/model.h"
-#include "runtime/optim.h"
-#include "runtime/rng.h"
+#include "runtime/model/model.h"
+#include "runtime/train/optim.h"
+#include "runtime/base/rng.h"
 #include "bench_args.h"
 
 int main(int argc, char **argv) {
@@ -31,6 +31,7 @@ int main(int argc, char **argv) {
     memset(&spec, 0, sizeof spec);
     spec.lr = 1e-4f, spec.beta1 = 0.9f, spec.beta2 = 0.999f, spec.eps = 1e-8f;
     spec.weight_decay = 0.1f, spec.schedule = KD_SCHED_CONSTANT;
+    spec.grad_clip = 1.0f; // the trainer's default
     kd_optimizer opt;
     kd_optim_init(&opt, ops, pt, &spec, a.warmup + a.steps, 0, pt->total, NULL, 0, NULL);
 
@@ -60,11 +61,9 @@ int main(int argc, char **argv) {
         kd_model_backward(m);
         double t2 = kd_now();
         // what the trainer does on one rank: reduce-scatter (a copy), norm, AdamW
-        ops->copy(opt.gshard, kd_model_grads(m), pt->total * sizeof(float));
+        ops->mem->copy(ops->ctx, opt.gshard, kd_model_grads(m), pt->total * sizeof(float));
         double gn2 = kd_optim_shard_sumsq(&opt);
-        double gn = sqrt(gn2); // clip to norm 1 as the trainer's default grad_clip
-        kd_optim_step(&opt, kd_model_params(m), kd_optim_lr(&spec, s, a.warmup + a.steps),
-                      gn > 1.0 ? (float)(1.0 / gn) : 1.0f);
+        kd_optim_step(&opt, kd_model_params(m), s, sqrt(gn2)); // clips to spec.grad_clip
         double t3 = kd_now();
         if (s < a.warmup) continue;
         tf += t1 - t0, tb += t2 - t1, to += t3 - t2, t_all += t3 - t0;

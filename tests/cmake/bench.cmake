@@ -22,3 +22,11 @@ target_link_libraries(bench_kd_loss PRIVATE kdcore)
 add_test(NAME bench_kd_loss COMMAND bench_kd_loss)
 set_tests_properties(bench_kd_loss PROPERTIES LABELS bench DISABLED TRUE
   ENVIRONMENT "OMP_NUM_THREADS=2")
+# Decode speed (tests/bench/bench_decode.c): Transformer vs hybrid vs Mamba-2 at 1k/4k/16k
+# context, batch 1 and 8, and speculative vs plain; same rules (bench label, DISABLED):
+#   OMP_NUM_THREADS=1 ./build/tests/bench_decode
+add_executable(bench_decode ${CMAKE_SOURCE_DIR}/tests/bench/bench_decode.c)
+target_link_libraries(bench_decode PRIVATE kdcore)
+add_test(NAME bench_decode COMMAND bench_decode)
+set_tests_properties(bench_decode PROPERTIES LABELS bench DISABLED TRUE
+  ENVIRONMENT "OMP_NUM_THREADS=2")

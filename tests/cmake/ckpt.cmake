@@ -1,5 +1,5 @@
-# Checkpoint format and `kdtrain ckpt` tests (runtime/checkpoint.c, runtime/sha256.c,
-# runtime/ckpt_cli.c). Labels: unit (no MPI), mpi (several ranks), fault (corruption, I/O
+# Checkpoint format and `kdtrain ckpt` tests (runtime/store/checkpoint.c, runtime/base/sha256.c,
+# runtime/cli/ckpt_cli.c). Labels: unit (no MPI), mpi (several ranks), fault (corruption, I/O
 # errors).
 find_program(KD_VALGRIND valgrind)
 

@@ -8,5 +8,16 @@ endforeach()
 # two "hosts" in network namespaces: skipped (77) where namespaces cannot be created
 kd_script_test(multihost_netns fault/multihost_netns.sh LABELS "fault;mpi" TIMEOUT 240)
 set_tests_properties(multihost_netns PROPERTIES SKIP_RETURN_CODE 77)
+# relocatable run dirs, disk full / read-only during pseudo-labels and the DPO cache (tmpfs
+# mounts: skipped, 77, where they cannot be made)
+kd_script_test(run_dir_relocatable fault/run_dir_relocatable.sh LABELS "fault;mpi" TIMEOUT 240)
+kd_script_test(disk_full_pseudo_labels_refcache fault/disk_full_pseudo_labels_refcache.sh LABELS "fault;mpi" TIMEOUT 300)
+set_tests_properties(disk_full_pseudo_labels_refcache PROPERTIES SKIP_RETURN_CODE 77)
+# the reduced demo pipeline under random kills (docs/fault-tolerance.md): the short version
+# alternates SIGKILL and stop signals; the long one is the 20-kill soak
+kd_script_test(soak_demo_short fault/soak_demo.sh LABELS "fault;mpi" TIMEOUT 600)
+set_property(TEST soak_demo_short APPEND PROPERTY ENVIRONMENT "KD_SOAK_MODE=mixed;KD_SOAK_KILLS=4")
+kd_script_test(soak_demo_20_kills fault/soak_demo.sh LABELS "fault;mpi;slow" TIMEOUT 3600)
+set_property(TEST soak_demo_20_kills APPEND PROPERTY ENVIRONMENT "KD_SOAK_KILLS=20")
 # launch/kdrun against a fake command (no MPI)
 kd_script_test(kdrun_supervisor fault/kdrun_supervisor.sh LABELS fault TIMEOUT 60)

@@ -33,13 +33,16 @@ endif()
 
 # libFuzzer harnesses (tests/fuzz/run.sh builds and runs them): configure with
 #   cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DKD_FUZZ=ON -DKD_SANITIZE=ON -DKD_CUDA=off
-# kdcore gets coverage instrumentation; each harness links libFuzzer's main.
+# every layer library gets coverage instrumentation; each harness links libFuzzer's main.
 option(KD_FUZZ "Build the libFuzzer harnesses of tests/fuzz (needs clang)" OFF)
 if(KD_FUZZ)
   if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "KD_FUZZ=ON needs clang (-DCMAKE_C_COMPILER=clang), found ${CMAKE_C_COMPILER_ID}")
   endif()
-  target_compile_options(kdcore PRIVATE -fsanitize=fuzzer-no-link)
+  get_property(layers GLOBAL PROPERTY KD_LAYERS)
+  foreach(l ${layers})
+    target_compile_options(${l} PRIVATE -fsanitize=fuzzer-no-link)
+  endforeach()
   foreach(h json recipe dataset manifest safetensors)
     add_executable(fuzz_${h} ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_${h}.c)
     target_include_directories(fuzz_${h} PRIVATE ${CMAKE_SOURCE_DIR}/tests/fuzz)

@@ -1,9 +1,13 @@
-# Mamba-2 mixer tests (kernels/cpu/mamba2_*.c, runtime/mixer_mamba2.c).
+# Mamba-2 mixer tests (kernels/cpu/mamba2_*.c, runtime/model/mixer_mamba2.c).
 kd_unit_test(mamba2_ssd_chunked_vs_sequential ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_ssd.c)
 kd_unit_test(grad_mamba2_layer_vs_fd ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_grad.c)
 kd_unit_test(mamba2_matrix_vs_scan_and_fd ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_mat.c)
 kd_unit_test(mamba2_layer_vs_torch ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_ref.c LABELS reference)
 set_property(TEST mamba2_layer_vs_torch APPEND PROPERTY ENVIRONMENT "KD_PYTHON=${KD_TEST_PYTHON}")
+# The same C side against the Mamba-2 paper's minimal chunked SSD (tests/reference/mamba2_ssd_ref.py)
+kd_unit_test(mamba2_layer_vs_minimal_ssd ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_ref.c LABELS reference)
+target_compile_definitions(mamba2_layer_vs_minimal_ssd PRIVATE KD_REF_MINIMAL_SSD=1)
+set_property(TEST mamba2_layer_vs_minimal_ssd APPEND PROPERTY ENVIRONMENT "KD_PYTHON=${KD_TEST_PYTHON}")
 
 # Benchmark: built with the tests, registered but DISABLED (run it by hand:
 # build/tests/bench_mamba2 [reps]).

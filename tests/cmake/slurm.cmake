@@ -1,4 +1,4 @@
-# SLURM support (runtime/submit.c, runtime/slurm_status.c, runtime/slurm_env.c).
+# SLURM support (runtime/run/submit.c, runtime/run/slurm_status.c, runtime/run/slurm_env.c).
 # unit: the in-job checks and `kdtrain submit --dry-run` (no SLURM needed).
 # slurm: tests on a real, private slurmctld+slurmd+munged started by tests/slurm/slurm_up.sh
 # (root and the slurm-wlm + munge packages); they SKIP (exit 77) when it cannot start.

@@ -12,7 +12,7 @@ demo_ckpt() {
   local done_file
   done_file=$(ls "$DEMO"/stages/*-"$1"/DONE 2>/dev/null | head -1)
   [ -n "$done_file" ] || { echo "no finished stage '$1' in $DEMO: run bash launch/demo.sh first" >&2; exit 2; }
-  awk '$1 == "checkpoint" {print $2}' "$done_file"
+  echo "$DEMO/$(awk '$1 == "checkpoint" {print $2}' "$done_file")" # DONE: relative to the run dir
 }
 
 # kd_run ARGS...: kdtrain run on $RANKS ranks, one thread each.

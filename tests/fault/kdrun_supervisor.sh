@@ -14,7 +14,11 @@ n=$(wc -l <"$FAKE_DIR/calls" 2>/dev/null || echo 0)
 echo "$*" >>"$FAKE_DIR/calls"
 codes=($FAKE_CODES)
 code=${codes[$n]:-0}
-if [ "$code" = wait ]; then trap 'echo got-USR1 >>"$FAKE_DIR/calls"; exit 75' USR1; sleep 30 & wait; fi
+if [ "$code" = wait ]; then
+    trap 'echo got-USR1 >>"$FAKE_DIR/calls"; exit 75' USR1
+    touch "$FAKE_DIR/ready"  # the trap is in place: the test may signal now
+    sleep 30 & wait
+fi
 exit "$code"
 FAKE
 chmod +x "$W/fake.sh"
@@ -42,8 +46,7 @@ grep -q "attempt 2 ended with exit status 2 (bad input)" "$W/log" || { echo "FAI
 rm -f "$W/calls"
 FAKE_CODES="wait 0" "$KDRUN" --max-restarts 3 --backoff 0 -- "$W/fake.sh" run r.yaml >"$W/log" 2>&1 &
 k=$!
-for _ in $(seq 1 100); do [ -s "$W/calls" ] && break; sleep 0.05; done
-sleep 0.2
+for _ in $(seq 1 600); do [ -e "$W/ready" ] && break; sleep 0.05; done
 kill -USR1 "$k"
 set +e; wait "$k"; rc=$?; set -e
 if [ "$rc" != 75 ] || ! grep -q got-USR1 "$W/calls" || [ "$(grep -c '^run' "$W/calls")" != 1 ]; then

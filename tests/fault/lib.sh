@@ -112,8 +112,8 @@ wait_step() {
 # rand A B: a random integer in [A, B]
 rand() { echo $(( $1 + RANDOM % ($2 - $1 + 1) )); }
 
-# final_ckpt RUNDIR: the final checkpoint of the stage (from DONE)
-final_ckpt() { sed -n '1s/^checkpoint //p' "$1/stages/00-pretrain/DONE"; }
+# final_ckpt RUNDIR: the final checkpoint of the stage (from DONE: relative to the run dir)
+final_ckpt() { echo "$1/$(sed -n '1s/^checkpoint //p' "$1/stages/00-pretrain/DONE")"; }
 
 # same_digest A B: the final checkpoints of two finished runs hold identical weights
 same_digest() {

@@ -1,9 +1,9 @@
-// fuzz_json.c: libFuzzer harness for the JSON parser (runtime/json.c). Any input must give
+// fuzz_json.c: libFuzzer harness for the JSON parser (runtime/base/json.c). Any input must give
 // either a tree that can be walked and freed, or KD_EINPUT with a one-line message.
 #include <stdint.h>
 #include <string.h>
 
-#include "runtime/json.h"
+#include "runtime/base/json.h"
 
 // Touch every node so that a malformed tree (bad n, dangling pointer) is read by ASan.
 static size_t walk(const kd_json *v) {

@@ -1,4 +1,4 @@
-// fuzz_manifest.c: libFuzzer harness for checkpoint verification (runtime/checkpoint.c):
+// fuzz_manifest.c: libFuzzer harness for checkpoint verification (runtime/store/checkpoint.c):
 // the fuzzed bytes are the MANIFEST of a checkpoint directory that also holds model.h5,
 // state.json and optim.h5, and kd_ckpt_verify judges it. It must return 0 or 1 with a
 // one-line reason, never read outside the directory's files or crash.
@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "runtime/checkpoint.h"
+#include "runtime/store/checkpoint.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static char dir[600], manifest[700];

@@ -5,7 +5,8 @@
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "runtime/recipe.h"
+#include "runtime/config/recipe.h"
+#include "stages/kind.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static kd_recipe *r; // hundreds of KiB: allocated once
@@ -16,9 +17,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     kd_fuzz_write(path, data, size);
     kd_error err = {0};
-    int rc = kd_recipe_load(r, path, NULL, 0, &err);
+    int rc = kd_recipe_load(r, path, NULL, 0, &kd_kind_rules, &err);
     if (rc == KD_OK) {
-        volatile uint64_t h = kd_recipe_model_hash(r, r->n_stages - 1);
+        volatile uint64_t h = kd_stage_model_hash(r, r->n_stages - 1);
         (void)h;
         if (!r->resolved_yaml) __builtin_trap();
     } else if (rc != KD_EINPUT || !err.msg[0] || strchr(err.msg, '\n')) {

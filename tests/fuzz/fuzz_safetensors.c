@@ -1,11 +1,11 @@
-// fuzz_safetensors.c: libFuzzer harness for safetensors reading (runtime/safetensors.c):
+// fuzz_safetensors.c: libFuzzer harness for safetensors reading (runtime/store/safetensors.c):
 // the fuzzed bytes are a .safetensors file. Open validates every header entry against the
 // file size, so each listed tensor that is small enough must then read without error.
 #include <stdint.h>
 #include <string.h>
 
 #include "fuzz_util.h"
-#include "runtime/safetensors.h"
+#include "runtime/store/safetensors.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static char path[600];

@@ -62,9 +62,12 @@ for name in "${names[@]}"; do
     left=$((left - ($(date +%s) - t0)))
     [ $rc -eq 0 ] && break
     unit=$(sed -n 's/.*Test unit written to \([^ ]*\)$/\1/p' "$scratch/log1" | tail -1)
-    # the first stack frame that is not libFuzzer, a sanitizer interceptor or libc
+    # the first stack frame that is not libFuzzer, a sanitizer interceptor or libc; an
+    # interceptor linked into the harness (e.g. "in strdup (.../fuzz_dataset+0x...)") has
+    # no source line, unlike every frame of kdtrain's own code, which is built with -g
     first=$(grep -E '^ +#[0-9]+ ' "$scratch/log1" |
-      grep -vE 'fuzzer::|__sanitizer|__interceptor_|__asan|libc\.so|libclang_rt| in (malloc|calloc|realloc) ' | head -1)
+      grep -vE 'fuzzer::|__sanitizer|__interceptor_|__asan|libc\.so|libclang_rt| in (malloc|calloc|realloc) |\(/[^ ]*/fuzz_[a-z]+\+0x' |
+      head -1)
     if [ -n "$unit" ] && [ -f "$unit" ] && [[ "$first" == *libhdf5* ]]; then
       known=$((known + 1))
       mv "$unit" "$(dirname "$unit")/known-hdf5-$(basename "$unit")"

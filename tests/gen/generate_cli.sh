@@ -30,6 +30,21 @@ g --greedy --prompt "count " > "$work/g2"
 g --seed 5 --temperature 1.0 --prompt "The " > "$work/s1"
 g --seed 5 --temperature 1.0 --prompt "The " > "$work/s2"
 cmp "$work/s1" "$work/s2" || { echo "FAIL: same seed, different samples"; exit 1; }
+# speculative decoding with the model as its own draft: the same greedy text, all accepted
+g --greedy --prompt "The " --prompt "count " --draft "$work/run:pretrain" --draft-tokens 3 > "$work/g3"
+cmp "$work/g1" "$work/g3" || { echo "FAIL: speculative greedy differs from plain greedy"; diff "$work/g1" "$work/g3"; exit 1; }
+"$KD_BIN" generate "$work/run:pretrain" --greedy --max-new-tokens 40 --prompt "The " \
+  --draft "$work/run:pretrain" --draft-tokens 4 2>&1 >/dev/null | grep -q "(100.0%)" \
+  || { echo "FAIL: a self-draft should have every proposal accepted"; exit 1; }
+expect_status 2 "$KD_BIN" generate "$work/run:pretrain" --prompt a --draft "$work/run:pretrain" --draft-tokens 0
+expect_status 2 "$KD_BIN" generate "$work/run:pretrain" --prompt a --draft "$work/run:nosuch"
+expect_status 2 "$KD_BIN" generate "$work/run:pretrain" --prompts "$work/prompts.h5" --out "$work/x.h5" --draft "$work/run:pretrain"
+# --ignore-eos: every prompt runs to --max-new-tokens
+g --ignore-eos --seed 3 --prompt "The " --prompt "a" --prompt "count " > "$work/ie"
+[ "$(grep -c '^=== .* 40 new tokens (length)' "$work/ie")" -eq 3 ] || { echo "FAIL: --ignore-eos"; cat "$work/ie"; exit 1; }
+# --min-new-tokens 40 with --max-new-tokens 40: EOS is never sampled, every prompt runs out
+g --min-new-tokens 40 --seed 3 --prompt "The " --prompt "a" --prompt "count " > "$work/mn"
+[ "$(grep -c '^=== .* 40 new tokens (length)' "$work/mn")" -eq 3 ] || { echo "FAIL: --min-new-tokens"; cat "$work/mn"; exit 1; }
 head -2 "$work/g1"
 "$KD_BIN" generate "$work/run:pretrain" --prompt "The " --max-new-tokens 64 --batch 1 2>&1 >/dev/null | tail -1
 for np in 1 2; do

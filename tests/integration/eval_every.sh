@@ -13,16 +13,16 @@ common=(--set "stages.pretrain.data=$work/data/pretrain.h5" --set "stages.pretra
         --set "stages.pretrain.optim={lr: 3.0e-3, schedule: constant}" --set stages.pretrain.eval_every=10)
 run "$KD_SOURCE_DIR/configs/tiny.yaml" --set "run.out_dir=$work/a" --set stages.pretrain.steps=30 "${common[@]}"
 run "$KD_SOURCE_DIR/configs/tiny.yaml" --set "run.out_dir=$work/b" --set stages.pretrain.steps=20 "${common[@]}"
-T=$(awk '$1 == "checkpoint" {print $2}' "$work/a/stages/00-pretrain/DONE")
+T=$work/a/$(awk '$1 == "checkpoint" {print $2}' "$work/a/stages/00-pretrain/DONE")
 cat > "$work/kd.yaml" <<YAML
 run: {name: kd, out_dir: $work/kd, seed: 7, backend: cpu}
 model: {from: {checkpoint: $T}}
 teacher: {from: {checkpoint: $T}}
 stages:
-  - {name: kl, kind: kd, from: {checkpoint: $(awk '$1 == "checkpoint" {print $2}' "$work/b/stages/00-pretrain/DONE")},
+  - {name: kl, kind: kd, from: {checkpoint: $work/b/$(awk '$1 == "checkpoint" {print $2}' "$work/b/stages/00-pretrain/DONE")},
      data: $work/data/sft.h5, eval_data: $work/data/sft_val.h5, steps: 6, eval_every: 3, log_every: 3,
      batch: {global: 8, micro: 4, seq_len: 64}, loss: {kl: 1.0, ce: 0.0}}
-  - {name: ce, kind: kd, from: {checkpoint: $(awk '$1 == "checkpoint" {print $2}' "$work/b/stages/00-pretrain/DONE")},
+  - {name: ce, kind: kd, from: {checkpoint: $work/b/$(awk '$1 == "checkpoint" {print $2}' "$work/b/stages/00-pretrain/DONE")},
      data: $work/data/sft.h5, eval_data: $work/data/sft_val.h5, steps: 6, eval_every: 3, log_every: 3,
      batch: {global: 8, micro: 4, seq_len: 64}, loss: {kl: 0.0, ce: 1.0}}
 YAML

@@ -9,7 +9,7 @@ cd "$work"
 "$KD_BIN" data synth --out data >/dev/null
 OMP_NUM_THREADS=1 "$KD_BIN" run "$KD_SOURCE_DIR/configs/tiny.yaml" --quiet --set run.out_dir=t \
   --set stages.pretrain.steps=2 --set stages.pretrain.data=data/pretrain.h5 --set stages.pretrain.eval_data=
-ck=$(awk '$1 == "checkpoint" {print $2}' t/stages/00-pretrain/DONE)
+ck=$work/t/$(awk '$1 == "checkpoint" {print $2}' t/stages/00-pretrain/DONE)
 cat > kd.yaml <<YAML
 run: {name: kd, out_dir: out, backend: cpu}
 model:

@@ -11,7 +11,7 @@ IN holds one group per case; its integer attribute `kind` says what to compute:
           tau, dscale
   2 logp: x (N,V), targets (N) int32, g (N)
   3 pref: logp_c, logp_r, ref_c, ref_r (P) float64, n_c, n_r (P) int32; attrs type
-          (0 sigmoid, 1 ipo, 2 hinge, 3 simpo, 4 orpo), beta, eps, gamma
+          (0 sigmoid, 1 ipo, 2 hinge, 3 simpo, 4 orpo), beta, eps, gamma, rpo_alpha (RPO)
 OUT gets, per group: loss and grad (float64); pref also dlogp_c, dlogp_r, reward_c,
 reward_r.
 """
@@ -115,6 +115,9 @@ def pref_case(g):
         log_odds = (mc - mr) - (torch.log1p(-torch.exp(mc)) - torch.log1p(-torch.exp(mr)))
         loss = -mc - beta * F.logsigmoid(log_odds)
         rew_c, rew_r = beta * mc, beta * mr
+    # RPO (TRL rpo_alpha): + alpha * NLL of the chosen completion, its per-token mean here
+    alpha = float(g.attrs["rpo_alpha"]) if "rpo_alpha" in g.attrs else 0.0
+    loss = loss + alpha * (-pc / nc)
     loss.sum().backward()
     return loss, pc.grad, pr.grad, rew_c.detach(), rew_r.detach()
 

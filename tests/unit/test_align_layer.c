@@ -1,4 +1,4 @@
-// MOHAWK per-layer losses (runtime/model_align.c) on a tiny teacher and its converted
+// MOHAWK per-layer losses (runtime/model/model_align.c) on a tiny teacher and its converted
 // student (layers 0 and 2 Mamba-2, grouped-query heads), with and without documents (seg):
 //  - the loss value equals a host recomputation in double from the matrices / outputs the
 //    model exposes (tolerance 1e-5 relative: float32 inputs, double sums on both sides);
@@ -7,9 +7,9 @@
 //    loss of O(10) gives ~1e-5 absolute: accept 2e-3 relative + 2e-5);
 //  - a layer's loss only produces gradients in that layer's mixer tensors, and gradients
 //    accumulate across calls (the trainer sums layers and micro-batches).
-#include "runtime/model_align.h"
-#include "runtime/model_convert.h"
-#include "runtime/model_internal.h"
+#include "runtime/model/model_align.h"
+#include "runtime/model/model_convert.h"
+#include "runtime/model/model_internal.h"
 #include "tests/unit/test_model_util.h"
 #include "check.h"
 
@@ -26,15 +26,17 @@ static double reference(kd_model *s, kd_model *t, int l, int matrix, const int32
     const kd_model_config *c = kd_model_cfg(s);
     int H = c->n_heads, C = c->d_model;
     double ref = 0;
+    kd_scratch ws = {NULL, kd_mamba2_matrix_scratch_bytes(s->ops, &s->mcfg, B, T)};
+    ws.p = malloc(ws.bytes);
     if (matrix) { // recompute M through the layer's public matrix API
         float *mem = calloc(kd_mamba2_acts_floats(&s->mcfg, B, T), sizeof(float));
         float *out = malloc(sizeof(float) * B * T * C), *M = malloc(sizeof(float) * B * H * T * T);
         kd_mamba2_acts a;
         kd_mamba2_acts_bind(&a, mem, &s->mcfg, B, T);
         const int32_t *sg = seg ? t->seg : NULL;
-        kd_mamba2_forward(s->ops, &s->mcfg, &s->mp[l], &a, out, kd_model_mixer_input(t, l), sg, B,
-                          T);
-        kd_mamba2_matrix(s->ops, &s->mcfg, &s->mp[l], &a, M, sg, B, T);
+        kd_mamba2_forward(s->ops, &s->mcfg, &s->mp[l], &a, ws, out, kd_model_mixer_input(t, l), sg,
+                          B, T);
+        kd_mamba2_matrix(s->ops, &s->mcfg, &s->mp[l], &a, ws, M, sg, B, T);
         const float *A = kd_model_attn_probs(t, l);
         for (int b = 0; b < B; b++)
             for (int h = 0; h < H; h++) {
@@ -51,7 +53,7 @@ static double reference(kd_model *s, kd_model *t, int l, int matrix, const int32
         float *out = malloc(sizeof(float) * B * T * C);
         kd_mamba2_acts a;
         kd_mamba2_acts_bind(&a, mem, &s->mcfg, B, T);
-        kd_mamba2_forward(s->ops, &s->mcfg, &s->mp[l], &a, out, kd_model_mixer_input(t, l),
+        kd_mamba2_forward(s->ops, &s->mcfg, &s->mp[l], &a, ws, out, kd_model_mixer_input(t, l),
                           seg ? t->seg : NULL, B, T);
         const float *y = kd_model_mixer_output(t, l);
         for (int i = 0; i < B * T; i++) {
@@ -63,6 +65,7 @@ static double reference(kd_model *s, kd_model *t, int l, int matrix, const int32
         }
         free(mem), free(out);
     }
+    free(ws.p);
     return ref;
 }
 

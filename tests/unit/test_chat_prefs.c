@@ -146,7 +146,7 @@ static void test_convert(void) {
     kd_error e = {0};
     // max_len 60, max_prompt 30: line 4's prompt (1+9+40+1+14 = 65) is cut to 30, its
     // chosen (36+1) to 60-30 = 30.
-    CHECK(kd_prefs_convert_jsonl(jl, out, "bytes", 60, 30, &st, &e) == KD_OK, "convert: %s", e.msg);
+    CHECK(kd_prefs_convert_jsonl(jl, out, "bytes", NULL, 60, 30, &st, &e) == KD_OK, "convert: %s", e.msg);
     // prompts: line 1 = 1+9+5+1+14 = 30 (fits); line 3 = 1+11+1+1+9+1+1+14 = 39 -> cut to
     // 30; line 4 = 65 -> cut to 30. Completions: only line 4's chosen (37 > 30).
     CHECK(st.examples == 3 && st.prompt_truncated == 2 && st.completion_truncated == 1,

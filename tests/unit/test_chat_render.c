@@ -1,7 +1,8 @@
 // test_chat_render.c: chat templates render hand-written conversations to exactly the
-// token ids and loss mask docs/formats.md promises (built-in bytes and llama3, and a YAML
-// template file), YAML template errors name FILE:LINE:COL, and the truncation policy cuts
-// exactly the documented tokens. Exact integer comparisons: no tolerance is needed.
+// token ids and loss mask docs/formats.md promises (built-in bytes, llama3, chatml and
+// mistral with the byte tokenizer, and a YAML template file), YAML template errors name
+// FILE:LINE:COL, and the truncation policy cuts exactly the documented tokens. Exact integer
+// comparisons: no tolerance is needed.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,55 @@ static void test_llama3(void) {
     text(&s, "4<|eot_id|>", 1);
     special(&s, KD_TOK_BYTES_EOS, 1);
     compare("llama3 conversation", &b, &s);
+    kd_chat_buf_free(&b);
+    kd_chat_template_free(t);
+}
+
+// chatml with the byte tokenizer: markers are bytes, BOS first and EOS after each reply
+// (a real tokenizer drops both: <|im_end|> is its stop id).
+static void test_chatml(void) {
+    kd_chat_template *t;
+    kd_error err = {0};
+    CHECK(kd_chat_template_load_tok(&t, "chatml", NULL, &err) == KD_OK, "load chatml: %s", err.msg);
+    kd_chat_buf b = {0};
+    size_t last = 0;
+    CHECK(kd_chat_render(t, CONV, 3, 0, &b, &last, &err) == KD_OK, "render: %s", err.msg);
+    seq s = {0};
+    special(&s, KD_TOK_BYTES_BOS, 0);
+    text(&s, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n", 0);
+    text(&s, "<|im_start|>assistant\n", 0);
+    size_t want_last = s.n;
+    text(&s, "4<|im_end|>\n", 1);
+    special(&s, KD_TOK_BYTES_EOS, 1);
+    compare("chatml conversation", &b, &s);
+    CHECK(last == want_last, "chatml: last assistant content at %zu, expected %zu", last,
+          want_last);
+    CHECK(t->header_ids[KD_CHAT_ASSISTANT].n == strlen("<|im_start|>assistant\n"),
+          "chatml: assistant header of %zu ids (the truncation's protected tail)",
+          t->header_ids[KD_CHAT_ASSISTANT].n);
+    kd_chat_buf_free(&b);
+    kd_chat_template_free(t);
+}
+
+// mistral: <s>[INST] user [/INST]reply</s>, no system role.
+static void test_mistral(void) {
+    kd_chat_template *t;
+    kd_error err = {0};
+    CHECK(kd_chat_template_load(&t, "mistral", &err) == KD_OK, "load mistral: %s", err.msg);
+    kd_chat_buf b = {0};
+    CHECK(kd_chat_render(t, CONV + 1, 3, 1, &b, NULL, &err) == KD_OK, "render: %s", err.msg);
+    seq s = {0};
+    special(&s, KD_TOK_BYTES_BOS, 0);
+    text(&s, "[INST] 2+2? [/INST]", 0);
+    text(&s, "4", 1);
+    special(&s, KD_TOK_BYTES_EOS, 1);
+    text(&s, "[INST] and 3+3? [/INST]", 0);
+    compare("mistral conversation with generation header", &b, &s);
+    kd_chat_buf_reset(&b);
+    kd_error e2 = {0};
+    CHECK(kd_chat_render(t, CONV, 3, 0, &b, NULL, &e2) == KD_EINPUT &&
+              strstr(e2.msg, "template 'mistral' has no role 'system'"),
+          "mistral must refuse a system turn, got '%s'", e2.msg);
     kd_chat_buf_free(&b);
     kd_chat_template_free(t);
 }
@@ -218,6 +268,8 @@ int main(void) {
     char dir[256];
     if (check_tmpdir(dir, sizeof dir, "chat_render")) return 2;
     test_bytes();
+    test_chatml();
+    test_mistral();
     test_llama3();
     test_yaml(dir);
     test_truncate();

@@ -44,7 +44,7 @@ static void nothing_half_written(const char *what) {
     kd_error err = {0};
     char dir[600];
     snprintf(dir, sizeof dir, "%s/step-00000010", root);
-    int rc = kd_ckpt_load(MPI_COMM_WORLD, dir, &pt, p, NULL, NULL, NULL, &err);
+    int rc = kd_ckpt_load(kd_comm_world(), dir, &pt, p, NULL, NULL, NULL, &err);
     CHECK(rc == KD_OK && fx_first_diff(p, 0, 0, pt.total, 1) < 0, "%s: reload step 10: %s", what,
           err.msg);
     free(p), free(pt.t);
@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
         snprintf(p, sizeof p, "%s/step-00000080", root);
         mkdir(p, 0777); // no MANIFEST: does not exist as a checkpoint, newer than all valid
     }
-    rc = kd_ckpt_prune(MPI_COMM_WORLD, root, 2, &err);
+    rc = kd_ckpt_prune(kd_comm_world(), root, 2, &err);
     CHECK(rc == KD_OK, "prune: %s", err.msg);
     if (rank == 0) {
         const char *kept[] = {"step-00000080", "step-00000060", "step-00000050"};
@@ -125,7 +125,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < 3; i++) CHECK(exists(kept[i]), "prune keep=2 deleted %s", kept[i]);
         for (int i = 0; i < 4; i++) CHECK(!exists(gone[i]), "prune keep=2 left %s", gone[i]);
     }
-    rc = kd_ckpt_prune(MPI_COMM_WORLD, root, 1, &err);
+    rc = kd_ckpt_prune(kd_comm_world(), root, 1, &err);
     CHECK(rc == KD_OK && (rank || (exists("step-00000060") && !exists("step-00000050"))),
           "prune keep=1: rc %d, 60 %d 50 %d", rc, exists("step-00000060"), exists("step-00000050"));
     // the only valid checkpoint is broken now: nothing valid, so nothing may be deleted
@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
         CHECK(truncate(p, 3) == 0, "truncate %s", p);
     }
     MPI_Barrier(MPI_COMM_WORLD);
-    rc = kd_ckpt_prune(MPI_COMM_WORLD, root, 1, &err);
+    rc = kd_ckpt_prune(kd_comm_world(), root, 1, &err);
     CHECK(rc == KD_OK && (rank || (exists("step-00000060") && exists("step-00000080"))),
           "prune with no valid checkpoint deleted something");
 

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "check.h"
-#include "runtime/checkpoint.h"
+#include "runtime/store/checkpoint.h"
 
 static const struct {
     const char *name;
@@ -124,7 +124,7 @@ static inline int fx_save(const char *root, int64_t step, int seed, int weights_
     kd_ckpt_attr attrs[3];
     int na = with_attrs ? fx_attrs(attrs) : 0;
     kd_error_clear(err);
-    int rc = kd_ckpt_save(MPI_COMM_WORLD, root, step, &pt, p, weights_only ? NULL : m,
+    int rc = kd_ckpt_save(kd_comm_world(), root, step, &pt, p, weights_only ? NULL : m,
                           weights_only ? NULL : v, &ts, na ? attrs : NULL, na, out, outn, err);
     free(p), free(m), free(v), free(pt.t);
     return rc;

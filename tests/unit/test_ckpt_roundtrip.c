@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/checkpoint_internal.h"
-#include "runtime/sha256.h"
+#include "runtime/store/checkpoint_internal.h"
+#include "runtime/base/sha256.h"
 #include "test_ckpt_fixture.h"
 
 static int rank, world;
@@ -69,7 +69,7 @@ int main(int argc, char **argv) {
     CHECK(kd_ckpt_verify(dir, why, sizeof why) == 1, "verify: %s", why);
     bufs b = make();
     kd_train_state ts;
-    int rc = kd_ckpt_load(MPI_COMM_WORLD, dir, &b.pt, b.p, b.m, b.v, &ts, &err);
+    int rc = kd_ckpt_load(kd_comm_world(), dir, &b.pt, b.p, b.m, b.v, &ts, &err);
     CHECK(rc == KD_OK, "load: %s", err.msg);
     expect_same(&b, 1, 1);
     kd_train_state w = fx_state(10);
@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
     kd_param_table grown = fx_table(3);
     float *gp = calloc(grown.total, sizeof(float));
     kd_error_clear(&err);
-    rc = kd_ckpt_load(MPI_COMM_WORLD, dir, &grown, gp, NULL, NULL, NULL, &err);
+    rc = kd_ckpt_load(kd_comm_world(), dir, &grown, gp, NULL, NULL, NULL, &err);
     snprintf(want, sizeof want,
              "%s/model.h5: layers.1.mixer.conv1d.weight has shape (24,1,4), the recipe's model "
              "needs (48,1,4)",
@@ -142,7 +142,7 @@ int main(int argc, char **argv) {
     kd_param_table fewer = fx_table(-1);
     fewer.n--; // drop lm_head.weight
     kd_error_clear(&err);
-    rc = kd_ckpt_load(MPI_COMM_WORLD, dir, &fewer, b.p, NULL, NULL, NULL, &err);
+    rc = kd_ckpt_load(kd_comm_world(), dir, &fewer, b.p, NULL, NULL, NULL, &err);
     CHECK(
         rc == KD_EINPUT &&
             strstr(err.msg, "has tensor /params/lm_head.weight, which the recipe's model does not"),
@@ -152,7 +152,7 @@ int main(int argc, char **argv) {
     // --- weights only: params without m/v; a weights-only checkpoint refuses m/v
     memset(b.p, 0, b.pt.total * sizeof(float));
     kd_error_clear(&err);
-    rc = kd_ckpt_load(MPI_COMM_WORLD, dir, &b.pt, b.p, NULL, NULL, NULL, &err);
+    rc = kd_ckpt_load(kd_comm_world(), dir, &b.pt, b.p, NULL, NULL, NULL, &err);
     CHECK(rc == KD_OK, "params-only load: %s", err.msg);
     expect_same(&b, 1, 0);
     save(20, 1, 1, out);
@@ -160,14 +160,14 @@ int main(int argc, char **argv) {
     snprintf(optim_path, sizeof optim_path, "%s/optim.h5", out);
     CHECK(stat(optim_path, &sb) != 0, "weights-only checkpoint has %s", optim_path);
     kd_error_clear(&err);
-    rc = kd_ckpt_load(MPI_COMM_WORLD, out, &b.pt, b.p, b.m, b.v, NULL, &err);
+    rc = kd_ckpt_load(kd_comm_world(), out, &b.pt, b.p, b.m, b.v, NULL, &err);
     CHECK(rc == KD_EINPUT && strstr(err.msg, "weights-only"), "m/v from weights-only: rc %d %s", rc,
           err.msg);
 
     // --- saving step 10 again replaces it atomically; no .tmp is left
     save(10, 2, 0, out);
     kd_error_clear(&err);
-    rc = kd_ckpt_load(MPI_COMM_WORLD, dir, &b.pt, b.p, b.m, b.v, NULL, &err);
+    rc = kd_ckpt_load(kd_comm_world(), dir, &b.pt, b.p, b.m, b.v, NULL, &err);
     CHECK(rc == KD_OK, "reload: %s", err.msg);
     expect_same(&b, 2, 1);
     char latest[600];

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/sha256.h"
+#include "runtime/base/sha256.h"
 
 static int fails = 0;
 

@@ -5,6 +5,7 @@
 #include <mpi.h>
 #include <string.h>
 
+#include "runtime/cli/cli.h"
 #include "test_ckpt_fixture.h"
 
 static int do_save(const char *root, int64_t step, int seed, int weights_only) {
@@ -34,7 +35,7 @@ static int do_check(const char *dir, int seed) {
           *v = calloc(hi - lo + 1, sizeof(float));
     kd_train_state ts;
     kd_error err = {0};
-    int rc = kd_ckpt_load(MPI_COMM_WORLD, dir, &pt, p, m, v, &ts, &err);
+    int rc = kd_ckpt_load(kd_comm_world(), dir, &pt, p, m, v, &ts, &err);
     if (rc) {
         fprintf(stderr, "rank %d: load failed (%d): %s\n", rank, rc, err.msg);
         return 1;

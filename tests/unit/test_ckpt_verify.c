@@ -10,8 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/checkpoint.h"
-#include "runtime/sha256.h"
+#include "runtime/store/checkpoint.h"
+#include "runtime/base/sha256.h"
 
 static int fails = 0;
 static char root[256];

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "runtime/model_decode.h"
+#include "runtime/model/model_decode.h"
 #include "unit/test_model_util.h"
 
 #define NB 3
@@ -63,7 +63,8 @@ static int run_layout(const char *name, const kd_mixer_kind *layout, int n_layer
         }
     uint8_t live[NB] = {1, 1, 1};
     for (int s = 0; s < NEW; s++) {
-        kd_ops_cpu()->download(dec, kd_decoder_logits(d), sizeof(float) * NB * V);
+        kd_ops_cpu()->mem->download(kd_ops_cpu()->ctx, dec, kd_decoder_logits(d),
+                                    sizeof(float) * NB * V);
         int32_t next[NB];
         for (int b = 0; b < NB; b++) {
             if (!live[b]) {
@@ -75,7 +76,8 @@ static int run_layout(const char *name, const kd_mixer_kind *layout, int n_layer
                 fprintf(stderr, "%s: forward: %s\n", name, err.msg);
                 return 1;
             }
-            kd_ops_cpu()->download(ref, kd_model_logits(m), sizeof(float) * len[b] * V);
+            kd_ops_cpu()->mem->download(kd_ops_cpu()->ctx, ref, kd_model_logits(m),
+                                        sizeof(float) * len[b] * V);
             const float *r = ref + (size_t)(len[b] - 1) * V, *q = dec + (size_t)b * V;
             double diff = 0, gr, gq;
             for (int v = 0; v < V; v++) diff = fmax(diff, fabs((double)r[v] - q[v]));

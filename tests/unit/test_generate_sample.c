@@ -1,4 +1,4 @@
-// test_generate_sample.c: sampling and the generation loop (runtime/generate.c).
+// test_generate_sample.c: sampling and the generation loop (runtime/model/generate.c).
 //  - top-k: 20000 draws never leave the k most likely tokens and match the renormalised
 //    softmax within 0.02 per token (5 standard deviations of a frequency at 20000 draws);
 //  - top-p: the candidate set is the shortest most-likely prefix whose mass (recomputed
@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/generate.h"
+#include "runtime/model/generate.h"
 #include "unit/test_model_util.h"
 #include "check.h"
 
@@ -241,7 +241,8 @@ static void test_topk_logprobs(kd_model *m) {
             exit(1);
         }
         float *lg = malloc(sizeof(float) * (size_t)L * Vm);
-        kd_ops_cpu()->download(lg, kd_model_logits(m), sizeof(float) * (size_t)L * Vm);
+        kd_ops_cpu()->mem->download(kd_ops_cpu()->ctx, lg, kd_model_logits(m),
+                                    sizeof(float) * (size_t)L * Vm);
         for (int j = 0; j < L; j++) {
             int32_t ids[4];
             float lp[4];
@@ -285,8 +286,8 @@ static void test_refill(kd_model *m) {
         gen_or_die(m, &c[i], 1, &p, K);
         const kd_gen_seq *x = &b[NP - 1 - i], *y = &c[i];
         early += y->n_gen < p.max_new_tokens, full += y->n_gen == p.max_new_tokens;
-        CHECK(same_seq(x, y), "prompt %d: batch 2 with refill (%d new) vs alone (%d new) differ",
-              i, x->n_gen, y->n_gen);
+        CHECK(same_seq(x, y), "prompt %d: batch 2 with refill (%d new) vs alone (%d new) differ", i,
+              x->n_gen, y->n_gen);
         size_t rows = (size_t)(y->n_prompt + y->n_gen) * K;
         for (size_t r = 0; same_seq(x, y) && r < rows; r++) {
             double d = fabs((double)x->topk_logprobs[r] - y->topk_logprobs[r]);

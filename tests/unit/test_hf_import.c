@@ -4,7 +4,7 @@
 // same weights again; bad config.json values give one-line errors.
 #include <unistd.h>
 
-#include "runtime/hf.h"
+#include "runtime/store/hf.h"
 #include "tests/unit/h5_test_util.h"
 #include "tests/unit/test_model_util.h"
 
@@ -44,7 +44,7 @@ int main(void) {
     hid_t f = H5Fopen(exp, H5F_ACC_RDONLY, H5P_DEFAULT);
     ok &= same_params(m, f);
     printf("%s imported weights equal the script's\n", ok ? "ok  " : "FAIL");
-    if (kd_hf_export(m, dir2, &err)) return fprintf(stderr, "export: %s\n", err.msg), 1;
+    if (kd_hf_export(m, dir2, NULL, &err)) return fprintf(stderr, "export: %s\n", err.msg), 1;
     if (kd_hf_load(dir2, kd_ops_cpu(), 0, &m2, &err)) return fprintf(stderr, "reload: %s\n", err.msg), 1;
     int ok2 = same_params(m2, f);
     printf("%s export -> import round trip\n", ok2 ? "ok  " : "FAIL");

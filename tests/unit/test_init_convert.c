@@ -1,4 +1,4 @@
-// Stage init's conversion (runtime/model_convert.c), grouped-query attention included
+// Stage init's conversion (runtime/model/model_convert.c), grouped-query attention included
 // (4 query heads, 2 kv heads):
 //  1. copies: every tensor the source has is copied bit for bit; in_proj rows x/B/C are
 //     v_proj/k_proj/q_proj and out_proj is o_proj bit for bit; new tensors lie in their
@@ -11,8 +11,8 @@
 //  3. determinism and seeding by name; progressive chains; errors for bad layouts.
 // Tolerance for 2.: relative 1e-5 of the largest |entry|: both sides are float32 dot
 // products of head_dim = 6 terms of O(1) values (rounding ~1e-7), exp(dt*A) = 1 exactly.
-#include "runtime/model_convert.h"
-#include "runtime/model_internal.h"
+#include "runtime/model/model_convert.h"
+#include "runtime/model/model_internal.h"
 #include "tests/unit/test_model_util.h"
 #include "check.h"
 
@@ -183,7 +183,7 @@ static void check_mapping(kd_model *t, kd_model *s, int l) {
     // (a) conv + SiLU bypassed: the SSD matrix op reads B and C straight from in_proj
     float *zx = malloc(sizeof(float) * B * T * sz.d_in_proj),
           *M = malloc(sizeof(float) * B * H * T * T);
-    o->matmul_fwd(zx, inp, p->in_proj_w, B * T, C, sz.d_in_proj);
+    o->nn->matmul_fwd(o->ctx, zx, inp, p->in_proj_w, B * T, C, sz.d_in_proj);
     kd_mamba2_in in = {.x = zx + sz.d_inner,
                        .Bm = zx + sz.d_inner + sz.d_xb,
                        .Cm = zx + sz.d_inner + 2 * sz.d_xb,
@@ -198,7 +198,9 @@ static void check_mapping(kd_model *t, kd_model *s, int l) {
                        .seg = NULL,
                        .B = B,
                        .T = T};
-    o->mamba2_mat_fwd(M, &in, &s->mcfg.k);
+    kd_scratch ws = {NULL, kd_mamba2_matrix_scratch_bytes(o, &s->mcfg, B, T)};
+    ws.p = malloc(ws.bytes);
+    o->mamba2->mat_fwd(o->ctx, M, &in, &s->mcfg.k, ws);
     snprintf(nm, sizeof nm, "layer %d, conv+SiLU bypassed: M == dt*Q.K", l);
     compare_matrix(nm, M, Q, K, dt, B, T, H, NKV, HD, 0);
 
@@ -207,11 +209,11 @@ static void check_mapping(kd_model *t, kd_model *s, int l) {
     float *out = malloc(sizeof(float) * B * T * C);
     kd_mamba2_acts a;
     kd_mamba2_acts_bind(&a, acts_mem, &s->mcfg, B, T);
-    kd_mamba2_forward(o, &s->mcfg, p, &a, out, inp, NULL, B, T);
-    kd_mamba2_matrix(o, &s->mcfg, p, &a, M, NULL, B, T);
+    kd_mamba2_forward(o, &s->mcfg, p, &a, ws, out, inp, NULL, B, T);
+    kd_mamba2_matrix(o, &s->mcfg, p, &a, ws, M, NULL, B, T);
     snprintf(nm, sizeof nm, "layer %d, real layer (identity conv): M == dt*silu(Q).silu(K)", l);
     compare_matrix(nm, M, Q, K, dt, B, T, H, NKV, HD, 1);
-    free(Q), free(K), free(zx), free(M), free(acts_mem), free(out);
+    free(Q), free(K), free(zx), free(M), free(acts_mem), free(out), free(ws.p);
 }
 
 // ----------------------------------------------------------------------------- 3. the rest

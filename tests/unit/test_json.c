@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/json.h"
+#include "runtime/base/json.h"
 #include "check.h"
 
 static kd_json *parse_ok(const char *s) {

@@ -41,7 +41,7 @@ typedef struct {
 } mm_ctx;
 static double mm_loss(void *p) {
     mm_ctx *c = p;
-    ops->matmul_fwd(c->out, c->inp, c->w, c->N, c->C, c->OC);
+    ops->nn->matmul_fwd(ops->ctx, c->out, c->inp, c->w, c->N, c->C, c->OC);
     return dot_d(c->out, c->R, (size_t)c->N * c->OC);
 }
 static void test_matmul(int N, int C, int OC) {
@@ -54,14 +54,14 @@ static void test_matmul(int N, int C, int OC) {
                 OC};
     float *b1 = rand_tensor((size_t)N * C, 1), *b2 = rand_tensor((size_t)OC * C, 1);
     float *dinp = dup_tensor(b1, (size_t)N * C), *dw = dup_tensor(b2, (size_t)OC * C);
-    ops->matmul_bwd(dinp, dw, c.R, c.inp, c.w, N, C, OC);
+    ops->nn->matmul_bwd(ops->ctx, dinp, dw, c.R, c.inp, c.w, N, C, OC);
     sub_base(dinp, b1, (size_t)N * C);
     sub_base(dw, b2, (size_t)OC * C);
     check_fd("matmul dinp", c.inp, (size_t)N * C, dinp, mm_loss, &c, FD_H, FD_DIRS, FD_REL, FD_ABS);
     check_fd("matmul dw", c.w, (size_t)OC * C, dw, mm_loss, &c, FD_H, FD_DIRS, FD_REL, FD_ABS);
     // NULL skips: dw alone must equal the dw of the full call
     float *dw2 = calloc((size_t)OC * C, sizeof(float));
-    ops->matmul_bwd(NULL, dw2, c.R, c.inp, c.w, N, C, OC);
+    ops->nn->matmul_bwd(ops->ctx, NULL, dw2, c.R, c.inp, c.w, N, C, OC);
     float maxd = 0;
     for (size_t i = 0; i < (size_t)OC * C; i++) maxd = fmaxf(maxd, fabsf(dw2[i] - dw[i]));
     check(maxd <= 1e-4f,
@@ -79,7 +79,7 @@ typedef struct {
 } rn_ctx;
 static double rn_loss(void *p) {
     rn_ctx *c = p;
-    ops->rmsnorm_fwd(c->out, c->rstd, c->inp, c->w, c->N, c->C, 1e-5f);
+    ops->nn->rmsnorm_fwd(ops->ctx, c->out, c->rstd, c->inp, c->w, c->N, c->C, 1e-5f);
     return dot_d(c->out, c->R, (size_t)c->N * c->C);
 }
 static void test_rmsnorm(int N, int C) {
@@ -95,7 +95,7 @@ static void test_rmsnorm(int N, int C) {
     rn_loss(&c); // fills rstd
     float *b1 = rand_tensor(nc, 1), *b2 = rand_tensor(C, 1);
     float *dinp = dup_tensor(b1, nc), *dw = dup_tensor(b2, C);
-    ops->rmsnorm_bwd(dinp, dw, c.R, c.inp, c.w, c.rstd, N, C);
+    ops->nn->rmsnorm_bwd(ops->ctx, dinp, dw, c.R, c.inp, c.w, c.rstd, N, C);
     sub_base(dinp, b1, nc);
     sub_base(dw, b2, C);
     check_fd("rmsnorm dinp", c.inp, nc, dinp, rn_loss, &c, FD_H, FD_DIRS, FD_REL, FD_ABS);
@@ -110,12 +110,13 @@ typedef struct {
     float *x, *y, *R;
     int32_t *pos;
     int N, nrot, stride, HD;
+    float *inv_freq; // (HD/2)
 } rp_ctx;
 static double rp_loss(void *p) {
     rp_ctx *c = p;
     size_t n = (size_t)c->N * c->stride;
     memcpy(c->y, c->x, sizeof(float) * n);
-    ops->rope_fwd(c->y, c->pos, c->N, c->nrot, c->stride, c->HD, 10000.0f);
+    ops->nn->rope_fwd(ops->ctx, c->y, c->pos, c->N, c->nrot, c->stride, c->HD, c->inv_freq);
     return dot_d(c->y, c->R, n);
 }
 static void test_rope(int N, int nheads, int nrot, int HD) {
@@ -128,12 +129,14 @@ static void test_rope(int N, int nheads, int nrot, int HD) {
                 N,
                 nrot,
                 stride,
-                HD};
+                HD,
+                malloc(sizeof(float) * (size_t)(HD / 2))};
+    for (int i = 0; i < HD / 2; i++) c.inv_freq[i] = 1.0f / powf(10000.0f, (float)(2 * i) / (float)HD);
     for (int i = 0; i < N; i++) c.pos[i] = (int32_t)(rng_u32() % 3000); // far from 0
     float *dx = dup_tensor(c.R, n);
-    ops->rope_bwd(dx, c.pos, N, nrot, stride, HD, 10000.0f);
+    ops->nn->rope_bwd(ops->ctx, dx, c.pos, N, nrot, stride, HD, c.inv_freq);
     check_fd("rope dx", c.x, n, dx, rp_loss, &c, FD_H, FD_DIRS, FD_REL, FD_ABS);
-    free(c.x), free(c.y), free(c.R), free(c.pos), free(dx);
+    free(c.x), free(c.y), free(c.R), free(c.pos), free(c.inv_freq), free(dx);
 }
 
 // ============================================================================ attention
@@ -145,7 +148,8 @@ typedef struct {
 } at_ctx;
 static double at_loss(void *p) {
     at_ctx *c = p;
-    ops->attention_fwd(c->out, c->att, c->qkv, c->seg, c->B, c->T, c->NH, c->NKV, c->HD);
+    ops->nn->attention_fwd(ops->ctx, c->out, c->att, c->qkv, c->seg, c->B, c->T, c->NH, c->NKV,
+                           c->HD);
     return dot_d(c->out, c->R, (size_t)c->B * c->T * c->NH * c->HD);
 }
 static void test_attention(int B, int T, int NH, int NKV, int HD, int use_seg) {
@@ -175,7 +179,7 @@ static void test_attention(int B, int T, int NH, int NKV, int HD, int use_seg) {
     float *dqkv = malloc(sizeof(float) * nqkv), *datt = malloc(sizeof(float) * natt);
     for (size_t i = 0; i < nqkv; i++) dqkv[i] = 777.0f; // OVERWRITE contract
     for (size_t i = 0; i < natt; i++) datt[i] = -555.0f;
-    ops->attention_bwd(dqkv, datt, c.R, c.att, c.qkv, B, T, NH, NKV, HD);
+    ops->nn->attention_bwd(ops->ctx, dqkv, datt, c.R, c.att, c.qkv, B, T, NH, NKV, HD);
     char what[128];
     snprintf(what, sizeof what, "attention dqkv B=%d T=%d NH=%d NKV=%d HD=%d seg=%d", B, T, NH, NKV,
              HD, use_seg);
@@ -191,7 +195,7 @@ typedef struct {
 } sg_ctx;
 static double sg_loss(void *p) {
     sg_ctx *c = p;
-    ops->swiglu_fwd(c->out, c->gu, c->N, c->F);
+    ops->nn->swiglu_fwd(ops->ctx, c->out, c->gu, c->N, c->F);
     return dot_d(c->out, c->R, (size_t)c->N * c->F);
 }
 static void test_swiglu(int N, int F) {
@@ -199,7 +203,7 @@ static void test_swiglu(int N, int F) {
                 rand_tensor((size_t)N * F, 1), N, F};
     float *dgu = malloc(sizeof(float) * N * 2 * F);
     for (size_t i = 0; i < (size_t)N * 2 * F; i++) dgu[i] = 777.0f; // OVERWRITE contract
-    ops->swiglu_bwd(dgu, c.R, c.gu, N, F);
+    ops->nn->swiglu_bwd(ops->ctx, dgu, c.R, c.gu, N, F);
     check_fd("swiglu dgu", c.gu, (size_t)N * 2 * F, dgu, sg_loss, &c, FD_H, FD_DIRS, FD_REL,
              FD_ABS);
     free(c.gu), free(c.out), free(c.R), free(dgu);
@@ -214,7 +218,7 @@ typedef struct {
 } em_ctx;
 static double em_loss(void *p) {
     em_ctx *c = p;
-    ops->embedding_fwd(c->out, c->ids, c->wte, c->N, c->C);
+    ops->nn->embedding_fwd(ops->ctx, c->out, c->ids, c->wte, c->N, c->C);
     return dot_d(c->out, c->R, (size_t)c->N * c->C);
 }
 static void test_embedding(int V, int N, int C) {
@@ -227,7 +231,7 @@ static void test_embedding(int V, int N, int C) {
     for (int i = 0; i < N; i++) c.ids[i] = (int32_t)(rng_u32() % (V / 3)); // many repeats
     c.ids[N - 1] = c.ids[0];
     float *base = rand_tensor((size_t)V * C, 1), *dwte = dup_tensor(base, (size_t)V * C);
-    ops->embedding_bwd(dwte, c.R, c.ids, N, C);
+    ops->nn->embedding_bwd(ops->ctx, dwte, c.R, c.ids, N, C);
     sub_base(dwte, base, (size_t)V * C);
     check_fd("embedding dwte (repeated ids)", c.wte, (size_t)V * C, dwte, em_loss, &c, FD_H,
              FD_DIRS, FD_REL, FD_ABS);
@@ -244,7 +248,7 @@ typedef struct {
 } ce_ctx;
 static double ce_loss(void *p) { // L = dscale * sum_i loss_i
     ce_ctx *c = p;
-    ops->cross_entropy(c->loss, NULL, c->logits, c->t, c->w, c->N, c->V, 0.0f);
+    ops->nn->cross_entropy(ops->ctx, c->loss, NULL, c->logits, c->t, c->w, c->N, c->V, 0.0f);
     double s = 0.0;
     for (int i = 0; i < c->N; i++) s += c->loss[i];
     return c->dscale * s;
@@ -264,11 +268,12 @@ static void test_cross_entropy(int N, int V, int weighted) {
     for (int i = 0; i < N; i++) c.t[i] = (i % 4 == 1) ? -1 : (int32_t)(rng_u32() % V);
     float *dl = malloc(sizeof(float) * N * V);
     for (size_t i = 0; i < (size_t)N * V; i++) dl[i] = 777.0f; // must be overwritten
-    ops->cross_entropy(c.loss, dl, c.logits, c.t, c.w, N, V, c.dscale);
+    ops->nn->cross_entropy(ops->ctx, c.loss, dl, c.logits, c.t, c.w, N, V, c.dscale);
     char what[96];
     snprintf(what, sizeof what, "cross_entropy dlogits weighted=%d (ignored targets)", weighted);
     check_fd(what, c.logits, (size_t)N * V, dl, ce_loss, &c, FD_H, FD_DIRS, FD_REL, FD_ABS);
-    ops->cross_entropy(c.loss, NULL, c.logits, c.t, c.w, N, V, c.dscale); // loss at x0 again
+    ops->nn->cross_entropy(ops->ctx, c.loss, NULL, c.logits, c.t, c.w, N, V,
+                           c.dscale); // loss at x0 again
     // ignored rows: zero loss, zero gradient
     for (int i = 0; i < N; i++)
         if (c.t[i] < 0) {
@@ -278,7 +283,7 @@ static void test_cross_entropy(int N, int V, int weighted) {
         }
     // dlogits may alias logits: identical result to the separate buffer
     float *alias = dup_tensor(c.logits, (size_t)N * V), *l2 = malloc(sizeof(float) * N);
-    ops->cross_entropy(l2, alias, alias, c.t, c.w, N, V, c.dscale);
+    ops->nn->cross_entropy(ops->ctx, l2, alias, alias, c.t, c.w, N, V, c.dscale);
     float maxd = 0;
     for (size_t i = 0; i < (size_t)N * V; i++) maxd = fmaxf(maxd, fabsf(alias[i] - dl[i]));
     for (int i = 0; i < N; i++) maxd = fmaxf(maxd, fabsf(l2[i] - c.loss[i]));

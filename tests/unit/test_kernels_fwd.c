@@ -28,7 +28,7 @@ static void test_matmul(int N, int C, int OC) {
             for (int c = 0; c < C; c++) s += (double)inp[n * C + c] * w[o * C + c];
             ref[n * OC + o] = s;
         }
-    ops->matmul_fwd(out, inp, w, N, C, OC);
+    ops->nn->matmul_fwd(ops->ctx, out, inp, w, N, C, OC);
     check_close("matmul_fwd vs triple loop", out, ref, (size_t)N * OC, FWD_REL);
     free(inp), free(w), free(out), free(ref);
 }
@@ -72,7 +72,7 @@ static void test_attention(int B, int T, int NH, int NKV, int HD, int use_seg) {
                     for (int e = 0; e < HD; e++) o[e] += p * v[e];
                 }
             }
-    ops->attention_fwd(out, att, qkv, seg, B, T, NH, NKV, HD);
+    ops->nn->attention_fwd(ops->ctx, out, att, qkv, seg, B, T, NH, NKV, HD);
     char what[128];
     snprintf(what, sizeof what, "attention_fwd out vs naive (T=%d NH=%d NKV=%d seg=%d)", T, NH, NKV,
              use_seg);
@@ -96,7 +96,7 @@ static void test_rmsnorm(int N, int C) {
         rref[n] = 1.0 / sqrt(ss / C + 1e-6);
         for (int c = 0; c < C; c++) ref[n * C + c] = x[n * C + c] * rref[n] * w[c];
     }
-    ops->rmsnorm_fwd(y, rstd, x, w, N, C, 1e-6f);
+    ops->nn->rmsnorm_fwd(ops->ctx, y, rstd, x, w, N, C, 1e-6f);
     check_close("rmsnorm_fwd out vs naive", y, ref, (size_t)N * C, FWD_REL);
     check_close("rmsnorm_fwd rstd vs naive", rstd, rref, N, FWD_REL);
     free(x), free(w), free(y), free(rstd), free(ref), free(rref);
@@ -111,6 +111,8 @@ static void test_rope(int N, int nheads, int nrot, int HD) {
     float *x = rand_tensor((size_t)N * stride, 1), *y = dup_tensor(x, (size_t)N * stride);
     int32_t *pos = malloc(sizeof(int32_t) * N);
     for (int n = 0; n < N; n++) pos[n] = n == 0 ? 0 : (int32_t)(rng_u32() % 4000);
+    float *inv_freq = malloc(sizeof(float) * (size_t)half); // the plain RoPE table
+    for (int i = 0; i < half; i++) inv_freq[i] = 1.0f / powf(10000.0f, (float)(2 * i) / (float)HD);
     double *ref = dalloc((size_t)N * stride);
     for (int n = 0; n < N; n++)
         for (int h = 0; h < nheads; h++)
@@ -125,13 +127,13 @@ static void test_rope(int N, int nheads, int nrot, int HD) {
                 ref[a] = x[a] * cos(ang) - x[b] * sin(ang);
                 ref[b] = x[b] * cos(ang) + x[a] * sin(ang);
             }
-    ops->rope_fwd(y, pos, N, nrot, stride, HD, 10000.0f);
+    ops->nn->rope_fwd(ops->ctx, y, pos, N, nrot, stride, HD, inv_freq);
     check_close("rope_fwd vs rotate_half reference", y, ref, (size_t)N * stride, FWD_REL);
     // bwd is the inverse rotation: applying it to y must give back x
-    ops->rope_bwd(y, pos, N, nrot, stride, HD, 10000.0f);
+    ops->nn->rope_bwd(ops->ctx, y, pos, N, nrot, stride, HD, inv_freq);
     for (size_t i = 0; i < (size_t)N * stride; i++) ref[i] = x[i];
     check_close("rope_bwd(rope_fwd(x)) == x", y, ref, (size_t)N * stride, FWD_REL);
-    free(x), free(y), free(pos), free(ref);
+    free(x), free(y), free(pos), free(ref), free(inv_freq);
 }
 
 // ============================================================================ MLP, embedding, loss
@@ -145,7 +147,7 @@ static void test_swiglu_embedding(void) {
             double g = gu[n * 2 * F + f], u = gu[n * 2 * F + F + f];
             ref[n * F + f] = g / (1.0 + exp(-g)) * u;
         }
-    ops->swiglu_fwd(out, gu, N, F);
+    ops->nn->swiglu_fwd(ops->ctx, out, gu, N, F);
     check_close("swiglu_fwd vs naive", out, ref, (size_t)N * F, FWD_REL);
 
     float *wte = rand_tensor((size_t)V * C, 1), *emb = rand_tensor((size_t)N * C, 1);
@@ -153,7 +155,7 @@ static void test_swiglu_embedding(void) {
     double *eref = dalloc((size_t)N * C);
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) eref[n * C + c] = wte[ids[n] * C + c];
-    ops->embedding_fwd(emb, ids, wte, N, C);
+    ops->nn->embedding_fwd(ops->ctx, emb, ids, wte, N, C);
     check_close("embedding_fwd rows", emb, eref, (size_t)N * C, 0.0);
     free(gu), free(out), free(ref), free(wte), free(emb), free(eref);
 }
@@ -169,7 +171,7 @@ static void test_cross_entropy(void) {
         for (int j = 0; j < V; j++) s += exp(logits[i * V + j] - mx);
         ref[i] = t[i] < 0 ? 0.0 : w[i] * (mx + log(s) - logits[i * V + t[i]]);
     }
-    ops->cross_entropy(loss, NULL, logits, t, w, N, V, 1.0f);
+    ops->nn->cross_entropy(ops->ctx, loss, NULL, logits, t, w, N, V, 1.0f);
     check_close("cross_entropy loss vs naive (weights, ignored target)", loss, ref, N, FWD_REL);
     free(logits);
 }
@@ -185,55 +187,59 @@ static void test_cross_entropy(void) {
 // relative), because 1 - 0.999f is 0.00099998713 in float (1.3e-5 relative off).
 static void test_adamw(void) {
     float p[1] = {1.0f}, m[1] = {0}, v[1] = {0}, g1[1] = {0.5f}, g2[1] = {-0.25f};
-    ops->adamw(p, g1, m, v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    ops->optim->adamw(ops->ctx, p, g1, m, v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
     check(fabs(p[0] - 0.899000002) < 1e-6, "adamw step 1 p", p[0], 0.899000002, 1e-6);
     check(fabs(m[0] - 0.05) < 1e-7, "adamw step 1 m", m[0], 0.05, 1e-7);
     check(fabs(v[0] - 2.5e-4) < 1e-8, "adamw step 1 v", v[0], 2.5e-4, 1e-8);
-    ops->adamw(p, g2, m, v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 2);
+    ops->optim->adamw(ops->ctx, p, g2, m, v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 2);
     check(fabs(p[0] - 0.871467299) < 1e-6, "adamw step 2 p", p[0], 0.871467299, 1e-6);
     check(fabs(m[0] - 0.02) < 1e-7, "adamw step 2 m", m[0], 0.02, 1e-7);
     check(fabs(v[0] - 3.1225e-4) < 1e-8, "adamw step 2 v", v[0], 3.1225e-4, 1e-8);
     // a long vector (parallel path) must agree with the scalar result element by element
     size_t n = 100000;
     float *P = malloc(sizeof(float) * n), *G = malloc(sizeof(float) * n);
-    float *M = ops->alloc(sizeof(float) * n), *Vv = ops->alloc(sizeof(float) * n);
+    float *M = ops->mem->alloc(ops->ctx, sizeof(float) * n),
+          *Vv = ops->mem->alloc(ops->ctx, sizeof(float) * n);
     for (size_t i = 0; i < n; i++) P[i] = 1.0f, G[i] = 0.5f;
-    ops->adamw(P, G, M, Vv, n, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    ops->optim->adamw(ops->ctx, P, G, M, Vv, n, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
     float maxd = 0;
     for (size_t i = 0; i < n; i++) maxd = fmaxf(maxd, fabsf(P[i] - 0.899000002f));
     check(maxd < 1e-6f, "adamw parallel path", maxd, 0, 1e-6);
-    free(P), free(G), ops->free(M), ops->free(Vv);
+    free(P), free(G), ops->mem->free(ops->ctx, M), ops->mem->free(ops->ctx, Vv);
 }
 
 static void test_elementwise(void) {
     size_t n = 50001; // odd, above the parallel threshold
-    float *a = ops->alloc(sizeof(float) * n), *b = ops->alloc(sizeof(float) * n);
-    float *c = ops->alloc(sizeof(float) * n);
+    float *a = ops->mem->alloc(ops->ctx, sizeof(float) * n),
+          *b = ops->mem->alloc(ops->ctx, sizeof(float) * n);
+    float *c = ops->mem->alloc(ops->ctx, sizeof(float) * n);
     float zmax = 0;
     for (size_t i = 0; i < n; i++) zmax = fmaxf(zmax, fabsf(a[i]));
     check(zmax == 0.0f, "alloc is zero-filled", zmax, 0, 0);
     float *ha = rand_tensor(n, 1), *hb = rand_tensor(n, 1), *hc = malloc(sizeof(float) * n);
-    ops->upload(a, ha, sizeof(float) * n);
-    ops->upload(b, hb, sizeof(float) * n);
-    ops->add(c, a, b, n);
-    ops->axpy(c, -2.0f, a, n); // c = b - a
-    ops->scale(c, 0.5f, n);    // c = (b - a)/2
-    ops->download(hc, c, sizeof(float) * n);
+    ops->mem->upload(ops->ctx, a, ha, sizeof(float) * n);
+    ops->mem->upload(ops->ctx, b, hb, sizeof(float) * n);
+    ops->vec->add(ops->ctx, c, a, b, n);
+    ops->vec->axpy(ops->ctx, c, -2.0f, a, n); // c = b - a
+    ops->vec->scale(ops->ctx, c, 0.5f, n);    // c = (b - a)/2
+    ops->mem->download(ops->ctx, hc, c, sizeof(float) * n);
     double *ref = dalloc(n), ss = 0;
     for (size_t i = 0; i < n; i++) {
         ref[i] = 0.5 * (((double)ha[i] + hb[i]) - 2.0 * ha[i]);
         ss += (double)ha[i] * ha[i];
     }
     check_close("add/axpy/scale", hc, ref, n, FWD_REL);
-    double got = ops->sumsq(a, n);
+    double got = ops->vec->sumsq(ops->ctx, a, n);
     check(fabs(got - ss) <= 1e-9 * ss, "sumsq in double (tol 1e-9 rel: order of summation)", got,
           ss, 1e-9 * ss);
-    ops->copy(c, a, sizeof(float) * n);
-    ops->zero(a, sizeof(float) * n);
-    ops->download(hc, c, sizeof(float) * n);
+    ops->mem->copy(ops->ctx, c, a, sizeof(float) * n);
+    ops->mem->zero(ops->ctx, a, sizeof(float) * n);
+    ops->mem->download(ops->ctx, hc, c, sizeof(float) * n);
     check(memcmp(hc, ha, sizeof(float) * n) == 0, "copy is exact", 0, 0, 0);
-    check(ops->sumsq(a, n) == 0.0, "zero clears", ops->sumsq(a, n), 0, 0);
-    free(ha), free(hb), free(hc), free(ref), ops->free(a), ops->free(b), ops->free(c);
+    check(ops->vec->sumsq(ops->ctx, a, n) == 0.0, "zero clears", ops->vec->sumsq(ops->ctx, a, n), 0,
+          0);
+    free(ha), free(hb), free(hc), free(ref), ops->mem->free(ops->ctx, a),
+        ops->mem->free(ops->ctx, b), ops->mem->free(ops->ctx, c);
 }
 
 int main(void) {
@@ -256,7 +262,7 @@ int main(void) {
           0);
     if (!cuda) printf("kd_ops_cuda: NULL (%s)\n", why);
     // the CPU backend implements every op of the interface (no NULL slot)
-    int missing = kd_ops_missing(kd_ops_cpu());
+    int missing = kd_ops_missing(kd_ops_cpu(), NULL, 0);
     check(missing == 0, "CPU backend implements every kd_ops slot", missing, 0, 0);
     return check_done("test_kernels_fwd");
 }

@@ -10,6 +10,20 @@
 // ============================================================================ host reference
 
 // softmax of x (V) / tau into p (V), in double.
+// Host scratch for the loss kernels, grown on demand (freed at the end of main).
+static kd_scratch g_ws;
+static kd_scratch loss_scratch(int N, int V, int K) {
+    size_t full = kd_cpu_distill_full_scratch(NULL, N, V);
+    size_t topk = kd_cpu_distill_topk_scratch(NULL, N, V, K);
+    size_t need = full > topk ? full : topk;
+    if (need > g_ws.bytes) {
+        free(g_ws.p);
+        g_ws.p = malloc(need);
+        g_ws.bytes = need;
+    }
+    return g_ws;
+}
+
 static void ref_softmax(double *p, const double *x, int V, double tau) {
     double mx = -INFINITY, z = 0.0;
     for (int j = 0; j < V; j++) mx = fmax(mx, x[j] / tau);
@@ -124,11 +138,11 @@ static void fixture_run(const fixture *f, float *loss, float *dl, float dscale, 
     for (int i = 0; i < f->N; i++) w[i] = (float)f->w[i];
     float *out = alias ? s : dl;
     if (f->topk)
-        kd_cpu_distill_topk(loss, out, s, f->ids, f->lp, w, f->N, f->V, f->K, f->mode,
-                            (float)f->tau, dscale);
+        kd_cpu_distill_topk(NULL, loss, out, s, f->ids, f->lp, w, f->N, f->V, f->K, f->mode,
+                            (float)f->tau, dscale, loss_scratch(f->N, f->V, f->K));
     else
-        kd_cpu_distill_full(loss, out, s, t, w, f->N, f->V, f->div, (float)f->beta, (float)f->tau,
-                            dscale);
+        kd_cpu_distill_full(NULL, loss, out, s, t, w, f->N, f->V, f->div, (float)f->beta,
+                            (float)f->tau, dscale, loss_scratch(f->N, f->V, 0));
     if (alias) memcpy(dl, s, sizeof(float) * n);
     free(s);
     free(t);
@@ -230,7 +244,8 @@ static void test_properties(void) {
     for (int i = 0; i < N * V; i++) s[i] = 3.0f * rng_normal();
     for (int j = 0; j < V; j++) s[V + j] = NAN;
     for (int d = 0; d < 3; d++) {
-        kd_cpu_distill_full(loss, dl, s, s, w, N, V, (kd_divergence)d, 0.5f, 1.5f, 1.0f);
+        kd_cpu_distill_full(NULL, loss, dl, s, s, w, N, V, (kd_divergence)d, 0.5f, 1.5f, 1.0f,
+                            loss_scratch(N, V, 0));
         double worst = 0.0, lw = 0.0;
         for (int i = 0; i < N; i++) lw = fmax(lw, fabs(loss[i]));
         for (int i = 0; i < N * V; i++) worst = fmax(worst, isnan(dl[i]) ? INFINITY : fabs(dl[i]));
@@ -243,7 +258,8 @@ static void test_properties(void) {
     float t[V];
     for (int j = 0; j < V; j++) t[j] = s[j];
     t[5] = -INFINITY;
-    kd_cpu_distill_full(loss, dl, s, t, NULL, 1, V, KD_DIV_FORWARD_KL, 0.0f, 1.0f, 1.0f);
+    kd_cpu_distill_full(NULL, loss, dl, s, t, NULL, 1, V, KD_DIV_FORWARD_KL, 0.0f, 1.0f, 1.0f,
+                        loss_scratch(1, V, 0));
     check(isfinite(loss[0]) && loss[0] > 0.0f, "forward KL with a -inf teacher logit is finite",
           loss[0], 0.0, 0.0);
     check(isfinite(dl[5]) && dl[5] > 0.0f, "gradient at the forbidden token is positive", dl[5],
@@ -259,7 +275,7 @@ static void test_token_logp(void) {
     double xd[N * V];
     for (int i = 0; i < N * V; i++) xd[i] = x[i] = 2.5f * rng_normal();
     for (int i = 0; i < N; i++) g[i] = rng_normal();
-    kd_cpu_token_logp_fwd(logp, x, tg, N, V);
+    kd_cpu_token_logp_fwd(NULL, logp, x, tg, N, V);
     double fd[N * V];
     for (int i = 0; i < N; i++) {
         double p[V];
@@ -278,15 +294,15 @@ static void test_token_logp(void) {
             fd[i * V + j] = (v[0] - v[1]) / (2.0 * h);
         }
     }
-    kd_cpu_token_logp_bwd(dl, g, x, tg, N, V);
+    kd_cpu_token_logp_bwd(NULL, dl, g, x, tg, N, V);
     check_close("token_logp_bwd vs finite differences", dl, fd, N * V, 2e-6);
-    kd_cpu_token_logp_bwd(x, g, x, tg, N, V); // aliased
+    kd_cpu_token_logp_bwd(NULL, x, g, x, tg, N, V); // aliased
     check(memcmp(x, dl, sizeof dl) == 0, "token_logp_bwd aliased == separate", 0, 0, 0);
 }
 
-// The CPU table carries the kernels (registration happened in kd_ops_cpu()).
+// The CPU table carries the kernels (its losses sub-table).
 static void test_table(void) {
-    const kd_ops *ops = kd_ops_cpu();
+    const kd_losses_ops *ops = kd_ops_cpu()->losses;
     check(ops->distill_full == kd_cpu_distill_full && ops->distill_topk == kd_cpu_distill_topk &&
               ops->token_logp_fwd == kd_cpu_token_logp_fwd &&
               ops->token_logp_bwd == kd_cpu_token_logp_bwd,
@@ -300,5 +316,6 @@ int main(void) {
     test_properties();
     test_token_logp();
     test_table();
+    free(g_ws.p);
     return check_done("test_losses_kd");
 }

@@ -1,11 +1,11 @@
-// test_losses_pref.c: the host-side preference losses (runtime/losses.c) against naive
+// test_losses_pref.c: the host-side preference losses (runtime/train/losses.c) against naive
 // double formulas written from the published definitions, their gradients against central
 // finite differences, a few values known in closed form, the reward metrics, the error
 // paths (bad settings, zero token counts, unknown names, bad top-K caches) and the segment
 // sums that connect per-token log-probs to per-sequence sums.
 #include <string.h>
 
-#include "runtime/losses.h"
+#include "runtime/train/losses.h"
 #include "unit/test_kernels_util.h"
 
 // ============================================================================ naive reference
@@ -20,7 +20,7 @@ static double naive_logodds(double m) {
 }
 
 // Loss of one pair as a function of the policy sums (c, r); everything else from pr.
-static double naive_loss(const kd_pref_config *cfg, const kd_pref_pair *pr, double c, double r) {
+static double naive_base(const kd_pref_config *cfg, const kd_pref_pair *pr, double c, double r) {
     double b = cfg->beta, e = cfg->label_smoothing;
     double delta = (c - pr->ref_c) - (r - pr->ref_r);
     double mc = c / pr->n_c, mr = r / pr->n_r;
@@ -41,6 +41,11 @@ static double naive_loss(const kd_pref_config *cfg, const kd_pref_pair *pr, doub
         return -mc - b * naive_logsig(naive_logodds(mc) - naive_logodds(mr));
     }
     return NAN;
+}
+
+// ... plus RPO's alpha * (chosen mean per-token NLL) = alpha * (-c / n_c).
+static double naive_loss(const kd_pref_config *cfg, const kd_pref_pair *pr, double c, double r) {
+    return naive_base(cfg, pr, c, r) + cfg->rpo_alpha * (-c / pr->n_c);
 }
 
 static void random_pairs(kd_pref_pair *p, int n) {
@@ -67,12 +72,13 @@ static void test_losses_vs_naive(void) {
     char what[160];
     for (int type = 0; type <= KD_PREF_ORPO; type++)
         for (int bi = 0; bi < 3; bi++)
-            for (int smooth = 0; smooth < 2; smooth++) {
-                if (smooth && type != KD_PREF_SIGMOID && type != KD_PREF_SIMPO) continue;
+            for (int smooth = 0; smooth < 3; smooth++) { // 2: RPO (rpo_alpha 0.7)
+                if (smooth == 1 && type != KD_PREF_SIGMOID && type != KD_PREF_SIMPO) continue;
                 kd_pref_config cfg = {.type = (kd_pref_type)type,
                                       .beta = betas[bi],
-                                      .label_smoothing = smooth ? 0.2 : 0.0,
-                                      .gamma = 0.5};
+                                      .label_smoothing = smooth == 1 ? 0.2 : 0.0,
+                                      .gamma = 0.5,
+                                      .rpo_alpha = smooth == 2 ? 0.7 : 0.0};
                 random_pairs(p, NP);
                 kd_error err = {0};
                 int rc = kd_losses_pref(&cfg, p, NP, o, &m, &err);
@@ -138,6 +144,14 @@ static void test_known_values(void) {
     check(fabs(o.loss - 25.0) < 1e-12, "ipo at delta 0 is 1/(4 b^2)", o.loss, 25.0, 1e-12);
     check(fabs(o.dlogp_c + 10.0 / 4) < 1e-12, "ipo d/dlogp_c at 0 is -1/(b n_c)", o.dlogp_c, -2.5,
           1e-12);
+    // RPO at delta 0: log 2 + alpha * 10/4 (chosen mean NLL), slope -b/2 - alpha/n_c
+    c = (kd_pref_config){.type = KD_PREF_SIGMOID, .beta = 0.1, .rpo_alpha = 1.0};
+    kd_losses_pref(&c, &p, 1, &o, NULL, NULL);
+    check(fabs(o.loss - (log(2.0) + 2.5)) < 1e-15, "rpo at delta 0 is log 2 + alpha * 2.5", o.loss,
+          log(2.0) + 2.5, 1e-15);
+    check(fabs(o.dlogp_c + 0.05 + 0.25) < 1e-15, "rpo d/dlogp_c at 0 is -b/2 - alpha/n_c",
+          o.dlogp_c, -0.3, 1e-15);
+    c.rpo_alpha = 0.0;
     c.type = KD_PREF_SIGMOID;
     p.logp_c = 5000; // delta * beta = 500: log sigmoid must not overflow
     kd_losses_pref(&c, &p, 1, &o, NULL, NULL);
@@ -164,6 +178,17 @@ static void test_errors(void) {
     kd_error_clear(&e);
     rc = kd_losses_pref(&c, p, 2, NULL, NULL, &e);
     check(rc == KD_OK, "sigmoid does not need token counts", rc, KD_OK, 0);
+    c.rpo_alpha = 1.0; // ... but RPO's chosen mean NLL does
+    kd_error_clear(&e);
+    rc = kd_losses_pref(&c, p, 2, NULL, NULL, &e);
+    check(rc == KD_EINPUT && msg_has(&e, "pair 1") && msg_has(&e, "rpo_alpha"),
+          "rpo with a zero chosen count is KD_EINPUT", rc, KD_EINPUT, 0);
+    c.rpo_alpha = -0.5;
+    kd_error_clear(&e);
+    rc = kd_losses_pref(&c, p, 1, NULL, NULL, &e);
+    check(rc == KD_EINPUT && msg_has(&e, "loss.rpo_alpha"), "negative rpo_alpha is rejected", rc,
+          KD_EINPUT, 0);
+    c.rpo_alpha = 0.0;
     c.beta = 0.0;
     kd_error_clear(&e);
     rc = kd_losses_pref(&c, p, 2, NULL, NULL, &e);

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "kernels/cpu/cpu_losses.h"
-#include "runtime/losses.h"
+#include "runtime/train/losses.h"
 #include "unit/test_kernels_util.h"
 
 #define MAX_CASES 64
@@ -87,7 +87,10 @@ static void add_full(hid_t file, int N, int V, kd_divergence div, float beta, fl
     float dscale = 0.6f;
     c->nrow = N, c->ngrad = (size_t)N * V;
     c->loss = malloc(sizeof(float) * N), c->grad = malloc(sizeof(float) * N * V);
-    kd_cpu_distill_full(c->loss, c->grad, s, t, w, N, V, div, beta, tau, dscale);
+    kd_scratch ws = {NULL, kd_cpu_distill_full_scratch(NULL, N, V)};
+    ws.p = malloc(ws.bytes);
+    kd_cpu_distill_full(NULL, c->loss, c->grad, s, t, w, N, V, div, beta, tau, dscale, ws);
+    free(ws.p);
     put(g, "s", H5T_NATIVE_FLOAT, 2, N, V, s);
     put(g, "t", H5T_NATIVE_FLOAT, 2, N, V, t);
     put(g, "w", H5T_NATIVE_FLOAT, 1, N, 0, w);
@@ -126,7 +129,10 @@ static void add_topk(hid_t file, int N, int V, int K, kd_topk_mode mode, float t
     float dscale = 1.7f;
     c->nrow = N, c->ngrad = (size_t)N * V;
     c->loss = malloc(sizeof(float) * N), c->grad = malloc(sizeof(float) * N * V);
-    kd_cpu_distill_topk(c->loss, c->grad, s, ids, lp, w, N, V, K, mode, tau, dscale);
+    kd_scratch ws = {NULL, kd_cpu_distill_topk_scratch(NULL, N, V, K)};
+    ws.p = malloc(ws.bytes);
+    kd_cpu_distill_topk(NULL, c->loss, c->grad, s, ids, lp, w, N, V, K, mode, tau, dscale, ws);
+    free(ws.p);
     put(g, "s", H5T_NATIVE_FLOAT, 2, N, V, s);
     put(g, "ids", H5T_NATIVE_INT32, 2, N, K, ids);
     put(g, "lp", H5T_NATIVE_FLOAT, 2, N, K, lp);
@@ -144,8 +150,8 @@ static void add_logp(hid_t file, int N, int V) {
     for (int i = 0; i < N; i++) tg[i] = i % 4 == 2 ? -1 : (int32_t)(rng_u32() % V);
     c->nrow = N, c->ngrad = (size_t)N * V;
     c->loss = malloc(sizeof(float) * N), c->grad = malloc(sizeof(float) * N * V);
-    kd_cpu_token_logp_fwd(c->loss, x, tg, N, V);
-    kd_cpu_token_logp_bwd(c->grad, gr, x, tg, N, V);
+    kd_cpu_token_logp_fwd(NULL, c->loss, x, tg, N, V);
+    kd_cpu_token_logp_bwd(NULL, c->grad, gr, x, tg, N, V);
     put(g, "x", H5T_NATIVE_FLOAT, 2, N, V, x);
     put(g, "targets", H5T_NATIVE_INT32, 1, N, 0, tg);
     put(g, "g", H5T_NATIVE_FLOAT, 1, N, 0, gr);
@@ -153,7 +159,7 @@ static void add_logp(hid_t file, int N, int V) {
     free(x), free(gr), free(tg);
 }
 
-static void add_pref(hid_t file, kd_pref_type type, double beta, double eps) {
+static void add_pref(hid_t file, kd_pref_type type, double beta, double eps, double alpha) {
     enum { P = 8 };
     hid_t g;
     ref_case *c = new_case(file, &g, 3, "pref_%.0f_b%.2f", type, beta);
@@ -166,7 +172,7 @@ static void add_pref(hid_t file, kd_pref_type type, double beta, double eps) {
         rc[i] = pc[i] + 3.0 * rng_normal(), rr[i] = pr[i] + 3.0 * rng_normal();
         pairs[i] = (kd_pref_pair){pc[i], pr[i], rc[i], rr[i], nc[i], nr[i]};
     }
-    kd_pref_config cfg = {.type = type, .beta = beta, .label_smoothing = eps, .gamma = 0.5};
+    kd_pref_config cfg = {.type = type, .beta = beta, .label_smoothing = eps, .gamma = 0.5, .rpo_alpha = alpha};
     c->nrow = P;
     c->pref = malloc(sizeof(kd_pref_out) * P);
     kd_error err = {0};
@@ -179,6 +185,7 @@ static void add_pref(hid_t file, kd_pref_type type, double beta, double eps) {
     put(g, "n_c", H5T_NATIVE_INT32, 1, P, 0, nc);
     put(g, "n_r", H5T_NATIVE_INT32, 1, P, 0, nr);
     attr(g, "type", type), attr(g, "beta", beta), attr(g, "eps", eps), attr(g, "gamma", 0.5);
+    attr(g, "rpo_alpha", alpha);
     H5Gclose(g);
 }
 
@@ -253,15 +260,18 @@ int main(void) {
     }
     add_full(f, 3, 1000, KD_DIV_JSD, 0.5f, 0.9f); // a wider row
     add_topk(f, 3, 1000, 20, KD_TOPK_TAIL, 0.9f);
-    add_topk(f, 2, 700, 100, KD_TOPK_TAIL, 1.0f);   // K > 64: the kernel sorts ids with qsort
+    add_topk(f, 2, 700, 100, KD_TOPK_TAIL, 1.0f); // K > 64: the kernel sorts ids with qsort
     add_topk(f, 2, 700, 100, KD_TOPK_RENORM, 1.5f);
     add_logp(f, 9, 40);
     const double pbetas[3] = {0.1, 0.5, 2.0};
     for (int t = 0; t <= KD_PREF_ORPO; t++)
         for (int bi = 0; bi < 3; bi++) {
             int smooth = t == KD_PREF_SIGMOID || t == KD_PREF_SIMPO;
-            add_pref(f, (kd_pref_type)t, pbetas[bi], smooth && bi == 1 ? 0.1 : 0.0);
+            add_pref(f, (kd_pref_type)t, pbetas[bi], smooth && bi == 1 ? 0.1 : 0.0, 0.0);
         }
+    add_pref(f, KD_PREF_SIGMOID, 0.1, 0.0, 1.0); // RPO (TRL's recommended alpha 1)
+    add_pref(f, KD_PREF_SIGMOID, 0.5, 0.1, 0.3);
+    add_pref(f, KD_PREF_IPO, 0.5, 0.0, 0.7);
     H5Fclose(f);
     const char *py = getenv("KD_PYTHON") ? getenv("KD_PYTHON") : "/usr/bin/python3";
     const char *src = getenv("KD_SOURCE_DIR") ? getenv("KD_SOURCE_DIR") : ".";

@@ -13,13 +13,15 @@ typedef struct {
     const kd_ops *ops;
     test_layer *L;
     kd_mamba2_acts *a;
+    kd_scratch ws;
     float *inp, *out, *R;
     const int32_t *seg;
     int B, T;
 } grad_ctx;
 
 static double loss(grad_ctx *c) {
-    kd_mamba2_forward(c->ops, &c->L->cfg, &c->L->p, c->a, c->out, c->inp, c->seg, c->B, c->T);
+    kd_mamba2_forward(c->ops, &c->L->cfg, &c->L->p, c->a, c->ws, c->out, c->inp, c->seg, c->B,
+                      c->T);
     double s = 0;
     for (size_t i = 0; i < (size_t)c->B * c->T * c->L->cfg.d_model; i++)
         s += (double)c->out[i] * c->R[i];
@@ -76,12 +78,13 @@ static void run(int with_seg) {
     float *abuf = kd_calloc(kd_mamba2_acts_floats(&cfg, B, T), 4);
     kd_mamba2_acts a;
     kd_mamba2_acts_bind(&a, abuf, &cfg, B, T);
-    grad_ctx c = {&ops, &L, &a, inp, out, R, seg, B, T};
+    kd_scratch ws = host_scratch(kd_mamba2_scratch_bytes(&ops, &cfg, B, T));
+    grad_ctx c = {&ops, &L, &a, ws, inp, out, R, seg, B, T};
     loss(&c);
     // gradients accumulate: start from a known non-zero value to test "+=" too
     for (size_t i = 0; i < L.np; i++) L.gbuf[i] = 0.25f;
     for (size_t i = 0; i < n; i++) dinp[i] = 0.5f;
-    kd_mamba2_backward(&ops, &cfg, &L.p, &L.g, &a, dinp, R, inp, seg, B, T);
+    kd_mamba2_backward(&ops, &cfg, &L.p, &L.g, &a, ws, dinp, R, inp, seg, B, T);
     for (size_t i = 0; i < L.np; i++) L.gbuf[i] -= 0.25f;
     for (size_t i = 0; i < n; i++) dinp[i] -= 0.5f;
     float *pt[KD_MAMBA2_NPARAMS] = {L.p.in_proj_w, L.p.conv_w, L.p.conv_b, L.p.dt_bias,
@@ -91,7 +94,7 @@ static void run(int with_seg) {
     for (int i = 0; i < KD_MAMBA2_NPARAMS; i++)
         check_dir(&c, L.info[i].name + strlen("layers.0.mixer."), pt[i], gt[i], L.info[i].numel);
     check_dir(&c, "input", inp, dinp, n);
-    free(inp), free(out), free(R), free(dinp), free(seg), free(abuf);
+    free(inp), free(out), free(R), free(dinp), free(seg), free(abuf), free(ws.p);
     layer_free(&L);
 }
 

@@ -12,6 +12,7 @@ typedef struct {
     float *xbc, *dt, *dt_bias, *A_log, *D, *M, *R;
     int32_t *seg;
     kd_mamba2_in in;
+    kd_scratch ws; // for the matrix kernels and the sequential scan
 } mat_case;
 
 static void mat_case_init(mat_case *c, int with_seg) {
@@ -36,11 +37,14 @@ static void mat_case_init(mat_case *c, int with_seg) {
     kd_mamba2_in in = {c->xbc,  c->xbc + dxb, c->xbc + 2 * dxb, c->dt, c->ld,  c->ld, c->ld,
                        c->lddt, c->dt_bias,   c->A_log,         c->D,  c->seg, B,     T};
     c->in = in;
+    size_t mat = kd_cpu_mamba2_mat_scratch(NULL, &c->d, B, T);
+    size_t scan = kd_cpu_mamba2_ssd_scratch(NULL, &c->d, B, T);
+    c->ws = host_scratch(mat > scan ? mat : scan);
 }
 
 static void mat_case_free(mat_case *c) {
     free(c->xbc), free(c->dt), free(c->dt_bias), free(c->A_log), free(c->D);
-    free(c->seg), free(c->M), free(c->R);
+    free(c->seg), free(c->M), free(c->R), free(c->ws.p);
 }
 
 static void test_apply(int with_seg) {
@@ -48,8 +52,8 @@ static void test_apply(int with_seg) {
     mat_case_init(&c, with_seg);
     const int B = c.B, T = c.T, H = c.d.H, P = c.d.P, rep = H / c.d.n_kv;
     float *y = kd_malloc((size_t)B * T * H * P * 4), *ym = kd_calloc((size_t)B * T * H * P, 4);
-    kd_cpu_mamba2_scan_ref(y, NULL, NULL, &c.in, &c.d);
-    kd_cpu_mamba2_mat_fwd(c.M, &c.in, &c.d);
+    kd_cpu_mamba2_scan_ref(NULL, y, NULL, NULL, &c.in, &c.d, c.ws);
+    kd_cpu_mamba2_mat_fwd(NULL, c.M, &c.in, &c.d, c.ws);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < H; h++)
             for (int t = 0; t < T; t++)
@@ -76,7 +80,7 @@ static void test_apply(int with_seg) {
 }
 
 static double mat_loss(mat_case *c) {
-    kd_cpu_mamba2_mat_fwd(c->M, &c->in, &c->d);
+    kd_cpu_mamba2_mat_fwd(NULL, c->M, &c->in, &c->d, c->ws);
     double s = 0;
     for (size_t i = 0; i < (size_t)c->B * c->d.H * c->T * c->T; i++) s += (double)c->M[i] * c->R[i];
     return s;
@@ -113,7 +117,7 @@ static void test_backward(int with_seg) {
     float *dpar = kd_calloc(3 * H, 4);
     kd_mamba2_grad g = {NULL, dxbc + dxb, dxbc + 2 * dxb, ddt,      c.ld,        c.ld,
                         c.ld, c.lddt,     dpar,           dpar + H, dpar + 2 * H};
-    kd_cpu_mamba2_mat_bwd(&g, c.R, &c.in, &c.d);
+    kd_cpu_mamba2_mat_bwd(NULL, &g, c.R, &c.in, &c.d, c.ws);
     check_dir(&c, "x,B,C", c.xbc, dxbc, (size_t)B * T * c.ld, 1e-2);
     check_dir(&c, "dt", c.dt, ddt, (size_t)B * T * c.lddt, 1e-2);
     check_dir(&c, "dt_bias", c.dt_bias, dpar, H, 0.05);

@@ -49,12 +49,13 @@ static void test_chunked_vs_sequential(void) {
                 float *y1 = kd_malloc(ny * 4), *y2 = kd_malloc(ny * 4);
                 float *f1 = kd_malloc(ns * 4), *f2 = kd_malloc(ns * 4), *init = NULL;
                 float *states = kd_malloc(ns * nc * 4);
+                kd_scratch ws = host_scratch(kd_cpu_mamba2_ssd_scratch(NULL, &d, B, T));
                 if (variant == 1) {
                     init = kd_malloc(ns * 4);
                     fill(init, ns, -1.0f, 1.0f);
                 }
-                kd_cpu_mamba2_ssd_fwd(y1, states, f1, init, &c.in, &d);
-                kd_cpu_mamba2_scan_ref(y2, f2, init, &c.in, &d);
+                kd_cpu_mamba2_ssd_fwd(NULL, y1, states, f1, init, &c.in, &d, ws);
+                kd_cpu_mamba2_scan_ref(NULL, y2, f2, init, &c.in, &d, ws);
                 char what[128];
                 snprintf(what, sizeof what, "y chunked(Q=%d) vs sequential, T=%d, variant %d", d.Q,
                          T, variant);
@@ -63,7 +64,7 @@ static void test_chunked_vs_sequential(void) {
                          d.Q, T, variant);
                 check_close(what, f1, f2, ns, 1e-5);
                 free(y1), free(y2), free(f1), free(f2), free(init), free(states), free(seg);
-                free(c.xbc), free(c.dt);
+                free(c.xbc), free(c.dt), free(ws.p);
             }
 }
 
@@ -75,7 +76,8 @@ static void test_documents_independent(void) {
     ssd_case c = make_case(&d, B, T, seg);
     const int HP = d.H * d.P;
     float *y = kd_malloc((size_t)B * T * HP * 4), *yd = kd_malloc((size_t)T * HP * 4);
-    kd_cpu_mamba2_ssd_fwd(y, NULL, NULL, NULL, &c.in, &d);
+    kd_scratch ws = host_scratch(kd_cpu_mamba2_ssd_scratch(NULL, &d, B, T)); // covers the parts
+    kd_cpu_mamba2_ssd_fwd(NULL, y, NULL, NULL, NULL, &c.in, &d, ws);
     for (int b = 0; b < B; b++) {
         int s = 0;
         for (int t = 1; t <= T; t++) {
@@ -84,14 +86,14 @@ static void test_documents_independent(void) {
             kd_mamba2_in one = c.in;
             one.x += r0 * c.ld, one.Bm += r0 * c.ld, one.Cm += r0 * c.ld, one.dt += r0 * c.lddt;
             one.seg = NULL, one.B = 1, one.T = t - s;
-            kd_cpu_mamba2_ssd_fwd(yd, NULL, NULL, NULL, &one, &d);
+            kd_cpu_mamba2_ssd_fwd(NULL, yd, NULL, NULL, NULL, &one, &d, ws);
             char what[96];
             snprintf(what, sizeof what, "row %d document [%d,%d) alone vs packed", b, s, t);
             check_close(what, y + r0 * HP, yd, (size_t)(t - s) * HP, 1e-5);
             s = t;
         }
     }
-    free(y), free(yd), free(seg), free(c.xbc), free(c.dt);
+    free(y), free(yd), free(seg), free(c.xbc), free(c.dt), free(ws.p);
 }
 
 // Layer: prefill(T) == T steps from an empty cache, in outputs and final states; and a
@@ -112,13 +114,18 @@ static void test_prefill_vs_step(void) {
     kd_mamba2_cache c1, c2;
     kd_mamba2_cache_bind(&c1, cb1, &cfg, B);
     kd_mamba2_cache_bind(&c2, cb2, &cfg, B);
-    kd_mamba2_prefill(&ops, &cfg, &L.p, &a, &c1, out, inp, B, T);
+    size_t nws = kd_mamba2_scratch_bytes(&ops, &cfg, B, T); // the prefills
+    if (kd_mamba2_decode_scratch_bytes(&ops, &cfg, B, 1) > nws)
+        nws = kd_mamba2_decode_scratch_bytes(&ops, &cfg, B, 1); // the steps
+    kd_scratch ws = host_scratch(nws);
+    float *work = kd_malloc(kd_mamba2_work_floats(&cfg, B, 1) * 4);
+    kd_mamba2_prefill(&ops, &cfg, &L.p, &a, ws, &c1, 0, out, inp, B, T);
 
     float *tok = kd_malloc((size_t)B * C * 4), *o = kd_malloc((size_t)B * C * 4);
     float *outs = kd_malloc((size_t)B * T * C * 4);
     for (int t = 0; t < T; t++) {
         for (int b = 0; b < B; b++) memcpy(tok + b * C, inp + ((size_t)b * T + t) * C, C * 4);
-        kd_mamba2_step(&ops, &cfg, &L.p, &c2, o, tok, B);
+        kd_mamba2_step(&ops, &cfg, &L.p, work, ws, &c2, o, tok, B, 1, NULL);
         for (int b = 0; b < B; b++) memcpy(outs + ((size_t)b * T + t) * C, o + b * C, C * 4);
     }
     check_close("step outputs vs prefill outputs", outs, out, (size_t)B * T * C, 1e-5);
@@ -132,10 +139,10 @@ static void test_prefill_vs_step(void) {
     for (int b = 0; b < B; b++)
         memcpy(inp1 + (size_t)b * T1 * C, inp + (size_t)b * T * C, T1 * C * 4);
     memset(cb2, 0, ncache * 4);
-    kd_mamba2_prefill(&ops, &cfg, &L.p, &a, &c2, out1, inp1, B, T1);
+    kd_mamba2_prefill(&ops, &cfg, &L.p, &a, ws, &c2, 0, out1, inp1, B, T1);
     for (int t = T1; t < T; t++) {
         for (int b = 0; b < B; b++) memcpy(tok + b * C, inp + ((size_t)b * T + t) * C, C * 4);
-        kd_mamba2_step(&ops, &cfg, &L.p, &c2, o, tok, B);
+        kd_mamba2_step(&ops, &cfg, &L.p, work, ws, &c2, o, tok, B, 1, NULL);
         for (int b = 0; b < B; b++) {
             char what[64];
             snprintf(what, sizeof what, "prefill(%d)+step at t=%d, row %d", T1, t, b);
@@ -144,7 +151,7 @@ static void test_prefill_vs_step(void) {
     }
     check_close("ssm_state prefill+steps vs full prefill", c2.ssm_state, c1.ssm_state, nssm, 1e-5);
     free(inp), free(out), free(abuf), free(cb1), free(cb2), free(tok), free(o), free(outs);
-    free(inp1), free(out1);
+    free(inp1), free(out1), free(ws.p), free(work);
     layer_free(&L);
 }
 

@@ -4,7 +4,7 @@
 // tests/unit/test_mamba2*.c and tests/bench/bench_mamba2.c only; everything is static.
 #pragma once
 #include "kernels/cpu/cpu_mamba2.h"
-#include "runtime/mixer_mamba2.h"
+#include "runtime/model/mixer_mamba2.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -26,12 +26,15 @@ static inline void fill(float *x, size_t n, float lo, float hi) {
 }
 
 // ---------------------------------------------------------------------------- backend
-// The project's CPU table (matmul, memory) with the Mamba-2 kernels registered on a copy,
-// in case the table does not register them itself yet.
+// The project's CPU table (its Mamba-2 kernels included).
 static inline kd_ops test_ops(void) {
-    kd_ops o = *kd_ops_cpu();
-    if (!o.mamba2_ssd_fwd) kd_cpu_register_mamba2(&o);
-    return o;
+    return *kd_ops_cpu();
+}
+
+// Kernel scratch of `bytes` (the CPU backend's memory is host memory); free ws.p.
+static inline kd_scratch host_scratch(size_t bytes) {
+    kd_scratch ws = {kd_malloc(bytes ? bytes : 1), bytes};
+    return ws;
 }
 
 // ---------------------------------------------------------------------------- comparison

@@ -1,8 +1,11 @@
 // Packed sequences are exactly equivalent to one document per row: the loss and every
 // parameter gradient of three conversations packed into one row (document ids, positions
 // restarting per document) equal those of the same conversations padded one per row, for
-// attention and Mamba-2 layers. Tolerance 1e-5 relative (max |diff| / max |ref| per
-// tensor): only float32 summation order differs between the two layouts.
+// attention and Mamba-2 layers. Tolerance 1e-4 relative (max |diff| / max |ref| per
+// tensor): only float32 summation order differs between the two layouts. The per-head
+// Mamba-2 reductions (D, A_log, dt_bias) cancel, and without fused multiply-adds (-O0
+// sanitizer builds) reach 1.2e-5; packing without document ids, a real leak between
+// documents, moves every tensor by 0.6 or more.
 #include "tests/unit/h5_test_util.h"
 #include "tests/unit/test_model_util.h"
 
@@ -71,7 +74,7 @@ static int check(kd_mixer_kind k0, kd_mixer_kind k1) {
     for (int i = 0; i < pt->n; i++) {
         double maxrel;
         rel_err_f(gp + pt->t[i].offset, gud + pt->t[i].offset, pt->t[i].numel, &maxrel);
-        if (maxrel > 1e-5) {
+        if (maxrel > 1e-4) {
             printf("FAIL %s: max rel diff %.2e\n", pt->t[i].name, maxrel);
             ok = 0;
         }

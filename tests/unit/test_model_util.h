@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/model.h"
-#include "runtime/rng.h"
+#include "runtime/model/model.h"
+#include "runtime/base/rng.h"
 
 static inline kd_model_config tiny_config(int n_layers, int tie) {
     kd_model_config c;

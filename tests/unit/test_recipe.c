@@ -9,7 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/recipe.h"
+#include "runtime/config/recipe.h"
+#include "stages/kind.h"
 
 static int failures = 0;
 
@@ -49,7 +50,7 @@ static void write_file(const char *path, const char *text) {
 static kd_recipe *load(const char *path, const char *const *ov, int n_ov) {
     kd_recipe *r = malloc(sizeof *r);
     kd_error err = {0};
-    if (kd_recipe_load(r, path, ov, n_ov, &err) != KD_OK) {
+    if (kd_recipe_load(r, path, ov, n_ov, &kd_kind_rules, &err) != KD_OK) {
         printf("FAIL load %s: %s\n", path, err.msg);
         failures++;
         free(r);
@@ -175,7 +176,7 @@ static void test_demo(void) {
     CHECK_STR("freeze[0]", k->freeze[0], "layers.*.mlp.*");
     CHECK_INT("sft packing", r->stages[5].sft.packing, 0);
     const kd_stage_spec *d = &r->stages[6];
-    CHECK_INT("dpo type", d->dpo.loss.type, KD_DPO_IPO);
+    CHECK_INT("dpo type", d->dpo.loss.type, KD_PREF_IPO);
     CHECK_F("dpo beta", d->dpo.loss.beta, 0.05f);
     CHECK_F("dpo gamma", d->dpo.loss.gamma, 0.5f);
     CHECK_INT("dpo max_len", d->dpo.max_len, 256);
@@ -327,7 +328,7 @@ static uint64_t hash_with(const char *ov, int stage) {
     const char *o[] = {ov};
     kd_recipe *r = load(demo_path, o, ov ? 1 : 0);
     if (!r) return 0;
-    uint64_t h = kd_recipe_model_hash(r, stage);
+    uint64_t h = kd_stage_model_hash(r, stage);
     drop(r);
     return h;
 }

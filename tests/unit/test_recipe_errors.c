@@ -7,7 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runtime/recipe.h"
+#include "runtime/config/recipe.h"
+#include "stages/kind.h"
 
 static int failures = 0;
 
@@ -252,7 +253,7 @@ static void run_case(const error_case *c) {
     while (n_ov < 3 && c->overrides[n_ov]) n_ov++;
     kd_recipe *r = malloc(sizeof *r);
     kd_error err = {0};
-    int rc = kd_recipe_load(r, "tiny.yaml", c->overrides, n_ov, &err);
+    int rc = kd_recipe_load(r, "tiny.yaml", c->overrides, n_ov, &kd_kind_rules, &err);
     if (rc != KD_EINPUT || strcmp(err.msg, c->want) != 0) {
         printf("FAIL %s: rc %d (want %d)\n  got:  %s\n  want: %s\n", c->name, rc, KD_EINPUT,
                err.msg, c->want);
@@ -280,7 +281,7 @@ int main(void) {
     mkdir("adir.yaml", 0755);
     kd_recipe *r = malloc(sizeof *r);
     kd_error err = {0};
-    int rc = kd_recipe_load(r, "adir.yaml", NULL, 0, &err);
+    int rc = kd_recipe_load(r, "adir.yaml", NULL, 0, &kd_kind_rules, &err);
     const char *want = "adir.yaml: cannot read the recipe (I/O error or a directory)";
     if (rc != KD_EINPUT || strcmp(err.msg, want)) {
         printf("FAIL directory: rc %d\n  got:  %s\n  want: %s\n", rc, err.msg, want);

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/safetensors.h"
+#include "runtime/store/safetensors.h"
 #include "check.h"
 
 static char dir[256];

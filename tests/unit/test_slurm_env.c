@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/slurm_env.h"
+#include "runtime/run/slurm_env.h"
 
 static int failures = 0;
 
