@@ -23,6 +23,12 @@ function(kd_harden_add_valgrind_tests)
       --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect
       --suppressions=${CMAKE_SOURCE_DIR}/tests/sanitizers/valgrind.supp $<TARGET_FILE:${t}>)
     get_test_property(${t} ENVIRONMENT env)
+    if(NOT env)
+      set(env "")
+    endif()
+    # KD_MEMCHECK: a test may run its paths on less data under valgrind (~50x slower); one
+    # OpenMP thread: valgrind serialises threads, and a second one spin-waits at barriers
+    list(APPEND env KD_MEMCHECK=1 OMP_NUM_THREADS=1)
     set_tests_properties(memcheck_${t} PROPERTIES LABELS "valgrind" TIMEOUT 900
       ENVIRONMENT "${env}")
   endforeach()

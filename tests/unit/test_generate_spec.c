@@ -17,6 +17,8 @@
 //    Wilson-Hilferty approximation). Rules that drop the correction (always accepting, or
 //    resampling from p instead of norm(max(0, p - q))) give chi-square values in the
 //    hundreds here; the printed statistic shows the margin.
+// Under valgrind (KD_MEMCHECK set by the memcheck tests) the same paths run on less: K in
+// {2, 8} and 400 streams, whose statistic is printed but not judged (too few samples).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +143,7 @@ static int pick_eos(kd_model *m, const kd_gen_params *p) {
 
 static int check_greedy(const char *name, kd_model *target, kd_model *draft, const char *dname) {
     const int V = kd_model_cfg(target)->vocab_size, Ks[4] = {1, 2, 4, 8};
+    const int memcheck = getenv("KD_MEMCHECK") != NULL;
     kd_gen_params p;
     kd_gen_params_default(&p);
     p.greedy = 1, p.max_new_tokens = 20, p.batch = 3;
@@ -152,6 +155,7 @@ static int check_greedy(const char *name, kd_model *target, kd_model *draft, con
     int early = 0, fails = 0;
     for (int i = 0; i < NPROMPT; i++) early += ref.s[i].stop_eos;
     for (int k = 0; k < 4; k++) {
+        if (memcheck && Ks[k] != 2 && Ks[k] != 8) continue;
         make_prompts(&spec, V);
         kd_spec_stats st;
         if (kd_gen_speculative(target, draft, Ks[k], spec.s, NPROMPT, &p, &st, &err))
@@ -259,26 +263,27 @@ static int check_sampling(kd_model *target, kd_model *draft, int K) {
     random_tokens(prompt, PLEN, V, 99);
     double m2[64], m3[64];
     exact_marginals(target, prompt, m2, m3);
-    kd_gen_seq *s = calloc(NSAMP, sizeof *s);
-    for (int i = 0; i < NSAMP; i++) s[i].prompt = prompt, s[i].n_prompt = PLEN, s[i].index = i;
+    const int memcheck = getenv("KD_MEMCHECK") != NULL, nsamp = memcheck ? 400 : NSAMP;
+    kd_gen_seq *s = calloc(nsamp, sizeof *s);
+    for (int i = 0; i < nsamp; i++) s[i].prompt = prompt, s[i].n_prompt = PLEN, s[i].index = i;
     kd_gen_params p;
     kd_gen_params_default(&p);
     p.temperature = 1.0f, p.top_p = 1.0f, p.max_new_tokens = 3, p.batch = 16, p.seed = 5;
     kd_error err = {0};
     kd_spec_stats st;
-    if (kd_gen_speculative(target, draft, K, s, NSAMP, &p, &st, &err)) die("speculative", &err);
+    if (kd_gen_speculative(target, draft, K, s, nsamp, &p, &st, &err)) die("speculative", &err);
     int c2[64] = {0}, c3[64] = {0}, df2, df3;
-    for (int i = 0; i < NSAMP; i++) {
+    for (int i = 0; i < nsamp; i++) {
         c2[s[i].tokens[PLEN + 1]]++, c3[s[i].tokens[PLEN + 2]]++;
         kd_gen_seq_clear(&s[i]);
     }
     free(s);
-    double x2 = chi_square(c2, m2, V, NSAMP, &df2), x3 = chi_square(c3, m3, V, NSAMP, &df3);
-    int fail = x2 > chi_crit(df2) || x3 > chi_crit(df3);
+    double x2 = chi_square(c2, m2, V, nsamp, &df2), x3 = chi_square(c3, m3, V, nsamp, &df3);
+    int fail = !memcheck && (x2 > chi_crit(df2) || x3 > chi_crit(df3));
     printf("sampling K=%d: token 2 chi2 %.1f (df %d, limit %.1f), token 3 chi2 %.1f (df %d, "
            "limit %.1f), acceptance %ld/%ld %s\n",
            K, x2, df2, chi_crit(df2), x3, df3, chi_crit(df3), st.accepted, st.proposed,
-           fail ? "FAIL" : "ok");
+           fail ? "FAIL" : memcheck ? "(memcheck run: not judged)" : "ok");
     return fail;
 }
 
