@@ -192,7 +192,7 @@ int kd_chat_truncate(kd_chat_buf *b, size_t *np, size_t keep_head, size_t protec
 // Check one line's conversation and render it into b; *np = prompt tokens (before the
 // last assistant content), *protect = that assistant turn's header length.
 static int render_line(const kd_chat_template *t, const kd_json *v, const char *where,
-                       kd_chat_buf *b, size_t *np, size_t *protect, kd_error *err) {
+                       int prompts, kd_chat_buf *b, size_t *np, size_t *protect, kd_error *err) {
     if (v->type != KD_JSON_OBJECT)
         return kd_fail(err, KD_EINPUT, "%s: expected an object {\"messages\": [...]}, found %s",
                        where, kd_json_type_name(v->type));
@@ -200,6 +200,22 @@ static int render_line(const kd_chat_template *t, const kd_json *v, const char *
     if (!arr) return kd_fail(err, KD_EINPUT, "%s: expected a key \"messages\", found none", where);
     kd_chat_msg *m;
     int n, rc = kd_chat_parse_messages(arr, where, "messages", &m, &n, err), n_asst = 0;
+    if (rc == KD_OK && prompts) { // the prompt: everything before the final reply
+        int n_use = m[n - 1].role == KD_CHAT_ASSISTANT ? n - 1 : n;
+        if (n_use == 0)
+            rc = kd_fail(err, KD_EINPUT,
+                         "%s: messages: expected a turn before the assistant reply, found only "
+                         "the reply",
+                         where);
+        if (rc == KD_OK) {
+            kd_chat_buf_reset(b);
+            rc = kd_chat_render(t, m, n_use, 1, b, NULL, err);
+            if (rc) kd_error_prefix(err, "%s: ", where);
+            memset(b->mask, 0, b->n);
+            *np = b->n;
+        }
+        n = 0; // nothing below applies
+    }
     for (int i = 0; rc == KD_OK && i < n; i++) {
         if (m[i].role != KD_CHAT_ASSISTANT) continue;
         n_asst++;
@@ -209,17 +225,17 @@ static int render_line(const kd_chat_template *t, const kd_json *v, const char *
                          "found \"\"",
                          where, i);
     }
-    if (rc == KD_OK && n_asst == 0)
+    if (rc == KD_OK && !prompts && n_asst == 0)
         rc = kd_fail(err, KD_EINPUT,
                      "%s: messages: expected at least one assistant turn, found "
                      "none",
                      where);
-    if (rc == KD_OK && m[n - 1].role != KD_CHAT_ASSISTANT)
+    if (rc == KD_OK && !prompts && m[n - 1].role != KD_CHAT_ASSISTANT)
         rc = kd_fail(err, KD_EINPUT,
                      "%s: messages[%d].role: expected the conversation to end "
                      "with an assistant turn, found \"%s\"",
                      where, n - 1, kd_chat_role_name(m[n - 1].role));
-    if (rc == KD_OK) {
+    if (rc == KD_OK && !prompts) {
         kd_chat_buf_reset(b);
         rc = kd_chat_render(t, m, n, 0, b, np, err);
         if (rc) kd_error_prefix(err, "%s: ", where);
@@ -230,8 +246,8 @@ static int render_line(const kd_chat_template *t, const kd_json *v, const char *
 }
 
 int kd_chat_convert_jsonl(const char *jsonl, const char *out, const char *template_name,
-                          const char *tokenizer, size_t max_len, kd_chat_stats *stats,
-                          kd_error *err) {
+                          const char *tokenizer, size_t max_len, int prompts,
+                          kd_chat_stats *stats, kd_error *err) {
     kd_chat_stats st = {0};
     kd_tokenizer *tok = NULL;
     kd_chat_template *t = NULL;
@@ -253,10 +269,11 @@ int kd_chat_convert_jsonl(const char *jsonl, const char *out, const char *templa
         snprintf(where, sizeof where, "%s:%ld", jsonl, kd_jsonl_line(r));
         size_t np = 0, protect = 0;
         int pc = 0, cc = 0;
-        rc = render_line(t, v, where, &b, &np, &protect, err);
+        rc = render_line(t, v, where, prompts, &b, &np, &protect, err);
         kd_json_free(v);
-        if (rc == KD_OK) {
-            rc = kd_chat_truncate(&b, &np, (size_t)t->bos, protect, 0, max_len, &pc, &cc, err);
+        if (rc == KD_OK) { // a prompt loses its left side (after BOS) to fit max_len
+            rc = kd_chat_truncate(&b, &np, (size_t)t->bos, protect, prompts ? max_len : 0,
+                                  prompts ? 0 : max_len, &pc, &cc, err);
             if (rc) kd_error_prefix(err, "%s: ", where);
         }
         if (rc == KD_OK) rc = kd_dataset_writer_add(w, b.ids, b.mask, b.n, err);

@@ -107,10 +107,13 @@ typedef struct {
 // "bytes"), which the file records with its fingerprint and stop ids (the tokenizer's
 // plus the template's turn_end_id). max_len 0 = no limit. On any error nothing
 // is written at out (not even a temporary); messages are "FILE:LINE: expected ..., found
-// ...". stats (may be NULL) gets the counts.
+// ...". stats (may be NULL) gets the counts. prompts != 0 writes prompts only (the prompt
+// set of pseudo_labels): each conversation rendered up to and including the assistant
+// header of its final reply (the reply itself, when present, dropped), loss mask all 0;
+// max_len then cuts the prompt from the left (after BOS).
 int kd_chat_convert_jsonl(const char *jsonl, const char *out, const char *template_name,
-                          const char *tokenizer, size_t max_len, kd_chat_stats *stats,
-                          kd_error *err);
+                          const char *tokenizer, size_t max_len, int prompts,
+                          kd_chat_stats *stats, kd_error *err);
 
 // The identity a dataset rendered with t records (data/vocab.h): t's tokenizer, with the
 // template's turn_end_id added to the stop ids.

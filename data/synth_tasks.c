@@ -2,7 +2,7 @@
 // tools.h): short tasks with exact answers (addition, subtraction, copy, reverse, digit
 // sort, key-value recall) as conversations, preference pairs (chosen = the right answer,
 // rejected = a plausible wrong one), prompt-only data for teacher pseudo-labels, and
-// held-out exact-match prompts. Questions are split by a hash of their text: training
+// held-out exact-match prompts and multiple-choice items. Questions are split by a hash of their text: training
 // files only use questions with hash % 10 != 0 and held-out files (sft_val, prefs_val,
 // eval_tasks) only the others, so no held-out question is ever trained on. Deterministic:
 // our own RNG, one independent stream per file. To add a task, write one task_* function
@@ -315,6 +315,58 @@ static int write_eval(const char *path, const kd_chat_template *t, uint64_t seed
     return tmp_commit(f, tmp, path, 0, err);
 }
 
+// mc_tasks.jsonl: multiple-choice items in lm-eval's form (stages/eval_choices.c):
+// {"task", "context": the rendered prompt's text, "choices": the answer and three wrong ones
+// (the task's plausible wrong answer, then answers to other questions of the same task),
+// "gold": the answer's place}. Held-out questions.
+#define MC_CHOICES 4
+static int write_choices(const char *path, const kd_chat_template *t, uint64_t seed, uint64_t n,
+                         kd_error *err) {
+    char tmp[4300];
+    FILE *f = tmp_open(path, tmp, sizeof tmp, err);
+    if (!f) return KD_EINPUT;
+    rng_t r = stream(seed, 7);
+    kd_chat_buf b = {0};
+    char *text = NULL, ch[MC_CHOICES][TXT], q[TXT], a[TXT], w[TXT];
+    int rc = KD_OK;
+    for (uint64_t i = 0; rc == KD_OK && i < n; i++) {
+        example_t e;
+        draw(&r, 1, &e);
+        if ((rc = render_prompt(t, &e, &b, err))) break;
+        memcpy(ch[0], e.a, TXT), memcpy(ch[1], e.wrong, TXT);
+        for (int k = 2; k < MC_CHOICES; k++) { // another answer of the same task, all distinct
+            int fresh = 0;
+            for (int tries = 0; !fresh && tries < 64; tries++) {
+                TASKS[e.task].gen(&r, q, a, w);
+                fresh = 1;
+                for (int j = 0; j < k; j++) fresh &= strcmp(a, ch[j]) != 0;
+            }
+            if (!fresh) snprintf(a, TXT, "%s %d", e.a, k); // a tiny answer space: still wrong
+            memcpy(ch[k], a, TXT);
+        }
+        int gold = rng_int(&r, MC_CHOICES);
+        memcpy(a, ch[gold], TXT), memcpy(ch[gold], ch[0], TXT), memcpy(ch[0], a, TXT);
+        text = kd_realloc(text, b.n + 1);
+        size_t len = kd_tokenizer_bytes_decode(b.ids, b.n, text);
+        fprintf(f, "{\"task\": \"%s\", \"context\": ", TASKS[e.task].name);
+        kd_json_write_stringn(f, text, len);
+        fputs(", \"choices\": [", f);
+        for (int k = 0; k < MC_CHOICES; k++) {
+            if (k) fputs(", ", f);
+            kd_json_write_string(f, ch[k]);
+        }
+        fprintf(f, "], \"gold\": %d}\n", gold);
+    }
+    free(text);
+    kd_chat_buf_free(&b);
+    if (rc) {
+        fclose(f);
+        unlink(tmp);
+        return rc;
+    }
+    return tmp_commit(f, tmp, path, 0, err);
+}
+
 int kd_data_synth_tasks(const char *dir, uint64_t seed, uint64_t n_examples, kd_error *err) {
     if (n_examples < 10 || n_examples > 100000000)
         return kd_fail(err, KD_EINPUT, "--examples %llu: expected 10..100000000",
@@ -333,7 +385,7 @@ int kd_data_synth_tasks(const char *dir, uint64_t seed, uint64_t n_examples, kd_
         PATH(p, sft[held][0]);
         PATH(q, sft[held][1]);
         rc = write_sft_jsonl(p, seed, held ? n_val : n_examples, held, err);
-        if (rc == KD_OK) rc = kd_chat_convert_jsonl(p, q, "bytes", NULL, 0, NULL, err);
+        if (rc == KD_OK) rc = kd_chat_convert_jsonl(p, q, "bytes", NULL, 0, 0, NULL, err);
         PATH(p, prf[held][0]);
         PATH(q, prf[held][1]);
         if (rc == KD_OK) rc = write_prefs_jsonl(p, seed, held ? n_val : n_half, held, err);
@@ -343,6 +395,8 @@ int kd_data_synth_tasks(const char *dir, uint64_t seed, uint64_t n_examples, kd_
     if (rc == KD_OK) rc = write_prompts(p, t, seed, n_prompts, err);
     PATH(p, "eval_tasks.jsonl");
     if (rc == KD_OK) rc = write_eval(p, t, seed, n_eval, err);
+    PATH(p, "mc_tasks.jsonl");
+    if (rc == KD_OK) rc = write_choices(p, t, seed, n_eval < 300 ? n_eval : 300, err);
 #undef PATH
     kd_chat_template_free(t);
     return rc;

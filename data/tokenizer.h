@@ -51,6 +51,9 @@ void kd_ids_free(kd_ids *a);
 // status 2 for bad input). Free with kd_tokenizer_free.
 int kd_tokenizer_open(kd_tokenizer **out, const char *spec, kd_error *err);
 void kd_tokenizer_free(kd_tokenizer *t);
+// The identity of spec without opening it: abs (n bytes) is "bytes" or spec's absolute
+// path, fp its fingerprint (kd_tokenizer_fingerprint). What checkpoints record.
+int kd_tokenizer_identify(const char *spec, char *abs, size_t n, char fp[65], kd_error *err);
 
 // "bytes", or a short name of a file-backed tokenizer (its directory's basename).
 const char *kd_tokenizer_name(const kd_tokenizer *t);

@@ -1,11 +1,14 @@
 // tokenizer_obj.c: the kd_tokenizer object behind data/tokenizer.h: opening a spec,
 // its identity (name, fingerprint, special ids) and encode/decode, dispatched to the
 // byte vocabulary here or to a file-backed model (data/tok/).
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data/tok/tok.h"
 #include "data/tokenizer.h"
+#include "data/vocab.h"
 #include "runtime/base/sha256.h"
 
 struct kd_tokenizer {
@@ -41,6 +44,19 @@ static void open_bytes(kd_tokenizer *t) {
     kd_sha256_hex(d, t->fingerprint);
     t->vocab = KD_TOK_BYTES_VOCAB, t->bos = KD_TOK_BYTES_BOS, t->pad = KD_TOK_BYTES_PAD;
     t->stop[0] = KD_TOK_BYTES_EOS, t->n_stop = 1;
+}
+
+int kd_tokenizer_identify(const char *spec, char *abs, size_t n, char fp[65], kd_error *err) {
+    if (strcmp(spec, KD_TOK_BYTES_NAME) == 0) {
+        snprintf(abs, n, "%s", KD_TOK_BYTES_NAME);
+        snprintf(fp, 65, "%s", kd_vocab_bytes_fingerprint());
+        return KD_OK;
+    }
+    int rc = kd_tok_fingerprint(spec, fp, err);
+    if (rc) return rc;
+    char real[PATH_MAX];
+    snprintf(abs, n, "%s", realpath(spec, real) ? real : spec);
+    return KD_OK;
 }
 
 int kd_tokenizer_open(kd_tokenizer **out, const char *spec, kd_error *err) {

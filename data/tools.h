@@ -27,5 +27,6 @@ int kd_data_synth(const char *dir, uint64_t seed, uint64_t n_tokens, kd_error *e
 
 // The chat task suite in dir (data/synth_tasks.c): sft.h5 (n_examples conversations),
 // sft_val.h5 (n/10), prefs.h5 (n/2), prefs_val.h5 (n/10), prompts.h5 (n/2, prompts only),
-// eval_tasks.jsonl (n/10) and the JSONL sources; docs/formats.md. dir must exist.
+// eval_tasks.jsonl (n/10), mc_tasks.jsonl (n/10, at most 300) and the JSONL sources;
+// docs/formats.md. dir must exist.
 int kd_data_synth_tasks(const char *dir, uint64_t seed, uint64_t n_examples, kd_error *err);

@@ -263,10 +263,9 @@ int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err) {
     // ---- reference log-probs: cached by fingerprint, else computed once here
     kd_model *ref = ctx->model;
     if (!rc && sp->dpo.has_reference) {
-        if (sp->dpo.reference.kind == KD_FROM_CHECKPOINT)
-            rc = kd_model_load(ctx->comm, sp->dpo.reference.ref, ctx->ops, 0, &ref, err);
-        else
-            rc = kd_fail(err, KD_EINPUT, "stages.%s.reference.from: only {checkpoint: PATH} is supported here", sp->name);
+        char what[KD_NAME_MAX + 32];
+        snprintf(what, sizeof what, "stages.%s.reference.from", sp->name);
+        rc = ctx->load_frozen(ctx->run, &sp->dpo.reference, what, &ref, err);
     }
     char fp[65] = "", cache[2 * KD_PATH_MAX + 32];
     snprintf(cache, sizeof cache, "%s/ref_logps.h5", ctx->stage_dir);
@@ -309,10 +308,7 @@ int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err) {
 int kd_stage_dpo_check(kd_recipe_checker *c, kd_recipe *r, int i) {
     const kd_stage_spec *s = &r->stages[i];
     char q[64];
-    snprintf(q, sizeof q, "stages[%d].reference.from.stage", i);
-    int rc = s->dpo.has_reference
-                 ? kd_recipe_check_from_stage(c, &s->dpo.reference, i, q, "this one")
-                 : KD_OK;
+    int rc = s->dpo.has_reference ? kd_recipe_check_reference(c, &s->dpo.reference, i) : KD_OK;
     if (rc) return rc;
     if (s->dpo.max_prompt_len >= s->dpo.max_len) {
         snprintf(q, sizeof q, "stages[%d].max_prompt_len", i);

@@ -2,7 +2,8 @@
 //  - eval_data: held-out loss and perplexity (token stream datasets by windows, document
 //    datasets by their loss mask);
 //  - tasks: *.jsonl lines {"task", "prompt", "answer"} (data synth's eval_tasks.jsonl):
-//    exact-match accuracy of greedy generation, per task; *.h5 preference sets: how often
+//    exact-match accuracy of greedy generation, per task; *.jsonl lines {"task",
+//    "context", "choices", "gold"}: multiple-choice accuracy (eval_choices.c); *.h5 preference sets: how often
 //    the model gives the chosen completion a higher log-prob than the rejected one, and
 //    with `reference:` the implicit-reward accuracy and margin beta-free (log-ratio) as DPO
 //    defines them.
@@ -22,22 +23,14 @@
 #include "runtime/base/signals.h"
 #include "runtime/train/losses.h"
 #include "runtime/store/model_io.h"
+#include "stages/eval_internal.h"
 #include "stages/kind.h"
 
-#define MAX_RESULTS 64
+typedef kd_eval_results results;
+#define put kd_eval_put
 
-typedef struct {
-    char key[96];
-    double value;
-} result;
-
-typedef struct {
-    result r[MAX_RESULTS];
-    int n;
-} results;
-
-static void put(results *R, const char *key, double v) {
-    if (R->n >= MAX_RESULTS) return;
+void kd_eval_put(kd_eval_results *R, const char *key, double v) {
+    if (R->n >= KD_EVAL_MAX_RESULTS) return;
     snprintf(R->r[R->n].key, sizeof R->r[R->n].key, "%s", key);
     R->r[R->n++].value = v;
 }
@@ -208,8 +201,7 @@ static int eval_exact(kd_stage_ctx *ctx, const char *path, results *R, kd_error 
 
 // ----------------------------------------------------------------------------- preferences
 
-// Completion log-prob sums of rows (prompt + completion, truncated to T) under m.
-static int completion_logps(kd_model *m, int32_t **prompts, const int *np, int32_t **comps, const int *nc, int n,
+int kd_eval_completion_logps(kd_model *m, int32_t **prompts, const int *np, int32_t **comps, const int *nc, int n,
                             int T, double *sums, kd_error *err) {
     const kd_ops *o = kd_model_ops(m);
     size_t N = (size_t)n * T;
@@ -256,8 +248,8 @@ static int eval_prefs(kd_stage_ctx *ctx, const char *path, kd_model *ref, result
         int32_t *P[2] = {p, p}, *C[2] = {c, r};
         int NP[2] = {np, np}, NC[2] = {nc, nr};
         double pol[2], rf[2] = {0, 0};
-        rc = completion_logps(ctx->model, P, NP, C, NC, 2, T, pol, err);
-        if (!rc && ref) rc = completion_logps(ref, P, NP, C, NC, 2, T, rf, err);
+        rc = kd_eval_completion_logps(ctx->model, P, NP, C, NC, 2, T, pol, err);
+        if (!rc && ref) rc = kd_eval_completion_logps(ref, P, NP, C, NC, 2, T, rf, err);
         if (!rc) {
             acc[0] += pol[0] > pol[1];
             double margin = (pol[0] - rf[0]) - (pol[1] - rf[1]);
@@ -288,21 +280,22 @@ int kd_stage_eval(kd_stage_ctx *ctx, kd_error *err) {
     if (sp->eval_data[0]) rc = eval_loss(ctx, &R, err);
     kd_model *ref = NULL;
     if (!rc && sp->eval.has_reference) {
-        const kd_from *f = &sp->eval.reference;
-        const char *path = f->kind == KD_FROM_STAGE ? ctx->stage_output(ctx->run, f->ref) : f->ref;
-        if (f->kind != KD_FROM_STAGE && f->kind != KD_FROM_CHECKPOINT)
-            rc = kd_fail(err, KD_EINPUT, "stages.%s.reference.from: expected {stage: NAME} or {checkpoint: PATH}", sp->name);
-        else if (!path[0])
-            rc = kd_fail(err, KD_EINPUT, "stages.%s.reference: stage '%s' has not finished", sp->name, f->ref);
-        else
-            rc = kd_model_load(ctx->comm, path, ctx->ops, 0, &ref, err);
+        char what[KD_NAME_MAX + 32];
+        snprintf(what, sizeof what, "stages.%s.reference.from", sp->name);
+        rc = ctx->load_frozen(ctx->run, &sp->eval.reference, what, &ref, err);
     }
     for (int i = 0; !rc && i < sp->eval.n_tasks; i++) {
         const char *t = sp->eval.tasks[i];
-        if (kd_str_endswith(t, ".jsonl")) rc = eval_exact(ctx, t, &R, err);
-        else if (kd_str_endswith(t, ".h5")) rc = eval_prefs(ctx, t, ref, &R, err);
-        else rc = kd_fail(err, KD_EINPUT, "stages.%s.tasks[%d]: '%s': expected a .jsonl exact-match file or a .h5 "
-                          "preference set", sp->name, i, t);
+        int choices = 0;
+        if (kd_str_endswith(t, ".jsonl")) {
+            rc = kd_eval_is_choices(t, &choices, err);
+            if (!rc) rc = choices ? kd_eval_choices(ctx, t, &R, err) : eval_exact(ctx, t, &R, err);
+        } else if (kd_str_endswith(t, ".h5")) {
+            rc = eval_prefs(ctx, t, ref, &R, err);
+        } else {
+            rc = kd_fail(err, KD_EINPUT, "stages.%s.tasks[%d]: '%s': expected a .jsonl task file (exact match "
+                         "or multiple choice) or a .h5 preference set", sp->name, i, t);
+        }
     }
     kd_model_free(ref);
     if (rc) return rc;
@@ -329,6 +322,21 @@ int kd_stage_eval(kd_stage_ctx *ctx, kd_error *err) {
 
 // ----------------------------------------------------------------------------- recipe rules
 
+int kd_stage_eval_preflight(const kd_recipe *r, int i, const kd_model_config *mc, kd_error *err) {
+    (void)mc;
+    const kd_stage_spec *s = &r->stages[i];
+    int rc = KD_OK;
+    for (int k = 0; !rc && k < s->eval.n_tasks; k++) {
+        const char *t = s->eval.tasks[k];
+        if (kd_str_endswith(t, ".jsonl")) rc = kd_eval_check_tasks_file(t, err);
+        else if (!kd_str_endswith(t, ".h5"))
+            rc = kd_fail(err, KD_EINPUT, "'%s': expected a .jsonl task file (exact match or multiple choice) or a .h5 "
+                         "preference set", t);
+        if (rc) kd_error_prefix(err, "%s:%d: stages.%s.tasks[%d]: ", r->path, s->line, s->name, k);
+    }
+    return rc;
+}
+
 int kd_stage_eval_check(kd_recipe_checker *c, kd_recipe *r, int i) {
     const kd_stage_spec *s = &r->stages[i];
     char p[64];
@@ -337,5 +345,5 @@ int kd_stage_eval_check(kd_recipe_checker *c, kd_recipe *r, int i) {
         return kd_recipe_bad(c, p,
                              "missing required key 'eval_data' or 'tasks' (an eval stage needs "
                              "one)");
-    return KD_OK;
+    return s->eval.has_reference ? kd_recipe_check_reference(c, &s->eval.reference, i) : KD_OK;
 }

@@ -8,6 +8,7 @@
 
 #include "runtime/base/log.h"
 #include "runtime/model/model_convert.h"
+#include "runtime/store/hf.h"
 #include "runtime/store/model_io.h"
 #include "stages/kind.h"
 
@@ -60,6 +61,25 @@ int kd_stage_init_check(kd_recipe_checker *c, kd_recipe *r, int i) {
     char q[64];
     snprintf(q, sizeof q, "stages[%d].hybrid", i);
     return kd_recipe_check_hybrid(c, &s->hybrid, q);
+}
+
+int kd_stage_init_preflight(const kd_recipe *r, int i, const kd_model_config *mc, kd_error *err) {
+    const kd_stage_spec *s = &r->stages[i];
+    kd_model_config own;
+    int rc = KD_OK;
+    if (s->from.kind == KD_FROM_CHECKPOINT) rc = kd_model_config_from_ckpt(s->from.ref, &own, err);
+    else if (s->from.kind == KD_FROM_HF) rc = kd_hf_config(s->from.ref, &own, err);
+    else own = *mc; // stages keep the layer count: the recipe's model has the source's
+    char where[KD_NAME_MAX + 64];
+    snprintf(where, sizeof where, "%s:%d: stages.%s.from", r->path, s->line, s->name);
+    if (rc) {
+        kd_error_prefix(err, "%s: ", where);
+        return rc;
+    }
+    kd_hybrid h = *kd_stage_init_layout(r, i);
+    snprintf(where, sizeof where, s->has_hybrid ? "%s:%d: stages.%s.hybrid" : "%s:%d: model.hybrid",
+             r->path, s->line, s->name);
+    return kd_hybrid_resolve(&h, own.n_layers, where, err);
 }
 
 const kd_hybrid *kd_stage_init_layout(const kd_recipe *r, int i) {

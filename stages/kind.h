@@ -90,6 +90,9 @@ int kd_stage_init(kd_stage_ctx *ctx, kd_error *err);
 int kd_stage_init_check(kd_recipe_checker *c, kd_recipe *r, int i);
 void kd_stage_init_hash(kd_strbuf *b, const kd_recipe *r, int i);
 const kd_hybrid *kd_stage_init_layout(const kd_recipe *r, int i);
+// Before anything runs: the layout fits the layers of the model the stage converts (mc's, or
+// its own from: checkpoint / HF directory's), so a bad index fails at `check`, not hours in.
+int kd_stage_init_preflight(const kd_recipe *r, int i, const kd_model_config *mc, kd_error *err);
 // align: MOHAWK matrix orientation / hidden-state alignment against ctx->teacher.
 int kd_stage_align(kd_stage_ctx *ctx, kd_error *err);
 int kd_stage_align_linked(kd_recipe_checker *c, kd_recipe *r, int i);
@@ -121,5 +124,7 @@ int kd_stage_dpo(kd_stage_ctx *ctx, kd_error *err);
 int kd_stage_dpo_check(kd_recipe_checker *c, kd_recipe *r, int i);
 int kd_stage_eval(kd_stage_ctx *ctx, kd_error *err);
 int kd_stage_eval_check(kd_recipe_checker *c, kd_recipe *r, int i);
+// Before anything runs: every .jsonl task file parses as exact-match or multiple-choice items.
+int kd_stage_eval_preflight(const kd_recipe *r, int i, const kd_model_config *mc, kd_error *err);
 int kd_stage_generate(kd_stage_ctx *ctx, kd_error *err);
 const char *kd_stage_generate_input(const kd_stage_spec *s, const char **key);

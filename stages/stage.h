@@ -30,8 +30,10 @@ typedef struct {
     void *run;
     int (*get_teacher)(void *run, kd_model **out, kd_error *err);
     void (*drop_teacher)(void *run);
-    // The final checkpoint of a finished stage of this run ("" if it has not finished).
-    const char *(*stage_output)(void *run, const char *stage_name);
+    // A frozen model from a `from` (a finished stage of this run, a checkpoint or an HF
+    // directory; collective); what names the recipe key in errors.
+    int (*load_frozen)(void *run, const kd_from *f, const char *what, kd_model **out,
+                       kd_error *err);
 } kd_stage_ctx;
 
 // The tokenizer spec of the recipe's model (teacher 0) or teacher (teacher 1): the

@@ -20,7 +20,7 @@ void kd_stage_trainer_cfg(kd_stage_ctx *ctx, kd_trainer_cfg *tc, kd_ckpt_attr *a
     tc->resume_path = ctx->resume_path;
     tc->recipe_hash = ctx->recipe->hash;
     tc->model_hash = kd_stage_model_hash(ctx->recipe, ctx->stage_index);
-    tc->n_attrs = kd_model_config_attrs(kd_model_cfg(ctx->model), attrs);
+    tc->n_attrs = kd_model_attrs(ctx->model, attrs);
     tc->attrs = attrs;
     tc->deadline = ctx->deadline;
     tc->final_ckpt = ctx->final_ckpt;

@@ -144,27 +144,44 @@ static void name_of(const char *dir, char *name, size_t n) {
     snprintf(name, n, "%s", base && base[1] ? base + 1 : d);
 }
 
-int kd_tok_load(const char *spec, kd_tok **out, kd_error *err) {
-    char dir[PATH_MAX], file[PATH_MAX];
-    *out = NULL;
-    locate(spec, dir, file);
-    char *buf;
-    size_t len;
+// tokenizer.json's bytes and their SHA-256 (the fingerprint).
+static int read_hashed(const char *file, char **buf, size_t *len, char fp[65], kd_error *err) {
     int e = 0;
-    kd_read_status st = kd_read_file(file, KD_JSON_MAX_INPUT, &buf, &len, &e);
+    kd_read_status st = kd_read_file(file, KD_JSON_MAX_INPUT, buf, len, &e);
     if (st != KD_READ_OK)
         return kd_fail(
             err, KD_EINPUT,
             "%s: cannot read: %s (expected a Hugging Face tokenizer.json, or a directory "
             "holding one)",
             file, strerror(e ? e : EIO));
-    kd_tok *t = kd_calloc(1, sizeof *t);
     kd_sha256 c;
     uint8_t d[32];
     kd_sha256_init(&c);
-    kd_sha256_update(&c, buf, len);
+    kd_sha256_update(&c, *buf, *len);
     kd_sha256_final(&c, d);
-    kd_sha256_hex(d, t->fingerprint);
+    kd_sha256_hex(d, fp);
+    return KD_OK;
+}
+
+int kd_tok_fingerprint(const char *spec, char fp[65], kd_error *err) {
+    char dir[PATH_MAX], file[PATH_MAX], *buf;
+    size_t len;
+    locate(spec, dir, file);
+    int rc = read_hashed(file, &buf, &len, fp, err);
+    if (!rc) free(buf);
+    return rc;
+}
+
+int kd_tok_load(const char *spec, kd_tok **out, kd_error *err) {
+    char dir[PATH_MAX], file[PATH_MAX], fp[65];
+    *out = NULL;
+    locate(spec, dir, file);
+    char *buf;
+    size_t len;
+    int rc0 = read_hashed(file, &buf, &len, fp, err);
+    if (rc0) return rc0;
+    kd_tok *t = kd_calloc(1, sizeof *t);
+    memcpy(t->fingerprint, fp, sizeof fp);
     name_of(dir, t->name, sizeof t->name);
     kd_json *root = NULL;
     int rc = kd_json_parse(buf, len, file, &root, err);

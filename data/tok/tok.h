@@ -155,6 +155,8 @@ typedef struct kd_tok {
 
 // Reads DIR/tokenizer.json (path: a directory or the file itself) and the special ids.
 int kd_tok_load(const char *path, kd_tok **out, kd_error *err);
+// The fingerprint alone (SHA-256 of tokenizer.json's bytes), without parsing the file.
+int kd_tok_fingerprint(const char *path, char fp[65], kd_error *err);
 void kd_tok_free(kd_tok *t);
 // Reads the model/normalizer/pre_tokenizer/decoder/added_tokens of a parsed
 // tokenizer.json into t (load.c); where names the file in messages.

@@ -39,11 +39,11 @@ static const char *HELP_SYNTH =
     "  Also the chat task suite (E examples, default 20000, at least 10): DIR/sft.h5 (E),\n"
     "  sft_val.h5 (E/10), prefs.h5 (E/2), prefs_val.h5 (E/10), prompts.h5 (E/2, at most\n"
     "  4000; prompts only, loss mask 0), eval_tasks.jsonl (E/10, at most 1000, held-out\n"
-    "  prompts with answers) and the\n"
-    "  JSONL sources sft.jsonl, sft_val.jsonl, prefs.jsonl, prefs_val.jsonl.\n";
+    "  prompts with answers), mc_tasks.jsonl (E/10, at most 300, held-out multiple-choice\n"
+    "  items) and the JSONL sources sft.jsonl, sft_val.jsonl, prefs.jsonl, prefs_val.jsonl.\n";
 static const char *HELP_CHAT =
     "usage: kdtrain data chat --jsonl F.jsonl --out F.h5 [--template NAME|FILE.yaml]\n"
-    "                         [--max-len N] [--tokenizer SPEC]\n"
+    "                         [--max-len N] [--tokenizer SPEC] [--prompts]\n"
     "  Each line {\"messages\":[{\"role\":\"system|user|assistant\",\"content\":\"...\"},...]}\n"
     "  becomes one document of a kind \"sft\" dataset; the loss mask is 1 on assistant\n"
     "  content and end markers. Templates: bytes (default), llama3, chatml, mistral, or a\n"
@@ -51,7 +51,10 @@ static const char *HELP_CHAT =
     "  --tokenizer SPEC: bytes (default) or a Hugging Face tokenizer directory; markers\n"
     "  such as <|eot_id|> are then single ids (refused if the tokenizer lacks one). --max-len N\n"
     "  (default 0 = no limit): the prompt loses its left side first, then the last reply\n"
-    "  its right side; the summary line counts both.\n";
+    "  its right side; the summary line counts both.\n"
+    "  --prompts: write prompts only (the prompt set of pseudo_labels.prompts): each\n"
+    "  conversation up to the assistant header of its final reply (the reply, when\n"
+    "  present, dropped), loss mask 0; --max-len cuts them from the left.\n";
 static const char *HELP_PREFS =
     "usage: kdtrain data prefs --jsonl F.jsonl --out F.h5 [--template NAME|FILE.yaml]\n"
     "                          [--max-len N] [--max-prompt-len M] [--tokenizer SPEC]\n"
@@ -169,7 +172,7 @@ static int cmd_synth(int argc, char **argv, kd_error *err) {
     if (rc == KD_OK) rc = kd_data_synth_tasks(dir, seed, examples, err);
     if (rc == KD_OK)
         printf("wrote %s/pretrain.h5 and %s/pretrain_val.h5, and the chat task suite "
-               "(sft, sft_val, prefs, prefs_val, prompts, eval_tasks.jsonl)\n",
+               "(sft, sft_val, prefs, prefs_val, prompts, eval_tasks.jsonl, mc_tasks.jsonl)\n",
                dir, dir);
     return rc;
 }
@@ -179,8 +182,13 @@ static int cmd_chat_prefs(int argc, char **argv, int prefs, kd_error *err) {
     const char *cmd = prefs ? "prefs" : "chat", *jsonl = NULL, *out = NULL, *tmpl = "bytes";
     const char *tok = KD_TOK_BYTES_NAME;
     uint64_t max_len = 0, max_prompt = 0;
-    for (int i = 1; i < argc; i += 2) {  // every option takes a value
+    int prompts = 0;
+    for (int i = 1; i < argc; i += 2) {  // every option but --prompts takes a value
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!prefs && !strcmp(a, "--prompts")) {
+            prompts = 1, i--;
+            continue;
+        }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(prefs ? HELP_PREFS : HELP_CHAT, stdout);
             return -1;
@@ -212,7 +220,7 @@ static int cmd_chat_prefs(int argc, char **argv, int prefs, kd_error *err) {
     if (!out) return usage_error(cmd, err, "expected --out F.h5", NULL);
     kd_chat_stats st;
     int rc = prefs ? kd_prefs_convert_jsonl(jsonl, out, tmpl, tok, max_len, max_prompt, &st, err)
-                   : kd_chat_convert_jsonl(jsonl, out, tmpl, tok, max_len, &st, err);
+                   : kd_chat_convert_jsonl(jsonl, out, tmpl, tok, max_len, prompts, &st, err);
     if (rc == KD_OK)
         printf("%s: wrote %llu examples to %s (%llu tokens, %llu %s); truncated: %llu prompts "
                "from the left, %llu completions from the right\n",

@@ -24,6 +24,7 @@ static const char *usage_text =
     "  RUN_DIR:STAGE or a Hugging Face directory (re-export).\n"
     "  --tokenizer DIR   copy tokenizer.json, tokenizer_config.json, special_tokens_map.json,\n"
     "                    tokenizer.model from DIR and take the special token ids from it\n"
+    "                    (default: the Hugging Face tokenizer MODEL records, if any)\n"
     "  --data F.h5       take the special token ids the dataset records (bos/eos/pad_id)\n"
     "  --bos-id N, --eos-id N[,N...], --pad-id N   special token ids (override the others;\n"
     "                    several eos ids: generation stops at any)\n"
@@ -127,6 +128,32 @@ static int fill_ids(export_opts *o, const kd_model_source *src, int vocab, kd_er
     return rc;
 }
 
+// No --tokenizer: the Hugging Face tokenizer the model records (its checkpoint's, or the
+// source directory's tokenizer.json), if its file is still the one it was trained with.
+static int recorded_tokenizer(export_opts *o, const kd_model *m, char *dir, size_t n, kd_error *err) {
+    const char *spec = kd_model_tokenizer(m);
+    if (o->x.tokenizer_dir || !spec[0] || !strcmp(spec, KD_TOK_BYTES_NAME)) return KD_OK;
+    char fp[65], abs[KD_MODEL_TOK_SPEC_MAX];
+    int rc = kd_tokenizer_identify(spec, abs, sizeof abs, fp, err);
+    if (rc) {
+        kd_error_prefix(err, "%s: the tokenizer the model records: ", o->model);
+        return rc;
+    }
+    if (strcmp(fp, kd_model_tokenizer_fp(m)) != 0)
+        return kd_fail(err, KD_EINPUT, "%s: the model records tokenizer %s with fingerprint %.16s..., the "
+                       "file there now has %.16s...: pass --tokenizer DIR", o->model, spec,
+                       kd_model_tokenizer_fp(m), fp);
+    size_t len = strlen(spec);
+    if (len > 5 && !strcmp(spec + len - 5, ".json")) { // a tokenizer.json path: its directory
+        const char *slash = strrchr(spec, '/');
+        snprintf(dir, n, "%.*s", slash ? (int)(slash - spec) : 1, slash ? spec : ".");
+    } else {
+        snprintf(dir, n, "%s", spec);
+    }
+    o->x.tokenizer_dir = dir;
+    return KD_OK;
+}
+
 int kd_export_main(int argc, char **argv, kd_comm *comm) {
     kd_error err = {0};
     export_opts o;
@@ -134,7 +161,9 @@ int kd_export_main(int argc, char **argv, kd_comm *comm) {
     if (rc == -1) return KD_OK;
     kd_model *m = NULL;
     kd_model_source src;
+    char tokdir[KD_MODEL_TOK_SPEC_MAX];
     if (!rc) rc = kd_model_arg_load(comm, o.model, kd_ops_cpu(), 1, &m, &src, &err);
+    if (!rc) rc = recorded_tokenizer(&o, m, tokdir, sizeof tokdir, &err);
     if (!rc) rc = fill_ids(&o, &src, kd_model_cfg(m)->vocab_size, &err);
     if (!rc && kd_comm_rank(comm) == 0) rc = kd_hf_export(m, o.out, &o.x, &err);
     kd_model_free(m);

@@ -26,8 +26,10 @@ static const char *usage_text =
     "  or a Hugging Face directory (config.json + safetensors).\n"
     "  --prompt TEXT         a text prompt (BOS prepended; special tokens written in it are\n"
     "                        matched); repeatable\n"
-    "  --tokenizer SPEC      bytes (default) or a Hugging Face tokenizer directory: encodes\n"
-    "                        --prompt, decodes the output, and its stop ids end generation;\n"
+    "  --tokenizer SPEC      bytes or a Hugging Face tokenizer directory (default: the one\n"
+    "                        MODEL records, else bytes): encodes --prompt, decodes the\n"
+    "                        output, and its stop ids end generation; none: the bytes of\n"
+    "                        --prompt are the ids, the output is printed as ids, no stop;\n"
     "                        a --prompts dataset must have been made with the same tokenizer\n"
     "  --prompts F.h5        a prompts dataset (each document is a prompt)\n"
     "  --out F.h5            write prompt+completion as a kd dataset (loss_mask on generated\n"
@@ -166,6 +168,7 @@ static int print_tokens(const kd_tokenizer *tok, const int32_t *t, int n, kd_err
 static int open_tokenizer(const gen_opts *o, int V, kd_tokenizer **tok, kd_error *err) {
     *tok = NULL;
     if (!o->tokenizer && V < KD_TOK_BYTES_VOCAB) return KD_OK;
+    if (o->tokenizer && !strcmp(o->tokenizer, "none")) return KD_OK; // raw ids
     int rc = kd_tokenizer_open(tok, o->tokenizer ? o->tokenizer : KD_TOK_BYTES_NAME, err);
     if (rc) return rc;
     if (kd_tokenizer_vocab_size(*tok) > V)
@@ -187,8 +190,8 @@ static int dataset_prompts(const gen_opts *o, int V, kd_tokenizer **tok, kd_gen_
     if (in->vocab_size > V)
         rc = kd_fail(err, KD_EINPUT, "%s: vocab_size %d is larger than the model's %d",
                      o->prompts_h5, in->vocab_size, V);
-    else if (o->tokenizer && strcmp(in->fingerprint, kd_tokenizer_fingerprint(*tok)) != 0)
-        rc = kd_fail(err, KD_EINPUT, "%s: made with tokenizer '%s', not --tokenizer %s ('%s')",
+    else if (o->tokenizer && *tok && strcmp(in->fingerprint, kd_tokenizer_fingerprint(*tok)) != 0)
+        rc = kd_fail(err, KD_EINPUT, "%s: made with tokenizer '%s', not the generating one %s ('%s')",
                      o->prompts_h5, in->tokenizer, o->tokenizer, kd_tokenizer_name(*tok));
     else if (!o->tokenizer && *tok && strcmp(in->tokenizer, KD_TOK_BYTES_NAME) != 0) {
         kd_tokenizer_free(*tok); // not byte text: print ids
@@ -235,12 +238,27 @@ static int text_prompts(const gen_opts *o, int V, const kd_tokenizer *tok, kd_ge
 }
 
 // Generate on this rank and print; prompts from text or the dataset.
-static int generate_print(kd_model *m, kd_model *draft, const gen_opts *o, kd_error *err) {
-    int V = kd_model_cfg(m)->vocab_size, n = o->n_text;
+static int generate_print(kd_model *m, kd_model *draft, const gen_opts *given, kd_error *err) {
+    int V = kd_model_cfg(m)->vocab_size, n = given->n_text;
     kd_tokenizer *tok = NULL;
-    kd_gen_params p = o->p;
+    kd_gen_params p = given->p;
     kd_gen_seq *s = NULL;
+    // no --tokenizer: the tokenizer the model records (its checkpoint, or its HF directory's
+    // tokenizer.json), which must still be the file it was trained with
+    gen_opts eff = *given;
+    const gen_opts *o = &eff;
+    if (!eff.tokenizer && kd_model_tokenizer(m)[0]) eff.tokenizer = kd_model_tokenizer(m);
     int rc = open_tokenizer(o, V, &tok, err);
+    if (rc && !given->tokenizer && eff.tokenizer)
+        kd_error_prefix(err, "%s: the tokenizer the model records (--tokenizer SPEC picks another, e.g. "
+                        "bytes): ", given->model);
+    if (!rc && !given->tokenizer && tok && kd_model_tokenizer_fp(m)[0] &&
+        strcmp(kd_tokenizer_fingerprint(tok), kd_model_tokenizer_fp(m)) != 0)
+        rc = kd_fail(err, KD_EINPUT,
+                     "%s: the model records tokenizer %s with fingerprint %.16s..., the file there "
+                     "now has %.16s...: pass --tokenizer SPEC",
+                     given->model, eff.tokenizer, kd_model_tokenizer_fp(m),
+                     kd_tokenizer_fingerprint(tok));
     if (!rc && o->prompts_h5)
         rc = dataset_prompts(o, V, &tok, &p, &s, &n, err);
     else if (!rc)

@@ -18,11 +18,15 @@ typedef struct {
 
 static void usage(int check) {
     if (check)
-        printf("usage: kdtrain check RECIPE [--set KEY=VALUE]... [--ranks N]\n"
+        printf("usage: kdtrain check RECIPE [--set KEY=VALUE]... [--ranks N] [--mem-gib G]\n"
                "  Validate a recipe, its data files and shapes without training; print a summary.\n"
                "  --set KEY=VALUE   override a recipe key (e.g. stages.pretrain.optim.lr=1e-4)\n"
                "  --ranks N         check batch divisibility for N ranks (default: the MPI world "
-               "size)\n");
+               "size)\n"
+               "  --mem-gib G       check that the model state and activations fit in G GiB per "
+               "rank\n"
+               "                    (default: this machine's memory; e.g. 80 for a recipe meant "
+               "for H100s)\n");
     else
         printf(
             "usage: [mpirun -np N] kdtrain run RECIPE [--set KEY=VALUE]... [--quiet]\n"
@@ -81,6 +85,13 @@ static int parse_opts(int argc, char **argv, run_cli_opts *c, kd_error *err) {
             if (i + 1 >= argc || atoi(argv[i + 1]) < 1)
                 return kd_fail(err, KD_EINPUT, "--ranks needs a positive integer");
             o->ranks = atoi(argv[++i]);
+        } else if (strcmp(a, "--mem-gib") == 0 && c->check_only) {
+            char *end = NULL;
+            double g = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
+            if (!end || *end || !(g > 0) || g > 1e6)
+                return kd_fail(err, KD_EINPUT, "--mem-gib needs a number of GiB > 0, found '%s'",
+                               i + 1 < argc ? argv[i + 1] : "");
+            o->mem_gib = g, i++;
         } else if (strcmp(a, "--quiet") == 0) {
             o->quiet = 1;
         } else if (strcmp(a, "--resume") == 0 && !c->check_only) {

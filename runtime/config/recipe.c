@@ -161,6 +161,16 @@ int kd_recipe_check_from_stage(kd_recipe_checker *c, const kd_from *f, int befor
     return KD_OK;
 }
 
+int kd_recipe_check_reference(kd_recipe_checker *c, const kd_from *f, int i) {
+    char q[64];
+    snprintf(q, sizeof q, "stages[%d].reference.from", i);
+    if (f->kind == KD_FROM_RANDOM)
+        return kd_recipe_bad(c, q, "expected {stage: NAME}, {checkpoint: PATH} or {hf: DIR} (a "
+                             "trained model), found {random: true}");
+    snprintf(q, sizeof q, "stages[%d].reference.from.stage", i);
+    return kd_recipe_check_from_stage(c, f, i, q, "this one");
+}
+
 // The kind-independent keys of stage i, with the kind's own rules in between.
 static int check_stage(kd_recipe_checker *c, const kd_recipe_rules *rules, int i) {
     kd_recipe *r = c->r;

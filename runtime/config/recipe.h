@@ -283,6 +283,9 @@ int kd_recipe_bad(kd_recipe_checker *c, const char *path, const char *fmt, ...)
 // refers to it ("this one", "stage kd (stages[6])"). KD_OK or KD_EINPUT.
 int kd_recipe_check_from_stage(kd_recipe_checker *c, const kd_from *f, int before,
                                const char *path, const char *why);
+// For rules: stage i's `reference.from` (dpo, eval) names a trained model: an earlier stage,
+// a checkpoint or an HF directory, not {random: true}.
+int kd_recipe_check_reference(kd_recipe_checker *c, const kd_from *f, int i);
 // For rules: validate a hybrid block at `path`; resolve it when model.arch is known.
 int kd_recipe_check_hybrid(kd_recipe_checker *c, kd_hybrid *h, const char *path);
 

@@ -260,6 +260,15 @@ int kd_model_create(kd_model **out, const kd_model_config *cfg, const kd_ops *op
     return KD_OK;
 }
 
+void kd_model_set_tokenizer(kd_model *m, const char *spec, const char *fingerprint) {
+    size_t n = spec ? strlen(spec) : 0;
+    snprintf(m->tok_spec, sizeof m->tok_spec, "%s", n < sizeof m->tok_spec ? spec : "");
+    snprintf(m->tok_fp, sizeof m->tok_fp, "%s", fingerprint ? fingerprint : "");
+}
+
+const char *kd_model_tokenizer(const kd_model *m) { return m->tok_spec; }
+const char *kd_model_tokenizer_fp(const kd_model *m) { return m->tok_fp; }
+
 void kd_model_free(kd_model *m) {
     if (!m) return;
     kd_model_free_acts(m);

@@ -48,6 +48,16 @@ double kd_model_activation_bytes(const kd_model_config *c, int B, int T, int tra
 int kd_model_create(kd_model **out, const kd_model_config *cfg, const kd_ops *ops, int with_grads,
                     kd_error *err);
 void kd_model_free(kd_model *m);
+// The tokenizer whose ids the model was trained on: spec ("bytes" or the absolute path of a
+// Hugging Face tokenizer directory / tokenizer.json) and fingerprint (data/tokenizer.h);
+// both "" when unknown. Not part of the computation: checkpoints record it (model.h5
+// attributes), so a later recipe, `generate` or `export` of the checkpoint finds the
+// tokenizer again. A spec of KD_MODEL_TOK_SPEC_MAX characters or more is not kept (only
+// the fingerprint).
+#define KD_MODEL_TOK_SPEC_MAX 256
+void kd_model_set_tokenizer(kd_model *m, const char *spec, const char *fingerprint);
+const char *kd_model_tokenizer(const kd_model *m);
+const char *kd_model_tokenizer_fp(const kd_model *m);
 const kd_model_config *kd_model_cfg(const kd_model *m);
 const kd_param_table *kd_model_table(const kd_model *m);
 const kd_ops *kd_model_ops(const kd_model *m);

@@ -118,6 +118,7 @@ int kd_model_convert(kd_model **out, const kd_model *src, const int *ssm_layers,
     if (rc) return rc;
     kd_model *dst = NULL;
     if ((rc = kd_model_create(&dst, &c, src->ops, with_grads, err))) return rc;
+    kd_model_set_tokenizer(dst, src->tok_spec, src->tok_fp); // the same ids
     const kd_ops *ops = src->ops;
     float *sh = kd_malloc(src->table.total * sizeof(float));
     float *dh = kd_malloc(dst->table.total * sizeof(float));

@@ -61,6 +61,7 @@ typedef struct {
 
 struct kd_model {
     kd_model_config cfg;
+    char tok_spec[KD_MODEL_TOK_SPEC_MAX], tok_fp[65]; // kd_model_set_tokenizer ("" unknown)
     const kd_ops *ops;
     kd_param_table table;
     float *params, *grads;

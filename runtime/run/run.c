@@ -113,7 +113,10 @@ static int check_dataset(const char *path, const char *what, const kd_model_conf
 }
 
 // Physical memory of this machine (the budget of one rank when checking sizes).
-static double mem_limit_bytes(void) {
+// Memory per rank that a recipe must fit in: --mem-gib when given (`check` for another
+// machine, e.g. a GPU's), else this machine's physical memory.
+static double mem_limit_bytes(const kd_run_opts *o) {
+    if (o->mem_gib > 0) return o->mem_gib * (double)(1ull << 30);
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
     return pages > 0 && size > 0 ? (double)pages * (double)size : 64.0 * (1ull << 30);
 }
@@ -199,8 +202,8 @@ static int validate_stage(const kd_recipe *r, int i, const kd_model_config *mc, 
     double act = batches ? kd_model_activation_bytes(mc, s->batch.micro, s->batch.seq_len, 1) : 0;
     if (act + pbytes > limit)
         return kd_fail(err, KD_EINPUT, "stages.%s.batch: micro %d x seq_len %d needs %.1f GiB of activations on top "
-                       "of %.1f GiB of model state, more than this machine's %.1f GiB: lower batch.micro or "
-                       "batch.seq_len", s->name, s->batch.micro, s->batch.seq_len, act / (1ull << 30),
+                       "of %.1f GiB of model state, more than the %.1f GiB per rank: lower batch.micro or "
+                       "batch.seq_len (check --mem-gib G checks for another machine)", s->name, s->batch.micro, s->batch.seq_len, act / (1ull << 30),
                        pbytes / (1ull << 30), limit / (1ull << 30));
     // the files the stage reads: its input (data, or what its kind reads instead) and
     // eval_data; the recipe load checked which are required
@@ -227,13 +230,33 @@ static int validate_stage(const kd_recipe *r, int i, const kd_model_config *mc, 
     return KD_OK;
 }
 
+// A checkpoint records the tokenizer its model was trained with: the recipe's model (or
+// teacher) tokenizer must be that one.
+static int check_recorded(const kd_recipe *r, int teacher, const kd_tokenizer *tok, const char *spec,
+                          kd_error *err) {
+    const kd_from *f = teacher ? &r->teacher.from : &r->model.from;
+    char rspec[KD_CKPT_STR_MAX], rfp[65];
+    if (f->kind != KD_FROM_CHECKPOINT) return KD_OK;
+    int rc = kd_ckpt_tokenizer(f->ref, rspec, sizeof rspec, rfp, err);
+    if (rc || !rfp[0] || strcmp(rfp, kd_tokenizer_fingerprint(tok)) == 0) return rc;
+    const char *who = teacher ? "teacher" : "model", *slash = strrchr(rspec, '/');
+    char a[160], b[160];
+    return kd_fail(err, KD_EINPUT, "%s: %s.tokenizer: %s was trained with tokenizer %s (%s), the recipe gives %s "
+                   "(%s): set %s.tokenizer to the checkpoint's tokenizer, or leave it out", r->path, who, f->ref,
+                   kd_vocab_describe(slash ? slash + 1 : rspec[0] ? rspec : "unnamed", rfp, a, sizeof a),
+                   rspec[0] ? rspec : "path not recorded",
+                   kd_vocab_describe(kd_tokenizer_name(tok), kd_tokenizer_fingerprint(tok), b, sizeof b), spec, who);
+}
+
 // The model's and the teacher's tokenizers (the teacher's must be the model's).
 static int open_vocab(const kd_recipe *r, run_vocab *rv, kd_error *err) {
     kd_recipe_tokenizer(r, 0, rv->model_spec, sizeof rv->model_spec);
     int rc = kd_recipe_open_tokenizer(r, 0, &rv->model, err);
+    if (!rc) rc = check_recorded(r, 0, rv->model, rv->model_spec, err);
     if (rc || !r->has_teacher) return rc;
     kd_recipe_tokenizer(r, 1, rv->teacher_spec, sizeof rv->teacher_spec);
     if ((rc = kd_recipe_open_tokenizer(r, 1, &rv->teacher, err))) return rc;
+    if ((rc = check_recorded(r, 1, rv->teacher, rv->teacher_spec, err))) return rc;
     const char *tfp = kd_tokenizer_fingerprint(rv->teacher), *mfp = kd_tokenizer_fingerprint(rv->model);
     if (strcmp(tfp, mfp) == 0) return KD_OK;
     char t[160], m[160];
@@ -266,17 +289,18 @@ static int validate_stages(const kd_recipe *r, const kd_model_config *mc, int wo
 }
 
 // Everything that can be checked before writing anything. Prints the summary if verbose.
-static int validate(const kd_recipe *r, const kd_model_config *mc, int world, int verbose, kd_error *err) {
+static int validate(const kd_recipe *r, const kd_model_config *mc, int world, double limit, int verbose,
+                    kd_error *err) {
     int rc = kd_model_config_check(mc, err);
     if (!rc) rc = check_teacher(r, mc, err);
     if (rc) return rc;
     // parameters, gradients and this rank's AdamW moments: 4 bytes each, 2 + 2/world floats
     // per parameter (plus the reduced-gradient shard)
     double pbytes = (double)kd_model_param_count(mc) * 4.0 * (2.0 + 3.0 / world);
-    double limit = mem_limit_bytes();
     if (pbytes > limit)
         return kd_fail(err, KD_EINPUT, "%s: model: %zu parameters need %.1f GiB per rank for weights, gradients and "
-                       "optimizer state, more than this machine's %.1f GiB: make the model smaller", r->path,
+                       "optimizer state, more than the %.1f GiB per rank: make the model smaller (check "
+                       "--mem-gib G checks for another machine)", r->path,
                        kd_model_param_count(mc), pbytes / (1ull << 30), limit / (1ull << 30));
     if (verbose) {
         kd_log_table_begin("recipe");
@@ -318,6 +342,7 @@ typedef struct {
     const kd_run_opts *o;
     kd_model *teacher;                                // loaded for the stages that need it
     char done_ckpt[KD_MAX_STAGES][KD_PATH_MAX * 2];  // final checkpoint of finished stages
+    char tok_spec[KD_MODEL_TOK_SPEC_MAX], tok_fp[65]; // the model's tokenizer, recorded
 } run_state;
 
 static int load_teacher(run_state *st, int i, kd_model **teacher, kd_error *err);
@@ -333,10 +358,23 @@ static int get_teacher(void *run, kd_model **out, kd_error *err) {
     return KD_OK;
 }
 
-static const char *stage_output(void *run, const char *name) {
-    run_state *st = run;
-    int j = kd_recipe_stage_index(st->r, name);
-    return j < 0 ? "" : st->done_ckpt[j];
+// A frozen model (teacher, reference) from a recipe `from`; what names the key in errors.
+static int load_frozen_from(run_state *st, const kd_from *f, const char *what, kd_model **out,
+                            kd_error *err) {
+    if (f->kind == KD_FROM_STAGE) {
+        int j = kd_recipe_stage_index(st->r, f->ref);
+        if (j < 0 || !st->done_ckpt[j][0])
+            return kd_fail(err, KD_EINPUT, "%s: stage '%s' has not finished", what, f->ref);
+        return kd_model_load(st->comm, st->done_ckpt[j], st->ops, 0, out, err);
+    }
+    if (f->kind == KD_FROM_CHECKPOINT) return kd_model_load(st->comm, f->ref, st->ops, 0, out, err);
+    if (f->kind == KD_FROM_HF) return kd_hf_load(f->ref, st->ops, 0, out, err);
+    return kd_fail(err, KD_EINPUT, "%s: {random: true} is not a trained model: name a stage, checkpoint "
+                   "or hf directory", what);
+}
+
+static int load_frozen(void *run, const kd_from *f, const char *what, kd_model **out, kd_error *err) {
+    return load_frozen_from(run, f, what, out, err);
 }
 
 static void drop_teacher(void *run) {
@@ -374,16 +412,7 @@ static int load_teacher(run_state *st, int i, kd_model **teacher, kd_error *err)
     if (*teacher || !r->has_teacher) return KD_OK;
     // i >= 0: before stage i, for the kinds the run loads it for; i < 0: a stage asked for it
     if (i >= 0 && !(kd_kind_get(r->stages[i].kind)->flags & KD_KIND_LOAD_TEACHER)) return KD_OK;
-    const kd_from *f = &r->teacher.from;
-    if (f->kind == KD_FROM_STAGE) {
-        int j = kd_recipe_stage_index(r, f->ref);
-        if (j < 0 || !st->done_ckpt[j][0])
-            return kd_fail(err, KD_EINPUT, "teacher: stage '%s' has not finished", f->ref);
-        return kd_model_load(st->comm, st->done_ckpt[j], st->ops, 0, teacher, err);
-    }
-    if (f->kind == KD_FROM_CHECKPOINT) return kd_model_load(st->comm, f->ref, st->ops, 0, teacher, err);
-    if (f->kind == KD_FROM_HF) return kd_hf_load(f->ref, st->ops, 0, teacher, err);
-    return kd_fail(err, KD_EINPUT, "teacher.from: {random: true} is not a teacher: name a stage, checkpoint or hf directory");
+    return load_frozen_from(st, &r->teacher.from, "teacher.from", teacher, err);
 }
 
 // 1 if the file at path holds exactly text.
@@ -434,6 +463,10 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
     run_state *st = kd_calloc(1, sizeof *st);
     st->r = r, st->mc = mc, st->comm = comm, st->o = o;
     st->ops = pick_backend(r->run.backend, rank);
+    // every checkpoint records the tokenizer its model's ids belong to (validated above)
+    char spec[KD_PATH_MAX];
+    kd_recipe_tokenizer(r, 0, spec, sizeof spec);
+    if (!rc) rc = kd_tokenizer_identify(spec, st->tok_spec, sizeof st->tok_spec, st->tok_fp, err);
     kd_model *model = NULL;
     int only = o->stage ? kd_recipe_stage_index(r, o->stage) : -1;
     int used_resume_path = 0;
@@ -459,13 +492,14 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
         double t_start = kd_unix_now(); // attempts.jsonl of a stage that does not train
         if ((rc = kd_comm_agree(comm, rc, err))) break;
         if (!rc) rc = stage_input(st, i, &model, err);
+        if (!rc) kd_model_set_tokenizer(model, st->tok_spec, st->tok_fp);
         if (!rc) rc = load_teacher(st, i, &st->teacher, err);
         if ((rc = kd_comm_agree(comm, rc, err))) break;
         kd_progress pr = {0};
         kd_stage_ctx ctx = {.recipe = r, .stage_index = i, .spec = s, .comm = comm, .ops = st->ops,
                             .model = model, .teacher = st->teacher, .stage_dir = dir, .progress = &pr,
                             .run = st, .get_teacher = get_teacher, .drop_teacher = drop_teacher,
-                            .stage_output = stage_output,
+                            .load_frozen = load_frozen,
                             .quiet = o->quiet, .resume = o->resume, .deadline = deadline,
                             .resume_path = used_resume_path ? NULL : o->resume_path};
         used_resume_path = 1;
@@ -513,7 +547,7 @@ static int prepare(kd_comm *comm, const kd_run_opts *o, int world, int verbose, 
         else model_config(&r->model, mc);
         if (rc) kd_error_prefix(err, "%s: model.from: ", r->path);
     }
-    if (!rc) rc = validate(r, mc, world, rank == 0 && verbose, err);
+    if (!rc) rc = validate(r, mc, world, mem_limit_bytes(o), rank == 0 && verbose, err);
     return kd_comm_agree(comm, rc, err);
 }
 

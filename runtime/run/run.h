@@ -12,6 +12,7 @@ typedef struct {
     const char *const *sets;      // --set KEY=VALUE overrides (n_sets of them)
     int n_sets;
     int ranks;                    // kd_run_check: validate for this many ranks (0: the world)
+    double mem_gib;               // kd_run_check: memory per rank to fit in (0: this machine's)
     int quiet;                    // no SLURM line, settings table or progress lines
     kd_resume_mode resume;        // kd_run_stages: how unfinished stages continue
     const char *resume_path;      // kd_run_stages: the first stage to run continues from it

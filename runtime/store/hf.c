@@ -4,7 +4,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "data/tokenizer.h"
 #include "runtime/store/hf_internal.h"
 #include "runtime/store/safetensors.h"
 
@@ -66,6 +68,12 @@ int kd_hf_load(const char *dir, const kd_ops *ops, int with_grads, kd_model **ou
         kd_model_free(m);
         return rc;
     }
+    // the directory's tokenizer.json, when it ships one, is the model's tokenizer
+    char tj[4200], abs[KD_MODEL_TOK_SPEC_MAX], fp[65];
+    kd_error ignored = {0};
+    snprintf(tj, sizeof tj, "%s/tokenizer.json", dir);
+    if (access(tj, R_OK) == 0 && kd_tokenizer_identify(dir, abs, sizeof abs, fp, &ignored) == KD_OK)
+        kd_model_set_tokenizer(m, abs, fp);
     *out = m;
     return KD_OK;
 }

@@ -56,6 +56,22 @@ int kd_model_config_attrs(const kd_model_config *c, kd_ckpt_attr *a) {
     return n;
 }
 
+static void put_str(kd_ckpt_attr *a, const char *name, const char *v) {
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->type = KD_ATTR_STRING;
+    snprintf(a->s, sizeof a->s, "%s", v);
+}
+
+int kd_model_attrs(const kd_model *m, kd_ckpt_attr *a) {
+    int n = kd_model_config_attrs(kd_model_cfg(m), a);
+    if (kd_model_tokenizer_fp(m)[0]) {
+        put_str(&a[n++], "tokenizer", kd_model_tokenizer(m));
+        put_str(&a[n++], "tokenizer_fingerprint", kd_model_tokenizer_fp(m));
+    }
+    return n;
+}
+
 static const kd_ckpt_attr *find(const kd_ckpt_attr *a, int n, const char *name) {
     for (int i = 0; i < n; i++)
         if (strcmp(a[i].name, name) == 0) return &a[i];
@@ -144,6 +160,8 @@ int kd_model_load(kd_comm *comm, const char *dir, const kd_ops *ops, int with_gr
         kd_model_free(m);
         return rc;
     }
+    char spec[KD_CKPT_STR_MAX], fp[65];
+    if (kd_ckpt_tokenizer(dir, spec, sizeof spec, fp, err) == KD_OK) kd_model_set_tokenizer(m, spec, fp);
     *out = m;
     return KD_OK;
 }
@@ -153,7 +171,7 @@ int kd_model_save(kd_comm *comm, kd_model *m, const char *ckpt_root, int64_t ste
     const kd_ops *ops = kd_model_ops(m);
     const kd_param_table *pt = kd_model_table(m);
     kd_ckpt_attr attrs[KD_MODEL_ATTRS];
-    int na = kd_model_config_attrs(kd_model_cfg(m), attrs);
+    int na = kd_model_attrs(m, attrs);
     kd_train_state ts;
     memset(&ts, 0, sizeof ts);
     ts.stage_index = stage_index;
@@ -169,4 +187,17 @@ int kd_model_save(kd_comm *comm, kd_model *m, const char *ckpt_root, int64_t ste
                           out_len, err);
     if (!direct) free(host);
     return rc;
+}
+
+int kd_ckpt_tokenizer(const char *dir, char *spec, size_t n, char fp[65], kd_error *err) {
+    kd_ckpt_attr a[32];
+    int na = 0;
+    spec[0] = fp[0] = '\0';
+    int rc = kd_ckpt_read_attrs(dir, a, 32, &na, err);
+    if (rc) return rc;
+    const kd_ckpt_attr *s = find(a, na, "tokenizer"), *f = find(a, na, "tokenizer_fingerprint");
+    if (!f || f->type != KD_ATTR_STRING || strlen(f->s) != 64) return KD_OK; // not recorded
+    snprintf(fp, 65, "%s", f->s);
+    if (s && s->type == KD_ATTR_STRING) snprintf(spec, n, "%s", s->s);
+    return KD_OK;
 }

@@ -13,6 +13,13 @@
 // the config has scaling or a max_position_embeddings, so plain-RoPE checkpoints are as
 // before; a checkpoint without them reads back as plain RoPE.
 int kd_model_config_attrs(const kd_model_config *c, kd_ckpt_attr *attrs);
+// The config attributes plus the model's tokenizer identity ("tokenizer",
+// "tokenizer_fingerprint", when known: kd_model_set_tokenizer). What checkpoints store.
+int kd_model_attrs(const kd_model *m, kd_ckpt_attr *attrs);
+// The tokenizer a checkpoint records: spec (up to n bytes) and fingerprint, both "" when it
+// records none (checkpoints written before it was recorded). KD_OK, or the error reading
+// its attributes.
+int kd_ckpt_tokenizer(const char *ckpt_dir, char *spec, size_t n, char fp[65], kd_error *err);
 // Rebuilds a config from a checkpoint's attributes (KD_EINPUT naming what is missing).
 int kd_model_config_from_ckpt(const char *ckpt_dir, kd_model_config *c, kd_error *err);
 // Collective: creates a model from ckpt_dir (config from its attributes) and loads the

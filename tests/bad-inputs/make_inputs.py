@@ -106,6 +106,15 @@ def make_data(out):
     with open(b("chat_system.jsonl"), "w") as f:  # fine for most templates, not mistral's
         f.write('{"messages": [{"role": "system", "content": "be brief"}, '
                 '{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n')
+    # ---- eval task files (JSONL): multiple choice and exact match
+    mc = {"task": "t", "context": "Q: 1+1? A:", "choices": [" 2", " 3"], "gold": 0}
+    for name, line in [("mc_gold_range", dict(mc, gold=2)), ("mc_one_choice", dict(mc, choices=[" 2"])),
+                       ("mc_choice_not_string", dict(mc, choices=[" 2", 3])),
+                       ("mc_gold_float", dict(mc, gold=0.5))]:
+        with open(b(f"{name}.jsonl"), "w") as f:
+            f.write(json.dumps(mc) + "\n" + json.dumps(line) + "\n")
+    with open(b("tasks_mixed.jsonl"), "w") as f:  # an exact-match file with a choices line
+        f.write(json.dumps({"task": "t", "prompt": "1+1?", "answer": "2"}) + "\n" + json.dumps(mc) + "\n")
     # ---- not HDF5 at all
     with open(b("text.h5"), "w") as f:
         f.write("tokens: 1 2 3\n")

@@ -28,3 +28,14 @@ add_test(NAME hf_llama3_vs_transformers
           ${KD_PYDEPS} ${KD_TEST_PYTHON} ${CMAKE_SOURCE_DIR}/tests/reference/hf_llama3_test.py)
 set_tests_properties(hf_llama3_vs_transformers PROPERTIES LABELS reference TIMEOUT 600
   ENVIRONMENT "OMP_NUM_THREADS=2;KD_BIN=$<TARGET_FILE:kdtrain>;KD_HF_TOOL=$<TARGET_FILE:hf_tool>")
+# configs/llama3-hybrid.yaml end to end on a tiny Llama-3-style model and BPE tokenizer made
+# with transformers/tokenizers (tests/integration/llama3_hybrid.sh)
+kd_script_test(llama3_hybrid_recipe_end_to_end integration/llama3_hybrid.sh LABELS "integration" TIMEOUT 900)
+set_property(TEST llama3_hybrid_recipe_end_to_end APPEND PROPERTY ENVIRONMENT "KD_HF_TOOL=$<TARGET_FILE:hf_tool>")
+# Multiple-choice eval tasks (stages/eval_choices.c) scored as lm-eval does, against
+# transformers on an HF Llama with a BPE tokenizer: per-choice log-probs, acc, acc_norm.
+add_test(NAME eval_choices_vs_transformers
+  COMMAND bash -c "set -e; d=$(mktemp -d); trap 'rm -rf $d' EXIT; PYTHONPATH=\"$0\" \"$1\" \"$2\" $d"
+          ${KD_PYDEPS} ${KD_TEST_PYTHON} ${CMAKE_SOURCE_DIR}/tests/reference/eval_choices_test.py)
+set_tests_properties(eval_choices_vs_transformers PROPERTIES LABELS reference TIMEOUT 600
+  ENVIRONMENT "OMP_NUM_THREADS=2;KD_BIN=$<TARGET_FILE:kdtrain>")
