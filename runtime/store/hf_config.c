@@ -138,8 +138,8 @@ static int rope_keys(const kd_json *rs, kd_rope_type t, const char *path, kd_err
         [KD_ROPE_DEFAULT] = ",rope_type,type,",
         [KD_ROPE_LINEAR] = ",rope_type,type,factor,",
         [KD_ROPE_DYNAMIC] = ",rope_type,type,factor,",
-        [KD_ROPE_LLAMA3] = ",rope_type,type,factor,low_freq_factor,high_freq_factor,"
-                           "original_max_position_embeddings,"};
+        [KD_ROPE_LLAMA3] =
+            ",rope_type,type,factor,low_freq_factor,high_freq_factor,original_max_position_embeddings,"};
     for (size_t i = 0; i < rs->n; i++) {
         char k[160];
         snprintf(k, sizeof k, ",%s,", rs->items[i].key);

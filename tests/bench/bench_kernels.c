@@ -10,7 +10,7 @@
 
 static float *randt(const kd_ops *ops, size_t n) {
     float *h = malloc(sizeof(float) * n);
-    for (size_t i = 0; i < n; i++) h[i] = (float)rand() / RAND_MAX - 0.5f;
+    for (size_t i = 0; i < n; i++) h[i] = (float)((double)rand() / RAND_MAX - 0.5);
     float *d = ops->mem->alloc(ops->ctx, sizeof(float) * n);
     ops->mem->upload(ops->ctx, d, h, sizeof(float) * n);
     free(h);
