@@ -282,74 +282,57 @@ static int write_prompts(const char *path, const kd_chat_template *t, uint64_t s
     return rc ? rc : rc2;
 }
 
-// eval_tasks.jsonl: {"task", "prompt": the rendered prompt's text (special ids such as
-// BOS are not text: the token ids are [BOS] + bytes of prompt), "answer"}.
-static int write_eval(const char *path, const kd_chat_template *t, uint64_t seed, uint64_t n,
-                      kd_error *err) {
-    char tmp[4300];
-    FILE *f = tmp_open(path, tmp, sizeof tmp, err);
-    if (!f) return KD_EINPUT;
-    rng_t r = stream(seed, 6);
-    kd_chat_buf b = {0};
-    char *text = NULL;
-    int rc = KD_OK;
-    for (uint64_t i = 0; rc == KD_OK && i < n; i++) {
-        example_t e;
-        draw(&r, 1, &e);
-        if ((rc = render_prompt(t, &e, &b, err))) break;
-        text = kd_realloc(text, b.n + 1);
-        size_t len = kd_tokenizer_bytes_decode(b.ids, b.n, text);
-        fprintf(f, "{\"task\": \"%s\", \"prompt\": ", TASKS[e.task].name);
-        kd_json_write_stringn(f, text, len);
-        fputs(", \"answer\": ", f);
-        kd_json_write_string(f, e.a);
-        fputs("}\n", f);
+// The wrong choices of a multiple-choice item: e's plausible wrong answer, then answers to
+// other questions of the same task, all distinct (ch[0] is the answer).
+#define MC_CHOICES 4
+static void mc_choices(rng_t *r, const example_t *e, char ch[MC_CHOICES][TXT]) {
+    char q[TXT], a[TXT], w[TXT];
+    memcpy(ch[0], e->a, TXT), memcpy(ch[1], e->wrong, TXT);
+    for (int k = 2; k < MC_CHOICES; k++) {
+        int fresh = 0;
+        for (int tries = 0; !fresh && tries < 64; tries++) {
+            TASKS[e->task].gen(r, q, a, w);
+            fresh = 1;
+            for (int j = 0; j < k; j++) fresh &= strcmp(a, ch[j]) != 0;
+        }
+        if (!fresh) snprintf(a, TXT, "%s %d", e->a, k); // a tiny answer space: still wrong
+        memcpy(ch[k], a, TXT);
     }
-    free(text);
-    kd_chat_buf_free(&b);
-    if (rc) {
-        fclose(f);
-        unlink(tmp);
-        return rc;
-    }
-    return tmp_commit(f, tmp, path, 0, err);
 }
 
-// mc_tasks.jsonl: multiple-choice items in lm-eval's form (stages/eval_choices.c):
-// {"task", "context": the rendered prompt's text, "choices": the answer and three wrong ones
-// (the task's plausible wrong answer, then answers to other questions of the same task),
-// "gold": the answer's place}. Held-out questions.
-#define MC_CHOICES 4
-static int write_choices(const char *path, const kd_chat_template *t, uint64_t seed, uint64_t n,
-                         kd_error *err) {
+// Held-out items as JSONL, the prompt as the rendered prompt's text (special ids such as BOS
+// are not text: the token ids are [BOS] + bytes of the prompt).
+//   eval_tasks.jsonl (mc 0): {"task", "prompt", "answer"};
+//   mc_tasks.jsonl (mc 1): multiple choice in lm-eval's form (stages/eval_choices.c):
+//   {"task", "context": the prompt, "choices": the answer and three wrong ones, "gold": the
+//   answer's place}.
+static int write_eval(const char *path, const kd_chat_template *t, uint64_t seed, uint64_t n,
+                      int mc, kd_error *err) {
     char tmp[4300];
     FILE *f = tmp_open(path, tmp, sizeof tmp, err);
     if (!f) return KD_EINPUT;
-    rng_t r = stream(seed, 7);
+    rng_t r = stream(seed, mc ? 7 : 6);
     kd_chat_buf b = {0};
-    char *text = NULL, ch[MC_CHOICES][TXT], q[TXT], a[TXT], w[TXT];
+    char *text = NULL, ch[MC_CHOICES][TXT];
     int rc = KD_OK;
     for (uint64_t i = 0; rc == KD_OK && i < n; i++) {
         example_t e;
         draw(&r, 1, &e);
         if ((rc = render_prompt(t, &e, &b, err))) break;
-        memcpy(ch[0], e.a, TXT), memcpy(ch[1], e.wrong, TXT);
-        for (int k = 2; k < MC_CHOICES; k++) { // another answer of the same task, all distinct
-            int fresh = 0;
-            for (int tries = 0; !fresh && tries < 64; tries++) {
-                TASKS[e.task].gen(&r, q, a, w);
-                fresh = 1;
-                for (int j = 0; j < k; j++) fresh &= strcmp(a, ch[j]) != 0;
-            }
-            if (!fresh) snprintf(a, TXT, "%s %d", e.a, k); // a tiny answer space: still wrong
-            memcpy(ch[k], a, TXT);
-        }
-        int gold = rng_int(&r, MC_CHOICES);
-        memcpy(a, ch[gold], TXT), memcpy(ch[gold], ch[0], TXT), memcpy(ch[0], a, TXT);
         text = kd_realloc(text, b.n + 1);
         size_t len = kd_tokenizer_bytes_decode(b.ids, b.n, text);
-        fprintf(f, "{\"task\": \"%s\", \"context\": ", TASKS[e.task].name);
+        fprintf(f, "{\"task\": \"%s\", \"%s\": ", TASKS[e.task].name, mc ? "context" : "prompt");
         kd_json_write_stringn(f, text, len);
+        if (!mc) {
+            fputs(", \"answer\": ", f);
+            kd_json_write_string(f, e.a);
+            fputs("}\n", f);
+            continue;
+        }
+        mc_choices(&r, &e, ch);
+        int gold = rng_int(&r, MC_CHOICES);
+        char a[TXT];
+        memcpy(a, ch[gold], TXT), memcpy(ch[gold], ch[0], TXT), memcpy(ch[0], a, TXT);
         fputs(", \"choices\": [", f);
         for (int k = 0; k < MC_CHOICES; k++) {
             if (k) fputs(", ", f);
@@ -394,9 +377,9 @@ int kd_data_synth_tasks(const char *dir, uint64_t seed, uint64_t n_examples, kd_
     PATH(p, "prompts.h5");
     if (rc == KD_OK) rc = write_prompts(p, t, seed, n_prompts, err);
     PATH(p, "eval_tasks.jsonl");
-    if (rc == KD_OK) rc = write_eval(p, t, seed, n_eval, err);
+    if (rc == KD_OK) rc = write_eval(p, t, seed, n_eval, 0, err);
     PATH(p, "mc_tasks.jsonl");
-    if (rc == KD_OK) rc = write_choices(p, t, seed, n_eval < 300 ? n_eval : 300, err);
+    if (rc == KD_OK) rc = write_eval(p, t, seed, n_eval < 300 ? n_eval : 300, 1, err);
 #undef PATH
     kd_chat_template_free(t);
     return rc;
