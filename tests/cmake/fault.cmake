@@ -19,5 +19,9 @@ kd_script_test(soak_demo_short fault/soak_demo.sh LABELS "fault;mpi" TIMEOUT 600
 set_property(TEST soak_demo_short APPEND PROPERTY ENVIRONMENT "KD_SOAK_MODE=mixed;KD_SOAK_KILLS=4")
 kd_script_test(soak_demo_20_kills fault/soak_demo.sh LABELS "fault;mpi;slow" TIMEOUT 3600)
 set_property(TEST soak_demo_20_kills APPEND PROPERTY ENVIRONMENT "KD_SOAK_KILLS=20")
+# a stop signal (SIGTERM or SIGUSR1) at each of the 16 moments, so every stage kind is stopped
+# once: every attempt exits 75 within 60 s and the run ends identical
+kd_script_test(soak_demo_signals_every_stage fault/soak_demo.sh LABELS "fault;mpi;slow" TIMEOUT 3600)
+set_property(TEST soak_demo_signals_every_stage APPEND PROPERTY ENVIRONMENT "KD_SOAK_MODE=signal;KD_SOAK_KILLS=16")
 # launch/kdrun against a fake command (no MPI)
 kd_script_test(kdrun_supervisor fault/kdrun_supervisor.sh LABELS fault TIMEOUT 60)
