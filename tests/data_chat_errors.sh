@@ -4,7 +4,8 @@
 # assistant turn, a prompt that leaves no room for the completion, an empty or missing
 # file, an unknown template) exits 2 with exactly one documented line "FILE:LINE: ..." on
 # stderr, leaves an existing output untouched and no temporary behind; the summary line
-# counts truncations exactly; a YAML template file works end to end.
+# counts truncations exactly; --prompts writes prompt sets (reply dropped, mask 0, cut from
+# the left); a YAML template file works end to end.
 set -u
 TOOL=${KD_DATA_TOOL:-$KD_BIN}
 T=$(mktemp -d /tmp/kd_chat_err_XXXXXX)
@@ -108,6 +109,25 @@ want="chat: wrote 3 examples to $T/out.h5 (88 tokens, 19 target tokens); truncat
   expected: $want"
 kd inspect "$T/out.h5" >"$T/i.txt" || fail "inspect truncated output"
 [ "$(field doc_tokens_max "$T/i.txt")" = 30 ] || fail "longest document $(field doc_tokens_max "$T/i.txt"), expected 30"
+
+# ---------------------------------------------------------------- --prompts (prompt sets)
+rm -f "$T/i.txt"
+echo '{"messages":[{"role":"assistant","content":"only a reply"}]}' >"$F"
+expect_error chat "$F:1: messages: expected a turn before the assistant reply, found only the reply" --prompts
+rm -f "$T/out.h5"
+{
+  echo "$GOOD"                                                   # the reply is dropped
+  echo '{"messages":[{"role":"user","content":"0123456789"}]}'  # ends with the user: kept whole
+} >"$F"
+# BOS + "<|user|>\nhi\n" (12) + header (14) = 27; the second is 35 -> cut from the left to 30
+out=$(kd chat --jsonl "$F" --out "$T/out.h5" --prompts --max-len 30) || fail "chat --prompts"
+want="chat: wrote 2 examples to $T/out.h5 (57 tokens, 0 target tokens); truncated: 1 prompts from the left, 0 completions from the right"
+[ "$out" = "$want" ] || fail "--prompts summary
+  got:      $out
+  expected: $want"
+kd inspect "$T/out.h5" --first 27 >"$T/i.txt" || fail "inspect prompts"
+[ "$(field first_text "$T/i.txt")" = '"<bos><|user|>\nhi\n<|assistant|>\n"' ] || fail "--prompts rendering: $(field first_text "$T/i.txt")"
+[ "$(field loss_mask "$T/i.txt")" = "0 of 57 tokens (0.0000)" ] || fail "--prompts mask: $(field loss_mask "$T/i.txt")"
 
 # ---------------------------------------------------------------- YAML template
 cat >"$T/t.yaml" <<'YEOF'
