@@ -10,7 +10,8 @@
 #      80 GiB (config.json of that shape, no weights); on the tiny model (4 layers) `check`
 #      refuses its 16-layer layout, naming the key, before anything runs;
 #   3. the whole pipeline runs: pseudo-labels, init (50% Mamba-2), distillation (held-out
-#      KL to the teacher falls), SFT, DPO and an eval beside the teacher (an HF reference);
+#      KL to the teacher falls), SFT, DPO and an eval beside the teacher (an HF reference;
+#      exact match, multiple choice, preferences);
 #   4. checkpoints record the tokenizer: a recipe continuing from one finds it without
 #      model.tokenizer, and one that names another tokenizer is refused at `check` (exit 2);
 #      `generate RUN:STAGE --prompt` encodes and decodes with it;
@@ -42,6 +43,7 @@ t=(--tokenizer "$M" --template llama3)
 "$KD_BIN" data prefs "${t[@]}" --max-len 96 --jsonl syn/prefs.jsonl --out data/llama3/prefs.h5
 "$KD_BIN" data prefs "${t[@]}" --max-len 96 --jsonl syn/prefs_val.jsonl --out data/llama3/prefs_val.h5
 cp syn/eval_tasks_llama3.jsonl data/llama3/eval_tasks.jsonl
+cp syn/mc_tasks_llama3.jsonl data/llama3/mc_tasks.jsonl
 "$KD_BIN" data inspect data/llama3/sft.h5 >inspect.txt
 grep -q "^tokenizer: Llama-3.2-1B-Instruct$" inspect.txt || fail "sft.h5 does not record the tokenizer"
 grep -qE "^stop_ids: .*\b$eot\b" inspect.txt || fail "<|eot_id|> ($eot) is not a stop id of sft.h5: $(grep stop_ids inspect.txt)"
@@ -94,7 +96,7 @@ kl0=$(grep '"eval_kl"' $S/02-distill/metrics.jsonl | head -1 | sed 's/.*"eval_kl
 kl1=$(sed 's/.*"kl": \([^,}]*\).*/\1/' $S/02-distill/eval.json)
 echo "distill: held-out KL to the teacher $kl0 (step 10) -> $kl1 (step 30)"
 awk -v a="$kl0" -v b="$kl1" 'BEGIN { exit !(b < a) }' || fail "held-out KL did not fall: $kl0 -> $kl1"
-for k in exact_match/all prefs/chosen_preferred prefs/reward_accuracy heldout/loss; do
+for k in exact_match/all choices/all/acc choices/all/acc_norm prefs/chosen_preferred prefs/reward_accuracy heldout/loss; do
     grep -q "\"$k\": [0-9]" $S/05-eval/eval.json || fail "eval.json lacks $k: $(cat $S/05-eval/eval.json)"
 done
 

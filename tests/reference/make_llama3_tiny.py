@@ -11,8 +11,9 @@ real model is: with the `tokenizers` and `transformers` packages.
   embeddings, GQA, saved in bf16, trained for a few hundred steps on the SFT conversations
   rendered with the llama3 chat template, so that it answers the tasks better than chance
   and distillation from it has something to transfer.
-- SYNTH_DIR/eval_tasks_llama3.jsonl: the exact-match tasks with their prompts rendered in
-  the llama3 template (eval prepends BOS itself).
+- SYNTH_DIR/eval_tasks_llama3.jsonl and mc_tasks_llama3.jsonl: the exact-match and
+  multiple-choice tasks with their prompts rendered in the llama3 template (eval prepends
+  BOS itself).
 Prints the teacher's final training loss."""
 import json
 import os
@@ -77,15 +78,16 @@ def main(out, syn):
     print(f"teacher: vocab {V}, {rows.numel()} tokens, final training loss {loss.item():.3f}")
     m.to(torch.bfloat16).save_pretrained(out, safe_serialization=True)
 
-    with open(os.path.join(syn, "eval_tasks_llama3.jsonl"), "w") as f:
-        for line in open(os.path.join(syn, "eval_tasks.jsonl")):
-            t = json.loads(line)
-            # bytes template: <|ROLE|>\nCONTENT\n per turn, ending with <|assistant|>\n
-            parts = re.split(r"<\|(system|user|assistant)\|>\n", t["prompt"])
-            assert parts[0] == "" and parts[-2:] == ["assistant", ""], t["prompt"]
-            turns = zip(parts[1:-2:2], parts[2:-2:2])
-            t["prompt"] = "".join(turn(r, c[:-1]) for r, c in turns) + header("assistant")
-            f.write(json.dumps(t) + "\n")
+    for name, key in (("eval_tasks", "prompt"), ("mc_tasks", "context")):
+        with open(os.path.join(syn, f"{name}_llama3.jsonl"), "w") as f:
+            for line in open(os.path.join(syn, f"{name}.jsonl")):
+                t = json.loads(line)
+                # bytes template: <|ROLE|>\nCONTENT\n per turn, ending with <|assistant|>\n
+                parts = re.split(r"<\|(system|user|assistant)\|>\n", t[key])
+                assert parts[0] == "" and parts[-2:] == ["assistant", ""], t[key]
+                turns = zip(parts[1:-2:2], parts[2:-2:2])
+                t[key] = "".join(turn(r, c[:-1]) for r, c in turns) + header("assistant")
+                f.write(json.dumps(t) + "\n")
 
 
 if __name__ == "__main__":
