@@ -223,10 +223,14 @@ static int validate_stage(const kd_recipe *r, int i, const kd_model_config *mc, 
     snprintf(line, sizeof line, "stage %d: %s", i, s->name);
     if (!batches)
         kd_log_kv(line, "%s", row->summary);
+    else if (!(row->flags & KD_KIND_DATA)) // evaluates, trains nothing
+        kd_log_kv(line, "%s, no training (held-out data %llu tokens)", kd_stage_kind_name(s->kind),
+                  (unsigned long long)neval);
     else
-        kd_log_kv(line, "%s, %d steps x %d tokens = %.3g tokens (data %llu tokens)", kd_stage_kind_name(s->kind),
+        kd_log_kv(line, "%s, %d steps x %d tokens = %.3g tokens (data %llu %s)", kd_stage_kind_name(s->kind),
                   s->steps, s->batch.global * s->batch.seq_len,
-                  (double)s->steps * s->batch.global * s->batch.seq_len, (unsigned long long)ntok);
+                  (double)s->steps * s->batch.global * s->batch.seq_len, (unsigned long long)ntok,
+                  row->format == KD_INPUT_PREFS ? "pairs" : "tokens");
     return KD_OK;
 }
 
