@@ -126,7 +126,7 @@ static void load_done(kd_rd_stage *s) {
     fclose(f);
 }
 
-static long latest_ckpt(const char *stage_dir) {
+long kd_rd_latest_ckpt(const char *stage_dir) {
     char path[KD_PATH_MAX * 3];
     snprintf(path, sizeof path, "%s/ckpt", stage_dir);
     DIR *d = opendir(path);
@@ -246,7 +246,7 @@ static void load_stage(kd_rd_run *r, kd_rd_stage *s) {
     s->done_eval_loss = NAN;
     if (!s->exists) return;
     load_done(s);
-    s->latest_ckpt = latest_ckpt(s->dir);
+    s->latest_ckpt = kd_rd_latest_ckpt(s->dir);
     load_metrics(r, s);
     snprintf(path, sizeof path, "%s/eval.json", s->dir);
     if (load_json_numbers(path, s->eval_keys, s->eval_vals, KD_RD_MAX_EVAL, &s->n_eval) < 0)

@@ -77,6 +77,9 @@ typedef struct {
 // a run directory (neither recipe.resolved.yaml nor stages/); damaged parts become notes.
 int kd_rd_load(kd_rd_run *r, const char *dir, kd_error *err);
 void kd_rd_free(kd_rd_run *r);
+// Newest step-N under stage_dir/ckpt with a MANIFEST (not hash-verified: `kdtrain ckpt
+// verify` does that), -1 if none. Also used by `kdtrain status` of SLURM runs.
+long kd_rd_latest_ckpt(const char *stage_dir);
 // Index of key in a stage's metrics (-1 if absent).
 int kd_rd_key(const kd_rd_metrics *m, const char *key);
 

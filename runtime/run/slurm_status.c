@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "runtime/config/recipe.h"
+#include "runtime/run/run_read.h"
 #include "runtime/run/submit.h"
 
 #define MAX_ROWS 256
@@ -134,26 +135,6 @@ static void query_job(const char *id, job_state *js) {
 
 // ----------------------------------------------------------------------------- run dir
 
-// Newest step-N under stage_dir/ckpt with a MANIFEST (not hash-verified: kdtrain ckpt
-// verify does that). -1 if none.
-static long latest_ckpt(const char *stage_dir) {
-    char path[KD_PATH_MAX * 3];
-    snprintf(path, sizeof path, "%s/ckpt", stage_dir);
-    DIR *d = opendir(path);
-    long best = -1;
-    for (struct dirent *de; d && (de = readdir(d));) {
-        char *end = NULL;
-        if (strncmp(de->d_name, "step-", 5)) continue;
-        long s = strtol(de->d_name + 5, &end, 10);
-        if (end == de->d_name + 5 || *end) continue;
-        struct stat st;
-        snprintf(path, sizeof path, "%s/ckpt/%s/MANIFEST", stage_dir, de->d_name);
-        if (stat(path, &st) == 0 && s > best) best = s;
-    }
-    if (d) closedir(d);
-    return best;
-}
-
 // Last line of a file that contains `needle` (case-insensitive; NULL: any non-empty line).
 static int last_line_with(const char *path, const char *needle, char *out, size_t cap) {
     FILE *f = fopen(path, "r");
@@ -210,7 +191,7 @@ int kd_slurm_status(const char *run, kd_error *err) {
         int done = stat(path, &st) == 0;
         job_state js = {.state = "-", .restarts = -1};
         if (r->last_id[0]) query_job(r->last_id, &js);
-        long ckpt = latest_ckpt(dir);
+        long ckpt = kd_rd_latest_ckpt(dir);
         last_loss(dir, loss, sizeof loss);
         snprintf(ck, sizeof ck, ckpt >= 0 ? "%ld" : "-", ckpt);
         snprintf(rs, sizeof rs, js.restarts >= 0 ? "%d" : "-", js.restarts);
