@@ -10,7 +10,16 @@
 #ifdef KD_HAVE_CUDA
 // kernels/cuda/ops_cuda.cu: probes cudaGetDeviceCount and returns the table or NULL + why.
 const kd_ops *kd_cuda_ops_probe(char *why, size_t why_len);
+const kd_ops *kd_cuda_ops_table(void);
 #endif
+
+const kd_ops *kd_ops_cuda_table(void) {
+#ifdef KD_HAVE_CUDA
+    return kd_cuda_ops_table();
+#else
+    return NULL;
+#endif
+}
 
 const kd_ops *kd_ops_cuda(char *why, size_t why_len) {
 #ifdef KD_HAVE_CUDA

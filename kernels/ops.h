@@ -269,6 +269,9 @@ typedef enum {
 const kd_ops *kd_ops_cpu(void);
 // The CUDA backend, or NULL when not built or no usable device (message in why).
 const kd_ops *kd_ops_cuda(char *why, size_t why_len);
+// The CUDA table as built, without touching a device (NULL when built without CUDA): for
+// asking what it holds (kd_ops_missing); its ops must not be called.
+const kd_ops *kd_ops_cuda_table(void);
 // 1 when the backend has the capability's sub-table and every entry of it.
 int kd_ops_supports(const kd_ops *ops, kd_cap cap);
 // Name of a capability ("mem", ..., "mamba2", "decode").

@@ -463,6 +463,8 @@ static void cu_adamw(void *ctx, float *p, const float *g, float *m, float *v, si
 // ============================================================================ tables and probe
 
 extern "C" const kd_losses_ops *kd_cuda_losses(void); // kernels/cuda/losses.cu
+extern "C" const kd_mamba2_ops *kd_cuda_mamba2(void); // kernels/cuda/mamba2.cu
+extern "C" const kd_decode_ops *kd_cuda_decode(void); // kernels/cuda/decode.cu
 
 static kd_cuda_ctx g_ctx;
 static kd_mem_ops g_mem;
@@ -490,8 +492,14 @@ static void fill_tables(void) {
     g_table.ctx = &g_ctx;
     g_table.mem = &g_mem, g_table.vec = &g_vec, g_table.nn = &g_nn;
     g_table.losses = kd_cuda_losses(), g_table.optim = &g_optim;
-    g_table.mamba2 = NULL; // not written yet: kd_ops_missing names it
-    g_table.decode = NULL;
+    g_table.mamba2 = kd_cuda_mamba2(), g_table.decode = kd_cuda_decode();
+}
+
+// The table without a device (its ctx is not initialised): for asking what it holds
+// (kd_ops_missing), never for calling an op.
+extern "C" const kd_ops *kd_cuda_ops_table(void) {
+    if (!g_ready) fill_tables();
+    return &g_table;
 }
 
 extern "C" const kd_ops *kd_cuda_ops_probe(char *why, size_t why_len) {
