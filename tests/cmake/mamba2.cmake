@@ -16,3 +16,7 @@ target_link_libraries(bench_mamba2 PRIVATE kdcore)
 target_include_directories(bench_mamba2 PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 add_test(NAME bench_mamba2 COMMAND bench_mamba2)
 set_tests_properties(bench_mamba2 PROPERTIES LABELS bench DISABLED TRUE)
+
+# The per-thread bodies of the CUDA Mamba-2 kernels (kernels/mamba2_grid.h), run on the host
+# over their grids, against the CPU ops: exercises the CUDA index maths without a device.
+kd_unit_test(mamba2_grid_bodies_vs_cpu ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_grid.c LABELS unit TIMEOUT 120)
