@@ -6,6 +6,9 @@
 // document boundaries (seg), n_kv < H, an initial state, and x/B/C/dt (and their gradients)
 // as strided column slices of wider rows. Gradient buffers start non-zero: activation
 // gradients must be overwritten (padding columns untouched), parameter gradients accumulate.
+// Every stage is also run with its grid walked backwards and must give bitwise the same
+// results (a GPU runs a stage's threads in any order), and a CUDA build's table must hold
+// every Mamba-2 op.
 // Tolerance 1e-5 norm-wise relative (||a-b||/||b||) for every value and gradient: both sides
 // are float32 with double accumulators in the same places but sum in different orders
 // (sgemm vs plain loops, vectorised vs libm exp), which gives ~1e-7 (seen <= 2e-7, the
@@ -15,11 +18,22 @@
 #include "kernels/mamba2_grid.h"
 #include "test_mamba2_util.h"
 
-// Runs body over idx = 0..n-1, as the CUDA grid does (in any order; here in order).
+// Runs body over idx = 0..n-1 as the CUDA grid does. A GPU runs the threads of a stage in
+// any order, so the test also runs every stage backwards (g_reverse) and requires bitwise
+// equal results: no thread of a stage may read what another thread of it writes.
+static int g_reverse = 0;
 #define GRID(body, n, args)                                                                        \
     do {                                                                                           \
-        for (size_t i_ = 0; i_ < (size_t)(n); i_++) body(i_, &(args));                             \
+        const size_t n_ = (size_t)(n);                                                             \
+        for (size_t k_ = 0; k_ < n_; k_++) body(g_reverse ? n_ - 1 - k_ : k_, &(args));            \
     } while (0)
+
+// One counted check: a and b (n floats) are bitwise equal.
+static void same(const char *what, const float *a, const float *b, size_t n) {
+    int eq = memcmp(a, b, n * sizeof(float)) == 0;
+    printf("  %-52s %s\n", what, eq ? "bitwise equal" : "DIFFER  FAIL");
+    CHECK(eq, "%s: the grid run backwards differs from the forward-order run", what);
+}
 
 // One counted check: rel_err(got, want) <= tol, printed with its tolerance; on failure the
 // worst element is named too.
@@ -192,11 +206,22 @@ static void test_conv(int B, int T, int CD, int W, int with_seg, int with_bias) 
     float *db1 = frand(CD, -1, 1), *db2 = fdup(db1, CD);
     kd_cpu_mamba2_conv_bwd(NULL, di2, ld_d, dw2, db2, dout, inp, ld_in, w, bias, seg, B, T, CD, W,
                            ws);
+    float *di3 = fdup(di1, nd), *dw3 = fdup(dw1, (size_t)CD * W), *db3 = fdup(db1, CD);
     grid_conv_bwd(di1, ld_d, dw1, db1, dout, inp, ld_in, w, bias, seg, B, T, CD, W, gs);
     cmp_cols("conv_bwd dinp", di1, di2, (size_t)B * T, ld_d, 0, CD, 1e-5);
     cmp_cols("conv_bwd dinp padding untouched", di1, di2, (size_t)B * T, ld_d, CD, ld_d - CD, 0);
     cmp("conv_bwd dw (accumulated)", dw1, dw2, (size_t)CD * W, 1e-5);
     cmp("conv_bwd dbias (accumulated)", db1, db2, CD, 1e-5);
+    g_reverse = 1; // o2, s2 are no longer needed: the reverse-order forward goes there
+    grid_conv_fwd(o2, s2, inp, ld_in, w, bias, seg, B, T, CD, W, gs);
+    grid_conv_bwd(di3, ld_d, dw3, db3, dout, inp, ld_in, w, bias, seg, B, T, CD, W, gs);
+    g_reverse = 0;
+    same("conv_fwd out, grid backwards", o2, o1, nout);
+    same("conv_fwd conv_state, grid backwards", s2, s1, nst);
+    same("conv_bwd dinp, grid backwards", di3, di1, nd);
+    same("conv_bwd dw, grid backwards", dw3, dw1, (size_t)CD * W);
+    same("conv_bwd dbias, grid backwards", db3, db1, CD);
+    free(di3), free(dw3), free(db3);
     free(seg), free(inp), free(w), free(bias), free(o1), free(o2), free(s1), free(s2), free(dout);
     free(di1), free(di2), free(dw1), free(dw2), free(db1), free(db2), free(ws.p), free(gs);
 }
@@ -226,6 +251,7 @@ static void test_gnorm(int N, int D, int G) {
     memset(&b, 0, sizeof b);
     b.dy = dy1, b.dz = dz1, b.dw = dw1, b.dout = dout, b.y = y, b.z = z, b.w = w, b.rstd_in = r2;
     b.ldz = ldz, b.lddz = lddz, b.N = N, b.D = D, b.G = G;
+    float *dy3 = fdup(dy1, nd), *dz3 = fdup(dz1, ndz), *dw3 = fdup(dw1, D);
     GRID(kd_m2g_gnorm_bwd, nr, b);
     GRID(kd_m2g_gnorm_dw, D, b);
     kd_cpu_mamba2_gnorm_bwd(NULL, dy2, dz2, lddz, dw2, dout, y, z, ldz, w, r2, N, D, G);
@@ -233,6 +259,19 @@ static void test_gnorm(int N, int D, int G) {
     cmp_cols("gnorm_bwd dz", dz1, dz2, N, lddz, 0, D, 1e-5);
     cmp_cols("gnorm_bwd dz padding untouched", dz1, dz2, N, lddz, D, lddz - D, 0);
     cmp("gnorm_bwd dw (accumulated)", dw1, dw2, D, 1e-5);
+    g_reverse = 1;
+    b.dy = dy3, b.dz = dz3, b.dw = dw3; // same rstd_in (r2) as the forward-order run
+    GRID(kd_m2g_gnorm_bwd, nr, b);
+    GRID(kd_m2g_gnorm_dw, D, b);
+    a.out = o2, a.rstd = r2; // o2, r2 are no longer needed
+    GRID(kd_m2g_gnorm_fwd, nr, a);
+    g_reverse = 0;
+    same("gnorm_fwd out, grid backwards", o2, o1, nd);
+    same("gnorm_fwd rstd, grid backwards", r2, r1, nr);
+    same("gnorm_bwd dy, grid backwards", dy3, dy1, nd);
+    same("gnorm_bwd dz, grid backwards", dz3, dz1, ndz);
+    same("gnorm_bwd dw, grid backwards", dw3, dw1, D);
+    free(dy3), free(dz3), free(dw3);
     free(y), free(z), free(w), free(o1), free(o2), free(r1), free(r2), free(dout), free(dy1);
     free(dy2), free(dz1), free(dz2), free(dw1), free(dw2);
 }
@@ -349,16 +388,26 @@ static void test_ssd(kd_mamba2_dims d, int B, int T, int with_seg, int with_init
     cmp("scan_ref final_state", f3, f4, ns, 1e-5);
 
     float *dy = frand(ny, -1, 1);
-    m2_grad g1 = make_grad(&d, B, T), g2 = grad_dup(&g1);
+    m2_grad g1 = make_grad(&d, B, T), g2 = grad_dup(&g1), g3 = grad_dup(&g1);
     grid_ssd_bwd(&g1.g, dy, st1, &c.in, &d, gs);
     kd_cpu_mamba2_ssd_bwd(NULL, &g2.g, dy, st2, &c.in, &d, ws);
     cmp_grads("ssd_bwd", &g1, &g2, &d, B, T, 0);
 
-    if (with_seg) { // the check can fail: the same grid without seg is far from the CPU with it
+    g_reverse = 1; // y2, st2, f2 and g2 are no longer needed
+    grid_ssd_fwd(y2, st2, f2, init, &c.in, &d, gs);
+    grid_ssd_bwd(&g3.g, dy, st1, &c.in, &d, gs);
+    g_reverse = 0;
+    same("ssd_fwd y, grid backwards", y2, y1, ny);
+    same("ssd_fwd states, grid backwards", st2, st1, ns * nc);
+    same("ssd_fwd final_state, grid backwards", f2, f1, ns);
+    same("ssd_bwd every gradient, grid backwards", g3.buf, g1.buf, g1.n);
+    free(g3.buf);
+
+    if (with_seg) { // the checks can fail: the same grid without seg is far from y with it
         kd_mamba2_in noseg = c.in;
         noseg.seg = NULL;
         grid_ssd_fwd(y3, NULL, NULL, init, &noseg, &d, gs);
-        double e = rel_err(y3, y2, ny);
+        double e = rel_err(y3, y1, ny);
         printf("  %-52s rel err %.2e (must exceed 1e-2)\n", "ssd_fwd y without seg (negative)", e);
         CHECK(e > 1e-2, "dropping seg changed y by only %.3g: the comparison cannot see masks", e);
     }
@@ -382,15 +431,35 @@ static void test_mat(kd_mamba2_dims d, int B, int T, int with_seg) {
     cmp("mat_fwd M", M1, M2, nm, 1e-5);
 
     float *dM = frand(nm, -1, 1);
-    m2_grad g1 = make_grad(&d, B, T), g2 = grad_dup(&g1);
+    m2_grad g1 = make_grad(&d, B, T), g2 = grad_dup(&g1), g3 = grad_dup(&g1);
     grid_mat_bwd(&g1.g, dM, &c.in, &d, gs);
     kd_cpu_mamba2_mat_bwd(NULL, &g2.g, dM, &c.in, &d, ws);
     cmp_grads("mat_bwd", &g1, &g2, &d, B, T, 1); // g->dx is unused
+    g_reverse = 1;
+    grid_mat_fwd(M2, &c.in, &d, gs);
+    grid_mat_bwd(&g3.g, dM, &c.in, &d, gs);
+    g_reverse = 0;
+    same("mat_fwd M, grid backwards", M2, M1, nm);
+    same("mat_bwd every gradient, grid backwards", g3.buf, g1.buf, g1.n);
+    free(g3.buf);
     free(seg), free(c.xbc), free(c.dt), free(c.params), free(M1), free(M2), free(ws.p), free(gs);
     free(dM), free(g1.buf), free(g2.buf);
 }
 
+// A CUDA build's table holds every Mamba-2 op (asked without a device).
+static void test_cuda_table(void) {
+#ifdef KD_HAVE_CUDA
+    const kd_ops *t = kd_ops_cuda_table();
+    int ok = t && kd_ops_supports(t, KD_CAP_MAMBA2);
+    printf("cuda table: mamba2 sub-table %s\n", ok ? "complete" : "INCOMPLETE");
+    CHECK(ok, "the CUDA table lacks Mamba-2 ops");
+#else
+    printf("cuda table: not built (KD_HAVE_CUDA unset), skipped\n");
+#endif
+}
+
 int main(void) {
+    test_cuda_table();
     test_conv(2, 37, 20, 4, 1, 1);
     test_conv(3, 5, 7, 4, 0, 0); // T < ... rows shorter than a few taps, no bias
     test_conv(1, 9, 12, 2, 1, 1);
