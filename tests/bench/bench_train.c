@@ -6,6 +6,12 @@
 // (gradient copy into the shard, gradient norm, AdamW). Prints tokens/s and ms per step
 // split forward / backward / optimizer. Built with the tests, never run by ctest:
 //   OMP_NUM_THREADS=2 ./build/tests/bench_train [--ssm-layers 0,2,4] [--steps 5]
+// `--backend cuda` runs on the CUDA backend (exit 77 when none is usable); the steps are
+// then timed to the device's completion (a 4-byte download after each phase waits for the
+// stream). `--peak-tflops X` is the peak the MFU line divides by (default 67: the fp32
+// non-tensor-core peak of an H100/H200 SXM; kdtrain computes in fp32). MFU counts
+// 6 * (non-embedding parameters + the LM head) per token plus 12 * layers_attn * T * d per
+// token for attention scores, the usual estimate (PaLM appendix B).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,10 +22,37 @@
 #include "runtime/base/rng.h"
 #include "bench_args.h"
 
+// Waits for the backend's queued work (a synchronous 4-byte download).
+static void bench_sync(const kd_ops *ops, const float *p) {
+    float h;
+    ops->mem->download(ops->ctx, &h, p, sizeof h);
+}
+
 int main(int argc, char **argv) {
     bench_args a = bench_args_default(2, 5);
-    if (bench_parse_args(argc, argv, "bench_train", BENCH_FLAG_CHUNK, &a)) return 2;
+    // this bench's own flags (--backend, --peak-tflops); the rest go to bench_parse_args
+    const char *backend = "cpu";
+    double peak_tflops = 67.0;
+    int nargs = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--backend") && i + 1 < argc)
+            backend = argv[++i];
+        else if (!strcmp(argv[i], "--peak-tflops") && i + 1 < argc)
+            peak_tflops = atof(argv[++i]);
+        else
+            argv[nargs++] = argv[i];
+    }
+    if (bench_parse_args(nargs, argv, "bench_train [--backend cpu|cuda] [--peak-tflops X]",
+                         BENCH_FLAG_CHUNK, &a))
+        return 2;
     const kd_ops *ops = kd_ops_cpu();
+    if (!strcmp(backend, "cuda")) {
+        char why[256] = "";
+        if (!(ops = kd_ops_cuda(why, sizeof why)))
+            return printf("bench_train: skipped: %s\n", why), 77;
+    } else if (strcmp(backend, "cpu") != 0) {
+        return fprintf(stderr, "bench_train: --backend: '%s' is not cpu or cuda\n", backend), 2;
+    }
     kd_model_config cfg;
     if (bench_model_config(&a, 1, &cfg)) return 2;
     kd_model *m = NULL;
@@ -59,11 +92,13 @@ int main(int argc, char **argv) {
         loss = kd_model_ce_loss(m, tg, NULL, 1.0f / N, 1) / N;
         double t1 = kd_now();
         kd_model_backward(m);
+        bench_sync(ops, kd_model_grads(m));
         double t2 = kd_now();
         // what the trainer does on one rank: reduce-scatter (a copy), norm, AdamW
         ops->mem->copy(ops->ctx, opt.gshard, kd_model_grads(m), pt->total * sizeof(float));
         double gn2 = kd_optim_shard_sumsq(&opt);
         kd_optim_step(&opt, kd_model_params(m), s, sqrt(gn2)); // clips to spec.grad_clip
+        bench_sync(ops, kd_model_params(m));
         double t3 = kd_now();
         if (s < a.warmup) continue;
         tf += t1 - t0, tb += t2 - t1, to += t3 - t2, t_all += t3 - t0;
@@ -77,6 +112,15 @@ int main(int argc, char **argv) {
            N * a.steps / t_all, N / t_best, a.vocab, a.d_model, a.layers, a.heads, a.kv_heads,
            a.head_dim, a.ffn, T, B, omp ? omp : "default", a.ssm, a.chunk, pt->total / 1e6, a.steps,
            t_all / a.steps * 1e3, tf / a.steps * 1e3, tb / a.steps * 1e3, to / a.steps * 1e3, loss);
+    // MFU: model FLOPs per token / (tokens/s) over the peak
+    int n_ssm = kd_model_n_ssm(&cfg);
+    double n_flop_params = (double)pt->total - (double)a.vocab * a.d_model; // minus embedding
+    double flop_tok = 6.0 * n_flop_params + 12.0 * (a.layers - n_ssm) * (double)T * a.d_model;
+    double tps = N * a.steps / t_all;
+    printf("bench_train: backend %s params %.1fM (%d of %d layers Mamba-2): %.0f tokens/s, "
+           "%.3g model TFLOP/s, MFU %.2f%% of %.0f TFLOP/s\n",
+           ops->name, pt->total / 1e6, n_ssm, a.layers, tps, flop_tok * tps / 1e12,
+           100.0 * flop_tok * tps / (peak_tflops * 1e12), peak_tflops);
     kd_optim_free(&opt);
     kd_model_free(m);
     free(ids), free(tg);
