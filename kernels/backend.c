@@ -26,9 +26,9 @@ static const entry vec_entries[] = {E(kd_vec_ops, add), E(kd_vec_ops, axpy), E(k
 static const entry nn_entries[] = {
     E(kd_nn_ops, embedding_fwd), E(kd_nn_ops, embedding_bwd), E(kd_nn_ops, matmul_fwd),
     E(kd_nn_ops, matmul_bwd),    E(kd_nn_ops, rmsnorm_fwd),   E(kd_nn_ops, rmsnorm_bwd),
-    E(kd_nn_ops, rope_fwd),      E(kd_nn_ops, rope_bwd),      E(kd_nn_ops, attention_fwd),
-    E(kd_nn_ops, attention_bwd), E(kd_nn_ops, swiglu_fwd),    E(kd_nn_ops, swiglu_bwd),
-    E(kd_nn_ops, cross_entropy)};
+    E(kd_nn_ops, rope_fwd),      E(kd_nn_ops, rope_bwd),      E(kd_nn_ops, attention_scratch),
+    E(kd_nn_ops, attention_fwd), E(kd_nn_ops, attention_bwd), E(kd_nn_ops, attention_probs),
+    E(kd_nn_ops, swiglu_fwd),    E(kd_nn_ops, swiglu_bwd),    E(kd_nn_ops, cross_entropy)};
 static const entry losses_entries[] = {
     E(kd_losses_ops, distill_full_scratch), E(kd_losses_ops, distill_full),
     E(kd_losses_ops, distill_topk_scratch), E(kd_losses_ops, distill_topk),

@@ -110,15 +110,25 @@ typedef struct kd_nn_ops {
     void (*rope_bwd)(void *ctx, float *dx, const int32_t *pos, int N, int nrot, int row_stride,
                      int HD, const float *inv_freq);
 
-    // Causal grouped-query softmax attention. qkv is (B,T,(NH+2*NKV)*HD): per token the NH
-    // query heads, then NKV key heads, then NKV value heads; query head h reads kv head
-    // h/(NH/NKV). att (B,NH,T,T) keeps the probabilities for bwd. out is (B,T,NH*HD).
-    // seg (B,T) or NULL: document ids; a query attends only to keys of its own document.
-    void (*attention_fwd)(void *ctx, float *out, float *att, const float *qkv, const int32_t *seg,
-                          int B, int T, int NH, int NKV, int HD);
-    // dqkv is OVERWRITTEN; datt is the caller's scratch of att's size.
-    void (*attention_bwd)(void *ctx, float *dqkv, float *datt, const float *dout, const float *att,
-                          const float *qkv, int B, int T, int NH, int NKV, int HD);
+    // Causal grouped-query softmax attention, memory-lean (online softmax, as in
+    // FlashAttention): nothing of size T*T is kept. qkv is (B,T,(NH+2*NKV)*HD): per token
+    // the NH query heads, then NKV key heads, then NKV value heads; query head h reads kv
+    // head h/(NH/NKV). out is (B,T,NH*HD). lse (B,NH,T) receives each query row's
+    // log-sum-exp of its scaled scores (scores are q.k/sqrt(HD)), all bwd needs besides
+    // qkv and out. seg (B,T) or NULL: document ids; a query attends only to keys of its own
+    // document. attention_scratch sizes the scratch of attention_fwd and attention_bwd.
+    size_t (*attention_scratch)(void *ctx, int B, int T, int NH, int HD);
+    void (*attention_fwd)(void *ctx, float *out, float *lse, const float *qkv, const int32_t *seg,
+                          int B, int T, int NH, int NKV, int HD, kd_scratch ws);
+    // Recomputes the probabilities tile by tile from qkv and lse; dqkv is OVERWRITTEN.
+    void (*attention_bwd)(void *ctx, float *dqkv, const float *dout, const float *out,
+                          const float *lse, const float *qkv, const int32_t *seg, int B, int T,
+                          int NH, int NKV, int HD, kd_scratch ws);
+    // The probabilities themselves, P (B,NH,T,T) = exp(scores - lse) below the diagonal and
+    // in the same document, 0 elsewhere, from a forward's qkv and lse (MOHAWK's matrix
+    // alignment compares them with the Mamba-2 mixing matrix; training never needs them).
+    void (*attention_probs)(void *ctx, float *P, const float *qkv, const float *lse,
+                            const int32_t *seg, int B, int T, int NH, int NKV, int HD);
 
     // SwiGLU: gu (N,2F) holds gate in columns [0,F) and up in [F,2F): out (N,F) =
     // silu(gate)*up. bwd OVERWRITES dgu (N,2F).
@@ -240,6 +250,28 @@ typedef struct kd_decode_ops {
                         const float *D, const kd_mamba2_dims *d, int B, kd_scratch ws);
 } kd_decode_ops;
 
+// ============================================================================ collectives
+// Optional: sums and gathers of backend memory between the ranks of a data-parallel world,
+// for a backend whose memory MPI cannot read (CUDA: NCCL). NULL means the caller moves
+// backend memory through the host and MPI (the CPU backend's memory is host memory). Not a
+// capability: kd_ops_missing does not count it. Bootstrap: rank 0 calls make_id, the id
+// (id_bytes) reaches every rank (MPI_Bcast), every rank calls init with it. Shards are
+// given as counts/displs per rank (floats), uneven sizes allowed. Both collectives are
+// complete on return (the next op may read their output).
+typedef struct kd_coll_ops {
+    size_t id_bytes;
+    int (*make_id)(void *ctx, void *id, char *why, size_t why_len); // 0 on success
+    // A communicator of `world` ranks, or NULL with the reason in why.
+    void *(*init)(void *ctx, const void *id, int rank, int world, char *why, size_t why_len);
+    void (*fini)(void *ctx, void *comm);
+    // shard (counts[rank]) = sum over ranks of their full[displs[rank], +counts[rank]).
+    void (*reduce_scatter)(void *ctx, void *comm, const float *full, float *shard,
+                           const size_t *counts, const size_t *displs);
+    // Every rank's range [displs[r], +counts[r]) of buf, from rank r, into every rank's buf.
+    void (*allgather)(void *ctx, void *comm, float *buf, const size_t *counts,
+                      const size_t *displs);
+} kd_coll_ops;
+
 // ============================================================================ the backend
 typedef struct kd_ops {
     const char *name; // "cpu", "cuda"
@@ -251,6 +283,7 @@ typedef struct kd_ops {
     const kd_optim_ops *optim;
     const kd_mamba2_ops *mamba2; // NULL: no Mamba-2 kernels
     const kd_decode_ops *decode; // NULL: no decoding kernels
+    const kd_coll_ops *coll;     // NULL: collectives go through the host (MPI)
 } kd_ops;
 
 // One capability per sub-table; the first five are required of every backend.

@@ -50,10 +50,14 @@ void kd_cpu_matmul_bwd(void *ctx, float *dinp, float *dw, const float *dout, con
                        const float *w, int N, int C, int OC);
 
 // attention.c
-void kd_cpu_attention_fwd(void *ctx, float *out, float *att, const float *qkv, const int32_t *seg,
-                          int B, int T, int NH, int NKV, int HD);
-void kd_cpu_attention_bwd(void *ctx, float *dqkv, float *datt, const float *dout, const float *att,
-                          const float *qkv, int B, int T, int NH, int NKV, int HD);
+size_t kd_cpu_attention_scratch(void *ctx, int B, int T, int NH, int HD);
+void kd_cpu_attention_fwd(void *ctx, float *out, float *lse, const float *qkv, const int32_t *seg,
+                          int B, int T, int NH, int NKV, int HD, kd_scratch ws);
+void kd_cpu_attention_bwd(void *ctx, float *dqkv, const float *dout, const float *out,
+                          const float *lse, const float *qkv, const int32_t *seg, int B, int T,
+                          int NH, int NKV, int HD, kd_scratch ws);
+void kd_cpu_attention_probs(void *ctx, float *P, const float *qkv, const float *lse,
+                            const int32_t *seg, int B, int T, int NH, int NKV, int HD);
 
 // attention_decode.c
 size_t kd_cpu_attention_decode_scratch(void *ctx, int B, int Tmax, int NH);

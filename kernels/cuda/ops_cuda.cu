@@ -1,10 +1,12 @@
 // ops_cuda.cu: the first CUDA backend. Its kd_ops has the sub-tables memory (cudaMalloc,
 // cudaMemcpy), vector arithmetic, nn (matmul through cuBLAS, row-major via the
 // transposition trick: a row-major (M,N) matrix is a column-major (N,M) one; simple,
-// correct kernels for everything else: one thread or one block per row, no tiling yet),
-// losses (kernels/cuda/losses.cu) and optim; no mamba2 or decode kernels yet (NULL). Every
+// correct kernels for everything else: one thread or one block per row, no tiling yet;
+// attention is memory-lean, its per-thread bodies in kernels/attention_grid.h),
+// losses (kernels/cuda/losses.cu), optim, mamba2 (mamba2*.cu) and decode (decode.cu). Every
 // op is asynchronous on the default stream except the copies to and from the host and
-// sumsq. The backend's state (cuBLAS handle, sumsq's device double) is its ctx.
+// sumsq. The backend's state (cuBLAS handle, sumsq's partial sums) is its ctx. No kernel
+// uses float atomics: every result is the same on every run.
 // kd_cuda_ops_probe() is the only entry point (called by kernels/backend.c).
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 
 extern "C" {
+#include "kernels/attention_grid.h"
 #include "kernels/math.h"
 #include "kernels/ops.h"
 }
@@ -39,7 +42,7 @@ static void cuda_die(const char *file, int line, const char *what, const char *w
 // The backend's state, handed to every op as ctx.
 typedef struct kd_cuda_ctx {
     cublasHandle_t blas;
-    double *dsum; // one double on the device, for sumsq
+    double *dsum; // (KD_CUDA_MAX_GRID) per-block partial sums of sumsq, on the device
 } kd_cuda_ctx;
 
 static kd_cuda_ctx *cuda_ctx(void *ctx) {
@@ -109,18 +112,21 @@ __global__ void k_scale(float *x, float s, size_t n) {
          i += (size_t)gridDim.x * blockDim.x)
         x[i] *= s;
 }
-__global__ void k_sumsq(double *acc, const float *x, size_t n) {
+// Block b's partial sum into part[b]; the host adds the partials in block order, so the
+// result does not depend on which block finished first (no atomics).
+__global__ void k_sumsq(double *part, const float *x, size_t n) {
     double s = 0.0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
         s += (double)x[i] * x[i];
     s = block_sum(s);
-    if (threadIdx.x == 0) atomicAdd(acc, s);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
 }
 
+#define KD_CUDA_MAX_GRID 4096 // blocks of a grid-stride kernel
 static unsigned grid_for(size_t n) {
     unsigned g = nblocks(n);
-    return g < 1 ? 1 : (g > 4096 ? 4096 : g);
+    return g < 1 ? 1 : (g > KD_CUDA_MAX_GRID ? KD_CUDA_MAX_GRID : g);
 }
 static void cu_add(void *ctx, float *out, const float *a, const float *b, size_t n) {
     (void)ctx;
@@ -135,10 +141,13 @@ static void cu_scale(void *ctx, float *x, float s, size_t n) {
     if (n) k_scale<<<grid_for(n), TPB>>>(x, s, n);
 }
 static double cu_sumsq(void *ctx, const float *x, size_t n) {
+    if (!n) return 0.0;
+    static double part[KD_CUDA_MAX_GRID];
+    unsigned g = grid_for(n);
+    k_sumsq<<<g, TPB>>>(cuda_ctx(ctx)->dsum, x, n);
+    CUDA_CHECK(cudaMemcpy(part, cuda_ctx(ctx)->dsum, sizeof(double) * g, cudaMemcpyDeviceToHost));
     double h = 0.0;
-    CUDA_CHECK(cudaMemsetAsync(cuda_ctx(ctx)->dsum, 0, sizeof(double), 0));
-    if (n) k_sumsq<<<grid_for(n), TPB>>>(cuda_ctx(ctx)->dsum, x, n);
-    CUDA_CHECK(cudaMemcpy(&h, cuda_ctx(ctx)->dsum, sizeof(double), cudaMemcpyDeviceToHost));
+    for (unsigned b = 0; b < g; b++) h += part[b];
     return h;
 }
 
@@ -150,11 +159,13 @@ __global__ void k_embedding_fwd(float *out, const int32_t *ids, const float *wte
     size_t n = i / C, c = i % C;
     out[i] = wte[(size_t)ids[n] * C + c];
 }
+// One thread per column c, over the rows in order: a repeated id's gradients are summed
+// in the same order on every run (atomics would not be), so a resumed run stays bitwise
+// equal to an uninterrupted one. Neighbouring threads touch neighbouring columns.
 __global__ void k_embedding_bwd(float *dwte, const float *dout, const int32_t *ids, int N, int C) {
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i >= (size_t)N * C) return;
-    size_t n = i / C, c = i % C;
-    atomicAdd(&dwte[(size_t)ids[n] * C + c], dout[i]);
+    size_t c = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (c >= (size_t)C) return;
+    for (int n = 0; n < N; n++) dwte[(size_t)ids[n] * C + c] += dout[(size_t)n * C + c];
 }
 static void cu_embedding_fwd(void *ctx, float *out, const int32_t *ids, const float *wte, int N,
                              int C) {
@@ -166,7 +177,7 @@ static void cu_embedding_bwd(void *ctx, float *dwte, const float *dout, const in
                              int C) {
     (void)ctx;
     size_t n = (size_t)N * C;
-    if (n) k_embedding_bwd<<<nblocks(n), TPB>>>(dwte, dout, ids, N, C);
+    if (n) k_embedding_bwd<<<nblocks((size_t)C), TPB>>>(dwte, dout, ids, N, C);
 }
 
 // ============================================================================ matmul (cuBLAS)
@@ -271,112 +282,66 @@ static void cu_rope_bwd(void *ctx, float *dx, const int32_t *pos, int N, int nro
 }
 
 // ============================================================================ attention
+// Memory-lean attention: the bodies (one query row, one key row or one probability per
+// thread) are in kernels/attention_grid.h, shared with the CPU tests.
 
-// One thread per query row (b,h,i): scores into att, softmax in place, out = P V.
-__global__ void k_attention_fwd(float *out, float *att, const float *qkv, const int32_t *seg, int B,
-                                int T, int NH, int NKV, int HD) {
+__global__ void k_attention_fwd(float *out, float *lse, const float *qkv, const int32_t *seg,
+                                kd_attg_dims d, size_t n) {
     size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (t >= (size_t)B * NH * T) return;
-    int i = (int)(t % T), h = (int)((t / T) % NH), b = (int)(t / ((size_t)T * NH));
-    int R = (NH + 2 * NKV) * HD, G = NH / NKV;
-    const float *base = qkv + (size_t)b * T * R;
-    const float *q = base + (size_t)i * R + (size_t)h * HD;
-    float *p = att + (((size_t)b * NH + h) * T + i) * T;
-    const int32_t *sg = seg ? seg + (size_t)b * T : NULL;
-    float scale = 1.0f / sqrtf((float)HD), mx = -INFINITY;
-    for (int j = 0; j <= i; j++) {
-        if (sg && sg[j] != sg[i]) continue;
-        const float *k = base + (size_t)j * R + (size_t)(NH + h / G) * HD;
-        float d = 0.0f;
-        for (int e = 0; e < HD; e++) d += q[e] * k[e];
-        p[j] = d * scale;
-        mx = fmaxf(mx, p[j]);
-    }
-    float sum = 0.0f;
-    for (int j = 0; j <= i; j++) {
-        float v = (sg && sg[j] != sg[i]) ? 0.0f : expf(p[j] - mx);
-        p[j] = v;
-        sum += v;
-    }
-    for (int j = 0; j <= i; j++) p[j] /= sum;
-    for (int j = i + 1; j < T; j++) p[j] = 0.0f;
-    float *o = out + ((size_t)b * T + i) * NH * HD + (size_t)h * HD;
-    for (int e = 0; e < HD; e++) {
-        float acc = 0.0f;
-        for (int j = 0; j <= i; j++)
-            acc += p[j] * base[(size_t)j * R + (size_t)(NH + NKV + h / G) * HD + e];
-        o[e] = acc;
-    }
+    if (t < n) kd_attg_fwd_row(t, out, lse, qkv, seg, d);
 }
-// Thread per (b,h,i): dS row into datt, dQ row (overwrites).
-__global__ void k_attention_bwd_q(float *dqkv, float *datt, const float *dout, const float *att,
-                                  const float *qkv, int B, int T, int NH, int NKV, int HD) {
+__global__ void k_attention_bwd_D(float *D, const float *dout, const float *out, kd_attg_dims d,
+                                  size_t n) {
     size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (t >= (size_t)B * NH * T) return;
-    int i = (int)(t % T), h = (int)((t / T) % NH), b = (int)(t / ((size_t)T * NH));
-    int R = (NH + 2 * NKV) * HD, G = NH / NKV;
-    const float *base = qkv + (size_t)b * T * R;
-    const float *p = att + (((size_t)b * NH + h) * T + i) * T;
-    float *d = datt + (((size_t)b * NH + h) * T + i) * T;
-    const float *dO = dout + ((size_t)b * T + i) * NH * HD + (size_t)h * HD;
-    float scale = 1.0f / sqrtf((float)HD), dot = 0.0f;
-    for (int j = 0; j <= i; j++) {
-        const float *v = base + (size_t)j * R + (size_t)(NH + NKV + h / G) * HD;
-        float s = 0.0f;
-        for (int e = 0; e < HD; e++) s += dO[e] * v[e];
-        d[j] = s;
-        dot += p[j] * s;
-    }
-    for (int j = 0; j <= i; j++) d[j] = scale * p[j] * (d[j] - dot);
-    for (int j = i + 1; j < T; j++) d[j] = 0.0f;
-    float *dq = dqkv + (size_t)b * T * R + (size_t)i * R + (size_t)h * HD;
-    for (int e = 0; e < HD; e++) {
-        float acc = 0.0f;
-        for (int j = 0; j <= i; j++)
-            acc += d[j] * base[(size_t)j * R + (size_t)(NH + h / G) * HD + e];
-        dq[e] = acc;
-    }
+    if (t < n) kd_attg_bwd_D(t, D, dout, out, d);
 }
-// Thread per (b,g,j): dK_j = sum_h sum_i dS[i,j] q_i ; dV_j = sum_h sum_i P[i,j] dO_i (overwrite).
-__global__ void k_attention_bwd_kv(float *dqkv, const float *datt, const float *dout,
-                                   const float *att, const float *qkv, int B, int T, int NH,
-                                   int NKV, int HD) {
+__global__ void k_attention_bwd_q(float *dqkv, const float *dout, const float *lse, const float *D,
+                                  const float *qkv, const int32_t *seg, kd_attg_dims d, size_t n) {
     size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (t >= (size_t)B * NKV * T) return;
-    int j = (int)(t % T), g = (int)((t / T) % NKV), b = (int)(t / ((size_t)T * NKV));
-    int R = (NH + 2 * NKV) * HD, G = NH / NKV;
-    const float *base = qkv + (size_t)b * T * R;
-    float *dk = dqkv + (size_t)b * T * R + (size_t)j * R + (size_t)(NH + g) * HD;
-    float *dv = dqkv + (size_t)b * T * R + (size_t)j * R + (size_t)(NH + NKV + g) * HD;
-    for (int e = 0; e < HD; e++) {
-        float ak = 0.0f, av = 0.0f;
-        for (int h = g * G; h < (g + 1) * G; h++) {
-            const float *P = att + ((size_t)b * NH + h) * T * T,
-                        *dS = datt + ((size_t)b * NH + h) * T * T;
-            for (int i = j; i < T; i++) {
-                ak += dS[(size_t)i * T + j] * base[(size_t)i * R + (size_t)h * HD + e];
-                av +=
-                    P[(size_t)i * T + j] * dout[((size_t)b * T + i) * NH * HD + (size_t)h * HD + e];
-            }
-        }
-        dk[e] = ak;
-        dv[e] = av;
-    }
+    if (t < n) kd_attg_bwd_q_row(t, dqkv, dout, lse, D, qkv, seg, d);
 }
-static void cu_attention_fwd(void *ctx, float *out, float *att, const float *qkv,
-                             const int32_t *seg, int B, int T, int NH, int NKV, int HD) {
-    (void)ctx;
+__global__ void k_attention_bwd_kv(float *dqkv, const float *dout, const float *lse,
+                                   const float *D, const float *qkv, const int32_t *seg,
+                                   kd_attg_dims d, size_t n) {
+    size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (t < n) kd_attg_bwd_kv_row(t, dqkv, dout, lse, D, qkv, seg, d);
+}
+__global__ void k_attention_probs(float *P, const float *qkv, const float *lse, const int32_t *seg,
+                                  kd_attg_dims d, size_t n) {
+    size_t t = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (t < n) kd_attg_probs_elem(t, P, qkv, lse, seg, d);
+}
+// Scratch: D (B,NH,T) of the backward.
+static size_t cu_attention_scratch(void *ctx, int B, int T, int NH, int HD) {
+    (void)ctx, (void)HD;
+    return sizeof(float) * (size_t)B * NH * T;
+}
+static void cu_attention_fwd(void *ctx, float *out, float *lse, const float *qkv,
+                             const int32_t *seg, int B, int T, int NH, int NKV, int HD,
+                             kd_scratch ws) {
+    (void)ctx, (void)ws;
+    kd_attg_dims d = {B, T, NH, NKV, HD};
     size_t n = (size_t)B * NH * T;
-    if (n) k_attention_fwd<<<nblocks(n), TPB>>>(out, att, qkv, seg, B, T, NH, NKV, HD);
+    if (n) k_attention_fwd<<<nblocks(n), TPB>>>(out, lse, qkv, seg, d, n);
 }
-static void cu_attention_bwd(void *ctx, float *dqkv, float *datt, const float *dout,
-                             const float *att, const float *qkv, int B, int T, int NH, int NKV,
-                             int HD) {
+static void cu_attention_bwd(void *ctx, float *dqkv, const float *dout, const float *out,
+                             const float *lse, const float *qkv, const int32_t *seg, int B, int T,
+                             int NH, int NKV, int HD, kd_scratch ws) {
     (void)ctx;
+    kd_attg_dims d = {B, T, NH, NKV, HD};
     size_t nq = (size_t)B * NH * T, nkv = (size_t)B * NKV * T;
     if (!nq) return;
-    k_attention_bwd_q<<<nblocks(nq), TPB>>>(dqkv, datt, dout, att, qkv, B, T, NH, NKV, HD);
-    k_attention_bwd_kv<<<nblocks(nkv), TPB>>>(dqkv, datt, dout, att, qkv, B, T, NH, NKV, HD);
+    float *D = (float *)ws.p; // (B,NH,T)
+    k_attention_bwd_D<<<nblocks(nq), TPB>>>(D, dout, out, d, nq);
+    k_attention_bwd_q<<<nblocks(nq), TPB>>>(dqkv, dout, lse, D, qkv, seg, d, nq);
+    k_attention_bwd_kv<<<nblocks(nkv), TPB>>>(dqkv, dout, lse, D, qkv, seg, d, nkv);
+}
+static void cu_attention_probs(void *ctx, float *P, const float *qkv, const float *lse,
+                               const int32_t *seg, int B, int T, int NH, int NKV, int HD) {
+    (void)ctx;
+    kd_attg_dims d = {B, T, NH, NKV, HD};
+    size_t n = (size_t)B * NH * T * T;
+    if (n) k_attention_probs<<<nblocks(n), TPB>>>(P, qkv, lse, seg, d, n);
 }
 
 // ============================================================================ SwiGLU
@@ -465,6 +430,7 @@ static void cu_adamw(void *ctx, float *p, const float *g, float *m, float *v, si
 extern "C" const kd_losses_ops *kd_cuda_losses(void); // kernels/cuda/losses.cu
 extern "C" const kd_mamba2_ops *kd_cuda_mamba2(void); // kernels/cuda/mamba2.cu
 extern "C" const kd_decode_ops *kd_cuda_decode(void); // kernels/cuda/decode.cu
+extern "C" const kd_coll_ops *kd_cuda_coll(void);     // kernels/cuda/nccl.cu
 
 static kd_cuda_ctx g_ctx;
 static kd_mem_ops g_mem;
@@ -484,7 +450,9 @@ static void fill_tables(void) {
     g_nn.matmul_fwd = cu_matmul_fwd, g_nn.matmul_bwd = cu_matmul_bwd;
     g_nn.rmsnorm_fwd = cu_rmsnorm_fwd, g_nn.rmsnorm_bwd = cu_rmsnorm_bwd;
     g_nn.rope_fwd = cu_rope_fwd, g_nn.rope_bwd = cu_rope_bwd;
+    g_nn.attention_scratch = cu_attention_scratch;
     g_nn.attention_fwd = cu_attention_fwd, g_nn.attention_bwd = cu_attention_bwd;
+    g_nn.attention_probs = cu_attention_probs;
     g_nn.swiglu_fwd = cu_swiglu_fwd, g_nn.swiglu_bwd = cu_swiglu_bwd;
     g_nn.cross_entropy = cu_cross_entropy;
     g_optim.adamw = cu_adamw;
@@ -493,6 +461,7 @@ static void fill_tables(void) {
     g_table.mem = &g_mem, g_table.vec = &g_vec, g_table.nn = &g_nn;
     g_table.losses = kd_cuda_losses(), g_table.optim = &g_optim;
     g_table.mamba2 = kd_cuda_mamba2(), g_table.decode = kd_cuda_decode();
+    g_table.coll = kd_cuda_coll();
 }
 
 // The table without a device (its ctx is not initialised): for asking what it holds
@@ -517,9 +486,9 @@ extern "C" const kd_ops *kd_cuda_ops_probe(char *why, size_t why_len) {
         if (why && why_len) snprintf(why, why_len, "CUDA device found but cublasCreate failed");
         return NULL;
     }
-    if (cudaMalloc((void **)&g_ctx.dsum, sizeof(double)) != cudaSuccess) {
+    if (cudaMalloc((void **)&g_ctx.dsum, sizeof(double) * KD_CUDA_MAX_GRID) != cudaSuccess) {
         if (why && why_len)
-            snprintf(why, why_len, "CUDA device found but a 8-byte cudaMalloc failed");
+            snprintf(why, why_len, "CUDA device found but a 32 KiB cudaMalloc failed");
         cublasDestroy(g_ctx.blas);
         return NULL;
     }

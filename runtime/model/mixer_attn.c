@@ -16,40 +16,59 @@ static size_t kv_width(const kd_attn_dims *d) {
 
 size_t kd_attn_act_floats(const kd_attn_dims *d, int B, int T) {
     size_t N = (size_t)B * T;
-    return N * qkv_width(d) + (size_t)B * d->NH * T * T + N * d->NH * d->HD;
+    return N * qkv_width(d) + (size_t)B * d->NH * T + N * d->NH * d->HD;
 }
 
 void kd_attn_acts_bind(kd_attn_acts *a, float *base, const kd_attn_dims *d, int B, int T) {
     size_t N = (size_t)B * T;
     a->qkv = base;
-    a->att = a->qkv + N * qkv_width(d);
-    a->y = a->att + (size_t)B * d->NH * T * T;
+    a->lse = a->qkv + N * qkv_width(d);
+    a->y = a->lse + (size_t)B * d->NH * T;
+}
+
+size_t kd_attn_bwd_floats(const kd_attn_dims *d, int B, int T) {
+    return (size_t)B * T * (qkv_width(d) + (size_t)d->NH * d->HD);
+}
+
+void kd_attn_grads_bind(kd_attn_grads *s, float *base, const kd_attn_dims *d, int B, int T) {
+    s->dqkv = base;
+    s->dy = base + (size_t)B * T * qkv_width(d);
+}
+
+size_t kd_attn_scratch_bytes(const kd_ops *ops, const kd_attn_dims *d, int B, int T) {
+    return ops->nn->attention_scratch(ops->ctx, B, T, d->NH, d->HD);
 }
 
 // ---------------------------------------------------------------------------- training
 
 void kd_attn_forward(const kd_ops *ops, const kd_attn_dims *d, const kd_attn_params *p,
-                     kd_attn_acts *a, float *out, const float *inp, const int32_t *pos,
-                     const int32_t *seg, int B, int T) {
+                     kd_attn_acts *a, kd_scratch ws, float *out, const float *inp,
+                     const int32_t *pos, const int32_t *seg, int B, int T) {
     const kd_nn_ops *nn = ops->nn;
     int N = B * T, W = (int)qkv_width(d);
     nn->matmul_fwd(ops->ctx, a->qkv, inp, p->wqkv, N, d->C, W);                      // (N, W)
     nn->rope_fwd(ops->ctx, a->qkv, pos, N, d->NH + d->NKV, W, d->HD, d->inv_freq); // q, k
-    nn->attention_fwd(ops->ctx, a->y, a->att, a->qkv, seg, B, T, d->NH, d->NKV, d->HD);
+    nn->attention_fwd(ops->ctx, a->y, a->lse, a->qkv, seg, B, T, d->NH, d->NKV, d->HD, ws);
     nn->matmul_fwd(ops->ctx, out, a->y, p->wo, N, d->NH * d->HD, d->C);
 }
 
 void kd_attn_backward(const kd_ops *ops, const kd_attn_dims *d, const kd_attn_params *p,
-                      const kd_attn_params *g, const kd_attn_acts *a, kd_attn_acts *s, float *dinp,
-                      const float *dout, const float *inp, const int32_t *pos, int B, int T) {
+                      const kd_attn_params *g, const kd_attn_acts *a, kd_attn_grads *s,
+                      kd_scratch ws, float *dinp, const float *dout, const float *inp,
+                      const int32_t *pos, const int32_t *seg, int B, int T) {
     const kd_nn_ops *nn = ops->nn;
     int N = B * T, W = (int)qkv_width(d), Y = d->NH * d->HD;
-    float *dqkv = s->qkv, *datt = s->att, *dy = s->y;
-    ops->mem->zero(ops->ctx, dy, (size_t)N * Y * sizeof(float));
-    nn->matmul_bwd(ops->ctx, dy, g ? g->wo : NULL, dout, a->y, p->wo, N, Y, d->C);
-    nn->attention_bwd(ops->ctx, dqkv, datt, dy, a->att, a->qkv, B, T, d->NH, d->NKV, d->HD);
-    nn->rope_bwd(ops->ctx, dqkv, pos, N, d->NH + d->NKV, W, d->HD, d->inv_freq);
-    nn->matmul_bwd(ops->ctx, dinp, g ? g->wqkv : NULL, dqkv, inp, p->wqkv, N, d->C, W);
+    ops->mem->zero(ops->ctx, s->dy, (size_t)N * Y * sizeof(float));
+    nn->matmul_bwd(ops->ctx, s->dy, g ? g->wo : NULL, dout, a->y, p->wo, N, Y, d->C);
+    nn->attention_bwd(ops->ctx, s->dqkv, s->dy, a->y, a->lse, a->qkv, seg, B, T, d->NH, d->NKV,
+                      d->HD, ws);
+    nn->rope_bwd(ops->ctx, s->dqkv, pos, N, d->NH + d->NKV, W, d->HD, d->inv_freq);
+    nn->matmul_bwd(ops->ctx, dinp, g ? g->wqkv : NULL, s->dqkv, inp, p->wqkv, N, d->C, W);
+}
+
+void kd_attn_probs(const kd_ops *ops, const kd_attn_dims *d, const kd_attn_acts *a, float *P,
+                   const int32_t *seg, int B, int T) {
+    ops->nn->attention_probs(ops->ctx, P, a->qkv, a->lse, seg, B, T, d->NH, d->NKV, d->HD);
 }
 
 // ---------------------------------------------------------------------------- decoding
@@ -69,15 +88,17 @@ size_t kd_attn_work_floats(const kd_attn_dims *d, int B, int T) {
 }
 
 size_t kd_attn_step_scratch_bytes(const kd_ops *ops, const kd_attn_dims *d, int B, int len) {
-    return ops->decode->attention_scratch(ops->ctx, B, len, d->NH);
+    size_t step = ops->decode->attention_scratch(ops->ctx, B, len, d->NH),
+           prefill = kd_attn_scratch_bytes(ops, d, 1, len);
+    return step > prefill ? step : prefill;
 }
 
 void kd_attn_prefill(const kd_ops *ops, const kd_attn_dims *d, const kd_attn_params *p, float *work,
-                     kd_attn_cache *c, int slot, float *out, const float *inp, const int32_t *pos,
-                     int B, int T) {
+                     kd_scratch ws, kd_attn_cache *c, int slot, float *out, const float *inp,
+                     const int32_t *pos, int B, int T) {
     kd_attn_acts a;
     kd_attn_acts_bind(&a, work, d, B, T);
-    kd_attn_forward(ops, d, p, &a, out, inp, pos, NULL, B, T);
+    kd_attn_forward(ops, d, p, &a, ws, out, inp, pos, NULL, B, T);
     // keys (after RoPE) and values of every prompt token into its slot
     const size_t W = qkv_width(d), S = kv_width(d);
     for (int b = 0; b < B; b++) {
@@ -111,9 +132,12 @@ static size_t vt_act_floats(const void *cfg, int B, int T) {
     return kd_attn_act_floats(cfg, B, T);
 }
 
+static size_t vt_bwd_floats(const void *cfg, int B, int T) {
+    return kd_attn_bwd_floats(cfg, B, T);
+}
+
 static size_t vt_scratch_bytes(const kd_ops *ops, const void *cfg, int B, int T) {
-    (void)ops, (void)cfg, (void)B, (void)T;
-    return 0; // attention_fwd/bwd work in acts and the backward scratch
+    return kd_attn_scratch_bytes(ops, cfg, B, T);
 }
 
 static size_t vt_cache_floats(const void *cfg, int slots, int len) {
@@ -134,23 +158,24 @@ static void vt_forward(const kd_mixer *x, const kd_mixer_mem *mem, float *out, c
                        const int32_t *pos, const int32_t *seg, int B, int T) {
     kd_attn_acts a;
     kd_attn_acts_bind(&a, mem->acts, x->cfg, B, T);
-    kd_attn_forward(x->ops, x->cfg, x->p, &a, out, inp, pos, seg, B, T);
+    kd_attn_forward(x->ops, x->cfg, x->p, &a, mem->ws, out, inp, pos, seg, B, T);
 }
 
 static void vt_backward(const kd_mixer *x, const kd_mixer_mem *mem, float *dinp, const float *dout,
                         const float *inp, const int32_t *pos, const int32_t *seg, int B, int T) {
-    (void)seg; // the saved probabilities already hold the document mask
-    kd_attn_acts a, s;
+    kd_attn_acts a;
+    kd_attn_grads s;
     kd_attn_acts_bind(&a, mem->acts, x->cfg, B, T);
-    kd_attn_acts_bind(&s, mem->bwd, x->cfg, B, T);
-    kd_attn_backward(x->ops, x->cfg, x->p, x->g, &a, &s, dinp, dout, inp, pos, B, T);
+    kd_attn_grads_bind(&s, mem->bwd, x->cfg, B, T);
+    kd_attn_backward(x->ops, x->cfg, x->p, x->g, &a, &s, mem->ws, dinp, dout, inp, pos, seg, B,
+                     T);
 }
 
 static void vt_prefill(const kd_mixer *x, const kd_mixer_dec *dec, int slot, float *out,
                        const float *inp, const int32_t *pos, int T) {
     kd_attn_cache c;
     kd_attn_cache_bind(&c, dec->cache, x->cfg, dec->slots, dec->len);
-    kd_attn_prefill(x->ops, x->cfg, x->p, dec->work, &c, slot, out, inp, pos, 1, T);
+    kd_attn_prefill(x->ops, x->cfg, x->p, dec->work, dec->ws, &c, slot, out, inp, pos, 1, T);
 }
 
 static void vt_step(const kd_mixer *x, const kd_mixer_dec *dec, float *out, const float *inp,
@@ -176,7 +201,7 @@ const kd_mixer_vt kd_attn_mixer = {
     .name = "attn",
     .cap = KD_CAP_NN,
     .act_floats = vt_act_floats,
-    .bwd_floats = vt_act_floats, // the backward scratch has the shapes of the activations
+    .bwd_floats = vt_bwd_floats,
     .scratch_bytes = vt_scratch_bytes,
     .cache_floats = vt_cache_floats,
     .work_floats = vt_work_floats,

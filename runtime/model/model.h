@@ -90,7 +90,9 @@ const float *kd_model_dembed(const kd_model *m);
 
 // Per-layer views of the last forward (backend memory, valid until the next forward):
 // the mixer's input (after input_layernorm) and output (before the residual add), both
-// (B,T,C), and for attention layers the softmax probabilities (B,NH,T,T) (NULL otherwise).
+// (B,T,C).
 const float *kd_model_mixer_input(const kd_model *m, int layer);
 const float *kd_model_mixer_output(const kd_model *m, int layer);
-const float *kd_model_attn_probs(const kd_model *m, int layer);
+// For an attention layer, its softmax probabilities in the last forward, recomputed into
+// P (backend (B,NH,T,T): the forward keeps none), and 1; 0 for another mixer.
+int kd_model_attn_probs(const kd_model *m, int layer, float *P);

@@ -12,9 +12,9 @@
 struct kd_align_ws {
     const kd_ops *ops;
     size_t cap; // floats in mem
-    float *mem; // backend: acts | out (N,C) | dinp (N,C) | M (B,H,T,T)
+    float *mem; // backend: acts | out (N,C) | dinp (N,C) | M (B,H,T,T) | A (B,H,T,T)
     kd_mamba2_acts acts;
-    float *out, *dinp, *M;
+    float *out, *dinp, *M, *A;
     float *host; // host (N,C) for the per-token norms
     size_t host_cap;
     kd_scratch kws; // kernel scratch of the layer (and matrix) ops, kws.bytes its capacity
@@ -39,7 +39,7 @@ static void ws_prepare(kd_align_ws *ws, const kd_model *s, int B, int T, int wit
     size_t N = (size_t)B * T, C = (size_t)s->cfg.d_model;
     size_t na = kd_mamba2_acts_floats(&s->mcfg, B, T);
     size_t nm = with_matrix ? (size_t)B * s->cfg.n_heads * T * T : 0;
-    size_t need = na + 2 * N * C + nm;
+    size_t need = na + 2 * N * C + 2 * nm;
     if (need > ws->cap) {
         if (ws->mem) ws->ops->mem->free(ws->ops->ctx, ws->mem);
         ws->mem = ws->ops->mem->alloc(ws->ops->ctx, need * sizeof(float));
@@ -58,6 +58,7 @@ static void ws_prepare(kd_align_ws *ws, const kd_model *s, int B, int T, int wit
     ws->out = ws->mem + na;
     ws->dinp = ws->out + N * C;
     ws->M = with_matrix ? ws->dinp + N * C : NULL;
+    ws->A = with_matrix ? ws->M + nm : NULL;
 }
 
 int kd_model_align_check(const kd_model *s, const kd_model *t, int layer, kd_error *err) {
@@ -106,7 +107,8 @@ double kd_model_align_matrix(kd_model *s, const kd_model *t, int l, const float 
     size_t TT = (size_t)T * T, n = (size_t)B * H * TT;
     // M (B,H,T,T) <- M - A: both are causal (zero above the diagonal and across documents)
     kd_mamba2_matrix(o, &s->mcfg, &s->mp[l], &ws->acts, ws->kws, ws->M, seg, B, T);
-    o->vec->axpy(o->ctx, ws->M, -1.0f, kd_model_attn_probs(t, l), n);
+    KD_ASSERT(kd_model_attn_probs(t, l, ws->A)); // kd_model_align_check: attention
+    o->vec->axpy(o->ctx, ws->M, -1.0f, ws->A, n);
     double loss = 0;
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < H; h++) {

@@ -268,9 +268,10 @@ const float *kd_model_mixer_input(const kd_model *m, int layer) {
 const float *kd_model_mixer_output(const kd_model *m, int layer) {
     return m->la[layer].b.mix;
 }
-const float *kd_model_attn_probs(const kd_model *m, int layer) {
-    if (m->cfg.mixer[layer] != KD_MIXER_ATTN) return NULL;
+int kd_model_attn_probs(const kd_model *m, int layer, float *P) {
+    if (m->cfg.mixer[layer] != KD_MIXER_ATTN) return 0;
     kd_attn_acts a;
     kd_attn_acts_bind(&a, m->la[layer].mixer, &m->ad, m->B, m->T);
-    return a.att;
+    kd_attn_probs(m->ops, &m->ad, &a, P, m->has_seg ? m->seg : NULL, m->B, m->T);
+    return 1;
 }

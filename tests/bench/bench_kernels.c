@@ -38,25 +38,27 @@ static void bench_matmul(const kd_ops *ops, const char *name, int N, int C, int 
 
 static void bench_attention(const kd_ops *ops, int B, int T, int NH, int NKV, int HD, int reps) {
     size_t nqkv = (size_t)B * T * (NH + 2 * NKV) * HD, nout = (size_t)B * T * NH * HD;
-    size_t natt = (size_t)B * NH * T * T;
-    float *qkv = randt(ops, nqkv), *out = randt(ops, nout), *att = randt(ops, natt);
-    float *datt = randt(ops, natt), *dqkv = randt(ops, nqkv);
-    ops->nn->attention_fwd(ops->ctx, out, att, qkv, NULL, B, T, NH, NKV, HD);
+    size_t nlse = (size_t)B * NH * T;
+    float *qkv = randt(ops, nqkv), *out = randt(ops, nout), *lse = randt(ops, nlse);
+    float *dout = randt(ops, nout), *dqkv = randt(ops, nqkv);
+    kd_scratch ws = {NULL, ops->nn->attention_scratch(ops->ctx, B, T, NH, HD)};
+    ws.p = ops->mem->alloc(ops->ctx, ws.bytes);
+    ops->nn->attention_fwd(ops->ctx, out, lse, qkv, NULL, B, T, NH, NKV, HD, ws);
     double t0 = kd_now();
     for (int r = 0; r < reps; r++)
-        ops->nn->attention_fwd(ops->ctx, out, att, qkv, NULL, B, T, NH, NKV, HD);
+        ops->nn->attention_fwd(ops->ctx, out, lse, qkv, NULL, B, T, NH, NKV, HD, ws);
     double tf = (kd_now() - t0) / reps;
     t0 = kd_now();
     for (int r = 0; r < reps; r++)
-        ops->nn->attention_bwd(ops->ctx, dqkv, datt, out, att, qkv, B, T, NH, NKV, HD);
+        ops->nn->attention_bwd(ops->ctx, dqkv, dout, out, lse, qkv, NULL, B, T, NH, NKV, HD, ws);
     double tb = (kd_now() - t0) / reps;
     // useful (causal) flops: QK^T and PV over the lower triangle; bwd does twice that
     double fl = 2.0 * 2.0 * B * NH * HD * (double)T * (T + 1) / 2;
     printf("attention B=%d T=%d NH=%d NKV=%d HD=%d  fwd %7.2f ms %6.1f GFLOP/s   bwd %7.2f ms "
            "%6.1f GFLOP/s (causal flops)\n",
            B, T, NH, NKV, HD, tf * 1e3, fl / tf * 1e-9, tb * 1e3, 2 * fl / tb * 1e-9);
-    ops->mem->free(ops->ctx, qkv), ops->mem->free(ops->ctx, out), ops->mem->free(ops->ctx, att),
-        ops->mem->free(ops->ctx, datt), ops->mem->free(ops->ctx, dqkv);
+    ops->mem->free(ops->ctx, lse), ops->mem->free(ops->ctx, dout), ops->mem->free(ops->ctx, ws.p);
+    ops->mem->free(ops->ctx, qkv), ops->mem->free(ops->ctx, out), ops->mem->free(ops->ctx, dqkv);
 }
 
 int main(int argc, char **argv) {

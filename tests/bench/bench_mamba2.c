@@ -18,21 +18,22 @@ static double bench_attention(const kd_ops *ops, int B, int T, int C, int NH, in
     fill(inp, (size_t)BT * C, -1.0f, 1.0f);
     float *qkv = kd_malloc((size_t)BT * QKV * 4), *dqkv = kd_malloc((size_t)BT * QKV * 4);
     float *ao = kd_malloc((size_t)BT * NH * HD * 4), *dao = kd_calloc((size_t)BT * NH * HD, 4);
-    float *att = kd_malloc((size_t)B * NH * T * T * 4),
-          *datt = kd_malloc((size_t)B * NH * T * T * 4);
+    float *lse = kd_malloc((size_t)B * NH * T * 4);
+    kd_scratch ws = {NULL, ops->nn->attention_scratch(ops->ctx, B, T, NH, HD)};
+    ws.p = kd_malloc(ws.bytes ? ws.bytes : 1);
     double t0 = kd_now();
     for (int r = 0; r < reps; r++) {
         ops->nn->matmul_fwd(ops->ctx, qkv, inp, w_qkv, BT, C, QKV);
-        ops->nn->attention_fwd(ops->ctx, ao, att, qkv, NULL, B, T, NH, NKV, HD);
+        ops->nn->attention_fwd(ops->ctx, ao, lse, qkv, NULL, B, T, NH, NKV, HD, ws);
         ops->nn->matmul_fwd(ops->ctx, out, ao, w_o, BT, NH * HD, C);
         memset(dao, 0, (size_t)BT * NH * HD * 4);
         ops->nn->matmul_bwd(ops->ctx, dao, dw_o, out, ao, w_o, BT, NH * HD, C);
-        ops->nn->attention_bwd(ops->ctx, dqkv, datt, dao, att, qkv, B, T, NH, NKV, HD);
+        ops->nn->attention_bwd(ops->ctx, dqkv, dao, ao, lse, qkv, NULL, B, T, NH, NKV, HD, ws);
         ops->nn->matmul_bwd(ops->ctx, dinp, dw_qkv, dqkv, inp, w_qkv, BT, C, QKV);
     }
     double dt = (kd_now() - t0) / reps;
     free(w_qkv), free(w_o), free(dw_qkv), free(dw_o), free(inp), free(out), free(dinp);
-    free(qkv), free(dqkv), free(ao), free(dao), free(att), free(datt);
+    free(qkv), free(dqkv), free(ao), free(dao), free(lse), free(ws.p);
     return BT / dt;
 }
 

@@ -142,29 +142,32 @@ static void test_rope(int N, int nheads, int nrot, int HD) {
 // ============================================================================ attention
 
 typedef struct {
-    float *qkv, *out, *att, *R;
+    float *qkv, *out, *lse, *R;
     int32_t *seg;
     int B, T, NH, NKV, HD;
+    kd_scratch ws;
 } at_ctx;
 static double at_loss(void *p) {
     at_ctx *c = p;
-    ops->nn->attention_fwd(ops->ctx, c->out, c->att, c->qkv, c->seg, c->B, c->T, c->NH, c->NKV,
-                           c->HD);
+    ops->nn->attention_fwd(ops->ctx, c->out, c->lse, c->qkv, c->seg, c->B, c->T, c->NH, c->NKV,
+                           c->HD, c->ws);
     return dot_d(c->out, c->R, (size_t)c->B * c->T * c->NH * c->HD);
 }
 static void test_attention(int B, int T, int NH, int NKV, int HD, int use_seg) {
     size_t nqkv = (size_t)B * T * (NH + 2 * NKV) * HD, nout = (size_t)B * T * NH * HD;
-    size_t natt = (size_t)B * NH * T * T;
+    size_t nlse = (size_t)B * NH * T;
     at_ctx c = {rand_tensor(nqkv, 1),
                 rand_tensor(nout, 1),
-                rand_tensor(natt, 1),
+                rand_tensor(nlse, 1),
                 rand_tensor(nout, 1),
                 NULL,
                 B,
                 T,
                 NH,
                 NKV,
-                HD};
+                HD,
+                {NULL, ops->nn->attention_scratch(ops->ctx, B, T, NH, HD)}};
+    c.ws.p = malloc(c.ws.bytes ? c.ws.bytes : 1);
     if (use_seg) { // documents of random lengths, packed back to back
         c.seg = malloc(sizeof(int32_t) * B * T);
         for (int b = 0; b < B; b++) {
@@ -176,15 +179,15 @@ static void test_attention(int B, int T, int NH, int NKV, int HD, int use_seg) {
         }
     }
     at_loss(&c);
-    float *dqkv = malloc(sizeof(float) * nqkv), *datt = malloc(sizeof(float) * natt);
+    float *dqkv = malloc(sizeof(float) * nqkv);
     for (size_t i = 0; i < nqkv; i++) dqkv[i] = 777.0f; // OVERWRITE contract
-    for (size_t i = 0; i < natt; i++) datt[i] = -555.0f;
-    ops->nn->attention_bwd(ops->ctx, dqkv, datt, c.R, c.att, c.qkv, B, T, NH, NKV, HD);
+    ops->nn->attention_bwd(ops->ctx, dqkv, c.R, c.out, c.lse, c.qkv, c.seg, B, T, NH, NKV, HD,
+                           c.ws);
     char what[128];
     snprintf(what, sizeof what, "attention dqkv B=%d T=%d NH=%d NKV=%d HD=%d seg=%d", B, T, NH, NKV,
              HD, use_seg);
     check_fd(what, c.qkv, nqkv, dqkv, at_loss, &c, FD_H, FD_DIRS, FD_REL, FD_ABS);
-    free(c.qkv), free(c.out), free(c.att), free(c.R), free(c.seg), free(dqkv), free(datt);
+    free(c.qkv), free(c.out), free(c.lse), free(c.R), free(c.seg), free(dqkv), free(c.ws.p);
 }
 
 // ============================================================================ SwiGLU
@@ -302,6 +305,8 @@ int main(void) {
     test_attention(2, 80, 4, 2, 8, 0);
     test_attention(1, 9, 2, 2, 4, 0);  // plain MHA, tiny
     test_attention(1, 70, 4, 1, 8, 1); // multi-query
+    test_attention(1, 1100, 2, 1, 8, 1); // three key tiles: the recomputed, rescaled path
+    test_attention(1, 1100, 2, 1, 8, 0);
     test_swiglu(13, 40);
     test_embedding(30, 50, 80);
     test_cross_entropy(12, 37, 1);

@@ -36,17 +36,20 @@ static void test_matmul(int N, int C, int OC) {
 // ============================================================================ attention
 
 // Naive reference: for each (b,h,i) scores over visible keys, softmax, weighted values.
+// Checks out, lse (the row's log-sum-exp) and the probabilities of attention_probs.
 static void test_attention(int B, int T, int NH, int NKV, int HD, int use_seg) {
     int R = (NH + 2 * NKV) * HD, OD = NH * HD, G = NH / NKV;
     size_t nqkv = (size_t)B * T * R, nout = (size_t)B * T * OD, natt = (size_t)B * NH * T * T;
+    size_t nlse = (size_t)B * NH * T;
     float *qkv = rand_tensor(nqkv, 1), *out = rand_tensor(nout, 1), *att = rand_tensor(natt, 1);
+    float *lse = rand_tensor(nlse, 1);
     int32_t *seg = NULL;
     if (use_seg) {
         seg = malloc(sizeof(int32_t) * B * T);
         for (int b = 0; b < B; b++)
             for (int t = 0; t < T; t++) seg[b * T + t] = (t * 3) / T + b; // 3 docs per row
     }
-    double *ref = dalloc(nout), *refatt = dalloc(natt), *s = dalloc(T);
+    double *ref = dalloc(nout), *refatt = dalloc(natt), *reflse = dalloc(nlse), *s = dalloc(T);
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++)
             for (int i = 0; i < T; i++) {
@@ -63,6 +66,7 @@ static void test_attention(int B, int T, int NH, int NKV, int HD, int use_seg) {
                 }
                 double sum = 0;
                 for (int j = 0; j <= i; j++) sum += s[j] > -1e299 ? exp(s[j] - mx) : 0.0;
+                reflse[((size_t)b * NH + h) * T + i] = mx + log(sum);
                 double *pa = refatt + (((size_t)b * NH + h) * T + i) * T;
                 double *o = ref + ((size_t)b * T + i) * OD + h * HD;
                 for (int j = 0; j <= i; j++) {
@@ -72,15 +76,22 @@ static void test_attention(int B, int T, int NH, int NKV, int HD, int use_seg) {
                     for (int e = 0; e < HD; e++) o[e] += p * v[e];
                 }
             }
-    ops->nn->attention_fwd(ops->ctx, out, att, qkv, seg, B, T, NH, NKV, HD);
+    kd_scratch ws = {NULL, ops->nn->attention_scratch(ops->ctx, B, T, NH, HD)};
+    ws.p = malloc(ws.bytes ? ws.bytes : 1);
+    ops->nn->attention_fwd(ops->ctx, out, lse, qkv, seg, B, T, NH, NKV, HD, ws);
+    ops->nn->attention_probs(ops->ctx, att, qkv, lse, seg, B, T, NH, NKV, HD);
     char what[128];
     snprintf(what, sizeof what, "attention_fwd out vs naive (T=%d NH=%d NKV=%d seg=%d)", T, NH, NKV,
              use_seg);
     check_close(what, out, ref, nout, FWD_REL);
-    snprintf(what, sizeof what, "attention_fwd att vs naive (T=%d NH=%d NKV=%d seg=%d)", T, NH, NKV,
+    snprintf(what, sizeof what, "attention_fwd lse vs naive (T=%d NH=%d NKV=%d seg=%d)", T, NH, NKV,
+             use_seg);
+    check_close(what, lse, reflse, nlse, FWD_REL);
+    snprintf(what, sizeof what, "attention_probs vs naive (T=%d NH=%d NKV=%d seg=%d)", T, NH, NKV,
              use_seg);
     check_close(what, att, refatt, natt, FWD_REL);
-    free(qkv), free(out), free(att), free(seg), free(ref), free(refatt), free(s);
+    free(qkv), free(out), free(att), free(lse), free(seg), free(ref), free(refatt), free(reflse);
+    free(s), free(ws.p);
 }
 
 // ============================================================================ norms, RoPE
@@ -250,6 +261,8 @@ int main(void) {
     test_attention(2, 100, 4, 2, 16, 1); // GQA, two 64-row blocks, documents
     test_attention(2, 100, 4, 2, 16, 0);
     test_attention(1, 3, 1, 1, 4, 0);
+    test_attention(1, 1100, 2, 1, 8, 1); // three key tiles of 512: the online rescaling
+    test_attention(1, 1100, 2, 2, 8, 0);
     test_rmsnorm(10, 130);
     test_rope(9, 8, 6, 32);
     test_swiglu_embedding();
