@@ -50,6 +50,7 @@ static void trainer_close(kd_trainer *tr) {
     batch_free(&tr->hb);
     kd_trainer_log_close(tr);
     kd_optim_free(&tr->opt);
+    kd_grad_comm_free(&tr->gc);
 }
 
 // Plan, optimizer, resume (progress *pr may move forward), metrics and settings table,
@@ -64,6 +65,7 @@ static int trainer_open(kd_trainer *tr, const kd_trainer_cfg *cfg, kd_progress *
     kd_optim_init(&tr->opt, kd_model_ops(m), kd_model_table(m), &sp->optim, sp->steps, tr->plan.lo,
                   tr->plan.hi, (char(*)[128])sp->freeze, sp->n_freeze, &tr->n_frozen);
     tr->opt.t = (int)pr->step;
+    kd_grad_comm_init(&tr->gc, cfg->comm, kd_model_ops(m), kd_model_table(m)->total);
     tr->last_saved = -1;
     snprintf(tr->ckpt_root, sizeof tr->ckpt_root, "%s/ckpt", cfg->stage_dir);
     rc = kd_trainer_resume(tr, pr, err);
@@ -138,9 +140,8 @@ static void reduce_and_update(kd_trainer *tr, kd_progress *pr, double loss_sum, 
                               kd_step_result *res) {
     kd_comm *comm = tr->cfg->comm;
     kd_model *m = tr->cfg->model;
-    size_t total = kd_model_table(m)->total;
     double w = wtotal > 0 ? wtotal : 1;
-    kd_comm_reduce_scatter_f32(comm, kd_model_grads(m), tr->opt.gshard, total);
+    kd_grad_comm_reduce_scatter(&tr->gc, kd_model_grads(m), tr->opt.gshard);
     double gn2 = kd_comm_sum_f64(comm, kd_optim_shard_sumsq(&tr->opt));
     res->loss = kd_comm_sum_f64(comm, loss_sum) / w;
     for (int x = 0; x < tr->cfg->task.n_extra; x++)
@@ -150,7 +151,7 @@ static void reduce_and_update(kd_trainer *tr, kd_progress *pr, double loss_sum, 
     res->finite = isfinite(res->gnorm) && isfinite(res->loss);
     if (res->finite) {
         kd_optim_step(&tr->opt, kd_model_params(m), pr->step, res->gnorm);
-        kd_comm_allgather_f32(comm, kd_model_params(m), total);
+        kd_grad_comm_allgather(&tr->gc, kd_model_params(m));
         pr->bad_steps = 0;
     } else {
         pr->bad_steps++;

@@ -10,6 +10,7 @@
 
 #include "runtime/base/log.h"
 #include "runtime/base/tfevents.h"
+#include "runtime/train/grad_comm.h"
 #include "runtime/train/optim.h"
 #include "runtime/train/trainer.h"
 
@@ -48,6 +49,7 @@ typedef struct {
     const kd_trainer_cfg *cfg;
     kd_train_plan plan;
     kd_optimizer opt;
+    kd_grad_comm gc; // gradient reduce-scatter and parameter all-gather
     int n_frozen;
     char ckpt_root[2048]; // stage_dir/ckpt
     int64_t last_saved;   // step of the newest checkpoint written or resumed (-1: none)
