@@ -277,5 +277,22 @@ int main(void) {
     // the CPU backend implements every op of the interface (no NULL slot)
     int missing = kd_ops_missing(kd_ops_cpu(), NULL, 0);
     check(missing == 0, "CPU backend implements every kd_ops slot", missing, 0, 0);
+    // so does the CUDA table as built (asked without a device: nothing is called)
+    const kd_ops *built = kd_ops_cuda_table();
+#ifdef KD_HAVE_CUDA
+    char lacks[512] = "";
+    missing = built ? kd_ops_missing(built, lacks, sizeof lacks) : -1;
+    if (missing) fprintf(stderr, "CUDA table lacks: %s\n", lacks);
+    check(built != NULL && missing == 0, "CUDA backend implements every kd_ops slot", missing, 0,
+          0);
+#ifdef KD_HAVE_NCCL
+    check(built != NULL && built->coll != NULL, "CUDA backend has NCCL collectives", 0, 0, 0);
+#else
+    printf("kd_ops_cuda_table: built without NCCL (collectives staged through the host)\n");
+#endif
+#else
+    check(built == NULL, "no CUDA table in a build without CUDA", 0, 0, 0);
+    printf("kd_ops_cuda_table: built without CUDA\n");
+#endif
     return check_done("test_kernels_fwd");
 }
