@@ -15,3 +15,14 @@ set_tests_properties(gpu_parity_harness_cpu_vs_cpu PROPERTIES LABELS unit TIMEOU
 add_test(NAME gpu_parity_harness_sees_errors COMMAND gpu_parity --self --quick --perturb)
 set_tests_properties(gpu_parity_harness_sees_errors PROPERTIES LABELS unit TIMEOUT 120
   ENVIRONMENT "OMP_NUM_THREADS=2")
+
+# The GPU suite (tests/gpu/run.sh, steps a-f: op parity, compute-sanitizer, recipe losses,
+# kill -9 resume, 2-rank data parallel, throughput). Without a usable CUDA device it prints
+# one "gpu: skipped: ..." line and exits 77, which ctest reports as skipped.
+kd_script_test(gpu_suite_cuda_vs_cpu gpu/run.sh LABELS gpu TIMEOUT 3600)
+set_tests_properties(gpu_suite_cuda_vs_cpu PROPERTIES SKIP_RETURN_CODE 77)
+# The same commands with cpu in place of cuda at the same tiny sizes: proves the suite's
+# plumbing (runs, overrides, metric and checkpoint comparisons, kill/resume) on any machine.
+kd_script_test(gpu_suite_plumbing_cpu_vs_cpu gpu/run.sh LABELS integration TIMEOUT 600)
+set_property(TEST gpu_suite_plumbing_cpu_vs_cpu APPEND PROPERTY ENVIRONMENT
+  "KD_GPU_SELFTEST=cpu;KD_GPU_OUT=${CMAKE_BINARY_DIR}/gpu-results-selftest")
