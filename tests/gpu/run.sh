@@ -64,7 +64,7 @@ mkdir -p "$OUT"
 W=$(mktemp -d "${TMPDIR:-/tmp}/kdgpu.XXXXXX")
 BG=
 cleanup() {
-    [ -n "$BG" ] && kill -9 "$BG" 2>/dev/null || true
+    if [ -n "$BG" ]; then kill -9 "$BG" 2>/dev/null || true; fi
     rm -rf "$W"
 }
 trap cleanup EXIT
@@ -135,7 +135,7 @@ step_b() {
     local cs=/usr/local/cuda/bin/compute-sanitizer
     [ "$DUT" = cuda ] || { echo "  self-test: no device to sanitize"; return 77; }
     [ -x "$cs" ] || cs=$(command -v compute-sanitizer || true)
-    [ -n "$cs" ] && [ -x "$cs" ] || { echo "  compute-sanitizer not installed"; return 77; }
+    if [ -z "$cs" ] || [ ! -x "$cs" ]; then echo "  compute-sanitizer not installed"; return 77; fi
     echo "  $cs --tool memcheck gpu_parity --quick"
     "$cs" --tool memcheck --leak-check full --error-exitcode 1 "$PARITY" --quick >"$OUT/memcheck.txt" 2>&1 ||
         { tail -30 "$OUT/memcheck.txt"; return 1; }
@@ -168,8 +168,8 @@ step_d() {
     local m=$W/killed/stages/00-pretrain/metrics.jsonl ck=$W/killed/stages/00-pretrain/ckpt/step-00000010
     "${cmd[@]}" >"$W/killed.log" 2>&1 &
     BG=$!
-    local i last=0
-    for i in $(seq 1 1200); do
+    local last=0
+    for _ in $(seq 1 1200); do
         last=$( { tail -n 1 "$m" 2>/dev/null || true; } | sed -n 's/^{"step": \([0-9]*\),.*/\1/p')
         [ -e "$ck/MANIFEST" ] && [ "${last:-0}" -ge 12 ] && break
         kill -0 "$BG" 2>/dev/null || break
@@ -188,7 +188,7 @@ step_d() {
     db=$("$BIN" ckpt digest "$(final_ckpt killed 00-pretrain)" | awk '{print $1}')
     echo "  digest uninterrupted: $da"
     echo "  digest killed+resumed: $db"
-    [ -n "$da" ] && [ "$da" = "$db" ] || { echo "  final checkpoint digests differ"; return 1; }
+    if [ -z "$da" ] || [ "$da" != "$db" ]; then echo "  final checkpoint digests differ"; return 1; fi
 }
 
 step_e() {
