@@ -20,6 +20,12 @@ typedef enum {
     KD_PREF_ORPO = 4,    // -m_c + b * -log s(logodds(m_c) - logodds(m_r)); b is ORPO's lambda
 } kd_pref_type;
 
+// Arithmetic of the backend's matrix products (run.precision; kd_ops.set_precision).
+typedef enum {
+    KD_PREC_FP32 = 0, // every product in fp32
+    KD_PREC_BF16 = 1, // operands rounded to bf16, fp32 accumulation and fp32 results
+} kd_precision;
+
 // Support of the cached top-K teacher (distill_topk; docs/losses.md).
 typedef enum {
     KD_TOPK_TAIL = 0,   // the K ids plus one bucket holding the rest of the mass (default)

@@ -284,6 +284,10 @@ typedef struct kd_ops {
     const kd_mamba2_ops *mamba2; // NULL: no Mamba-2 kernels
     const kd_decode_ops *decode; // NULL: no decoding kernels
     const kd_coll_ops *coll;     // NULL: collectives go through the host (MPI)
+    // Arithmetic of nn.matmul_fwd/bwd from now on (the backend's state); 0 on success,
+    // non-zero when the backend lacks it. NULL: fp32 only. Everything else (norms, softmax,
+    // losses, optimizer, the stored parameters and activations) stays fp32 either way.
+    int (*set_precision)(void *ctx, kd_precision p);
 } kd_ops;
 
 // One capability per sub-table; the first five are required of every backend.

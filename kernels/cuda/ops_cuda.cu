@@ -9,6 +9,7 @@
 // uses float atomics: every result is the same on every run.
 // kd_cuda_ops_probe() is the only entry point (called by kernels/backend.c).
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,9 @@ static void cuda_die(const char *file, int line, const char *what, const char *w
 typedef struct kd_cuda_ctx {
     cublasHandle_t blas;
     double *dsum; // (KD_CUDA_MAX_GRID) per-block partial sums of sumsq, on the device
+    int bf16;     // run.precision bf16: matmul operands rounded to bf16 (set_precision)
+    __nv_bfloat16 *lp; // (lp_elems) the matmul operands in bf16, grown to the largest call
+    size_t lp_elems;
 } kd_cuda_ctx;
 
 static kd_cuda_ctx *cuda_ctx(void *ctx) {
@@ -184,10 +188,76 @@ static void cu_embedding_bwd(void *ctx, float *dwte, const float *dout, const in
 
 // Row-major out (N,OC) = inp (N,C) w^T is column-major out^T (OC,N) = w (OC,C) inp^T:
 // w is stored as column-major (C,OC) = w^T, hence op T; inp as column-major (C,N), op N.
+// ---- bf16 products (run.precision bf16): the operands are rounded to bf16 into the ctx's
+// workspace and multiplied on the tensor cores with fp32 accumulation into the fp32
+// output (cublasGemmEx, CUBLAS_COMPUTE_32F). The fp32 parameters stay the master copy.
+// The workspace is the one allocation an op makes: it grows to the largest product's
+// operands on first use of that shape (the first step), never in steady state.
+
+__global__ void k_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n) {
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+
+// The workspace with room for `elems` bf16 values.
+static __nv_bfloat16 *lp_reserve(kd_cuda_ctx *c, size_t elems) {
+    if (elems > c->lp_elems) {
+        if (c->lp) CUDA_CHECK(cudaFree(c->lp));
+        CUDA_CHECK(cudaMalloc((void **)&c->lp, elems * sizeof(__nv_bfloat16)));
+        c->lp_elems = elems;
+    }
+    return c->lp;
+}
+
+// src (n floats) rounded into dst.
+static const __nv_bfloat16 *to_bf16(__nv_bfloat16 *dst, const float *src, size_t n) {
+    if (n) k_to_bf16<<<grid_for(n), TPB>>>(dst, src, n);
+    return dst;
+}
+
+// Column-major C (m,n) = alpha op(A) op(B) + beta C with bf16 A, B and fp32 C.
+static void gemm_bf16(kd_cuda_ctx *c, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                      int k, const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *B, int ldb,
+                      float beta, float *C, int ldc) {
+    const float one = 1.0f;
+    BLAS_CHECK(cublasGemmEx(c->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, B, CUDA_R_16BF,
+                            ldb, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                            CUBLAS_GEMM_DEFAULT));
+}
+
+static void matmul_fwd_bf16(kd_cuda_ctx *c, float *out, const float *inp, const float *w, int N,
+                            int C, int OC) {
+    size_t nw = (size_t)OC * C, ni = (size_t)N * C;
+    __nv_bfloat16 *ws = lp_reserve(c, nw + ni);
+    const __nv_bfloat16 *wb = to_bf16(ws, w, nw), *ib = to_bf16(ws + nw, inp, ni);
+    gemm_bf16(c, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, wb, C, ib, C, 0.0f, out, OC);
+}
+
+static void matmul_bwd_bf16(kd_cuda_ctx *c, float *dinp, float *dw, const float *dout,
+                            const float *inp, const float *w, int N, int C, int OC) {
+    size_t nw = (size_t)OC * C, ni = (size_t)N * C, nd = (size_t)N * OC;
+    __nv_bfloat16 *ws = lp_reserve(c, nw + ni + nd);
+    const __nv_bfloat16 *db = to_bf16(ws + nw + ni, dout, nd);
+    if (dinp)
+        gemm_bf16(c, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, to_bf16(ws, w, nw), C, db, OC, 1.0f, dinp,
+                  C);
+    if (dw)
+        gemm_bf16(c, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, to_bf16(ws + nw, inp, ni), C, db, OC, 1.0f,
+                  dw, C);
+}
+
+static int cu_set_precision(void *ctx, kd_precision p) {
+    cuda_ctx(ctx)->bf16 = p == KD_PREC_BF16;
+    return 0;
+}
+
 static void cu_matmul_fwd(void *ctx, float *out, const float *inp, const float *w, int N, int C,
                           int OC) {
     const float one = 1.0f, zero = 0.0f;
     if (N <= 0 || OC <= 0) return;
+    if (cuda_ctx(ctx)->bf16) return matmul_fwd_bf16(cuda_ctx(ctx), out, inp, w, N, C, OC);
     BLAS_CHECK(cublasSgemm(cuda_ctx(ctx)->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, C, inp,
                            C, &zero, out, OC));
 }
@@ -196,6 +266,7 @@ static void cu_matmul_bwd(void *ctx, float *dinp, float *dw, const float *dout, 
                           const float *w, int N, int C, int OC) {
     const float one = 1.0f;
     if (N <= 0 || C <= 0 || OC <= 0) return;
+    if (cuda_ctx(ctx)->bf16) return matmul_bwd_bf16(cuda_ctx(ctx), dinp, dw, dout, inp, w, N, C, OC);
     if (dinp)
         BLAS_CHECK(cublasSgemm(cuda_ctx(ctx)->blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w, C,
                                dout, OC, &one, dinp, C));
@@ -462,6 +533,7 @@ static void fill_tables(void) {
     g_table.losses = kd_cuda_losses(), g_table.optim = &g_optim;
     g_table.mamba2 = kd_cuda_mamba2(), g_table.decode = kd_cuda_decode();
     g_table.coll = kd_cuda_coll();
+    g_table.set_precision = cu_set_precision;
 }
 
 // The table without a device (its ctx is not initialised): for asking what it holds

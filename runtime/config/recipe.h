@@ -242,6 +242,7 @@ typedef struct {
     char out_dir[KD_PATH_MAX];    // run.out_dir (default runs/NAME)
     uint64_t seed;                // run.seed (default 1234)
     char backend[16];             // auto|cpu|cuda (default auto)
+    char precision[8];            // fp32|bf16 (default fp32): matmul arithmetic on CUDA
     float max_minutes;            // wall-time budget, 0 = none
     float collective_timeout_s;   // watchdog, default 600
     int tensorboard;              // run.tensorboard: event files per stage (default 1)

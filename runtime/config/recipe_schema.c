@@ -27,6 +27,7 @@ static const char *const divergence_names[] = {"forward", "reverse", "jsd", NULL
 static const char *const normalize_names[] = {"token", "batchmean", "sequence", NULL};
 static const char *const dpo_names[] = {"sigmoid", "ipo", "hinge", "simpo", "orpo", NULL};
 static const char *const backend_names[] = {"auto", "cpu", "cuda", NULL};
+static const char *const precision_names[] = {"fp32", "bf16", NULL};
 // the order of kd_rope_type (runtime/model/rope.h)
 static const char *const rope_type_names[] = {"default", "linear", "dynamic", "llama3", NULL};
 
@@ -234,6 +235,8 @@ static const kd_field run_fields[] = {
       .flags = KD_F_NONEMPTY),
     F("seed", KD_F_U64, kd_run_spec, seed, .def = 1234),
     F("backend", KD_F_STR, kd_run_spec, backend, .cap = 16, .sdef = "auto", .names = backend_names),
+    F("precision", KD_F_STR, kd_run_spec, precision, .cap = 8, .sdef = "fp32",
+      .names = precision_names),
     F("max_minutes", KD_F_FLOAT, kd_run_spec, max_minutes, .def = 0, .lo = 0, .hi = INF),
     F("collective_timeout_s", KD_F_FLOAT, kd_run_spec, collective_timeout_s, .def = 600, .lo = 0,
       .hi = INF, .flags = KD_F_LO_OPEN),

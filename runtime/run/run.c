@@ -298,6 +298,9 @@ static int validate(const kd_recipe *r, const kd_model_config *mc, int world, do
     int rc = kd_model_config_check(mc, err);
     if (!rc) rc = check_teacher(r, mc, err);
     if (rc) return rc;
+    if (strcmp(r->run.precision, "bf16") == 0 && strcmp(r->run.backend, "cpu") == 0)
+        return kd_fail(err, KD_EINPUT, "%s: run.precision: bf16 is the CUDA backend's matmul arithmetic, "
+                       "but run.backend is cpu (use fp32, or backend auto|cuda)", r->path);
     // parameters, gradients and this rank's AdamW moments: 4 bytes each, 2 + 2/world floats
     // per parameter (plus the reduced-gradient shard)
     double pbytes = (double)kd_model_param_count(mc) * 4.0 * (2.0 + 3.0 / world);
@@ -336,6 +339,22 @@ static const kd_ops *pick_backend(const char *want, int rank) {
         else if (rank == 0) kd_log_info("backend auto: %s; using cpu", why);
     }
     return kd_ops_cpu();
+}
+
+// run.precision on the chosen backend: bf16 where it has bf16 products, else fp32 with a
+// line saying so (a GPU recipe run on a laptop computes in fp32; checkpoints are fp32
+// either way, so runs move freely between the two).
+static void apply_precision(const kd_ops *ops, const char *want, int rank) {
+    kd_precision p = strcmp(want, "bf16") == 0 ? KD_PREC_BF16 : KD_PREC_FP32;
+    int ok = ops->set_precision ? ops->set_precision(ops->ctx, p) == 0 : p == KD_PREC_FP32;
+    if (!ok) {
+        if (ops->set_precision) ops->set_precision(ops->ctx, KD_PREC_FP32);
+        if (rank == 0)
+            kd_log_warn("run.precision %s: the %s backend has no %s products; computing in fp32",
+                        want, ops->name, want);
+    } else if (rank == 0 && p != KD_PREC_FP32) {
+        kd_log_info("precision: %s matmuls with fp32 accumulation, fp32 master weights", want);
+    }
 }
 
 typedef struct {
@@ -467,6 +486,7 @@ static int run_stages(const kd_recipe *r, const kd_model_config *mc, kd_comm *co
     run_state *st = kd_calloc(1, sizeof *st);
     st->r = r, st->mc = mc, st->comm = comm, st->o = o;
     st->ops = pick_backend(r->run.backend, rank);
+    apply_precision(st->ops, r->run.precision, rank);
     // every checkpoint records the tokenizer its model's ids belong to (validated above)
     char spec[KD_PATH_MAX];
     kd_recipe_tokenizer(r, 0, spec, sizeof spec);
