@@ -26,3 +26,8 @@ set_tests_properties(gpu_suite_cuda_vs_cpu PROPERTIES SKIP_RETURN_CODE 77)
 kd_script_test(gpu_suite_plumbing_cpu_vs_cpu gpu/run.sh LABELS integration TIMEOUT 600)
 set_property(TEST gpu_suite_plumbing_cpu_vs_cpu APPEND PROPERTY ENVIRONMENT
   "KD_GPU_SELFTEST=cpu;KD_GPU_OUT=${CMAKE_BINARY_DIR}/gpu-results-selftest")
+# ... and a sub-table missing from the table under test is reported and counted as a failure.
+add_test(NAME gpu_parity_missing_subtable_fails COMMAND gpu_parity --self --quick --drop mamba2)
+set_tests_properties(gpu_parity_missing_subtable_fails PROPERTIES LABELS unit TIMEOUT 120
+  ENVIRONMENT "OMP_NUM_THREADS=2"
+  PASS_REGULAR_EXPRESSION "SKIP mamba2: not in the cpu table.*gpu_parity: [0-9]+ passed, 1 failed or missing")

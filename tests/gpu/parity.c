@@ -7,10 +7,12 @@
 // _bwd ops start from the same random values on both sides, so accumulate-vs-overwrite
 // mistakes show. A sub-table (or op) the CUDA table lacks prints "SKIP ..." and counts as a
 // failure: the suite never passes with ops missing.
-// Usage: gpu_parity [--self] [--quick] [--perturb] [--probe] [--only SUBSTR]
+// Usage: gpu_parity [--self] [--quick] [--perturb] [--probe] [--drop S] [--only SUBSTR]
 //   --self     run the CPU backend against itself (no device needed: tests the harness)
 //   --quick    small shapes only (for compute-sanitizer runs)
 //   --probe    only check that a CUDA device is usable (exit 0, or 77 with the reason)
+//   --drop S   test hook: the table under test loses sub-table S (mamba2 or decode); the
+//              run must then report "SKIP S" and fail
 //   --perturb  shift one element of every output under test by 1% of the output's scale
 //              and succeed only if EVERY comparison then fails (proves each check can fail)
 // Exit: 0 all passed, 1 a case failed or ops are missing, 77 no usable CUDA device.
@@ -633,17 +635,20 @@ static void shape_str(char *s, size_t n, const pcase *c) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: gpu_parity [--self] [--quick] [--perturb] [--probe] [--only SUBSTR]\n"
-                    "  --self   CPU against CPU (no device: tests the harness)\n"
-                    "  --quick  small shapes only (for compute-sanitizer)\n"
-                    "  --probe  exit 0 when a CUDA device is usable, else 77 with the reason\n"
-                    "  --perturb  every check must fail on a perturbed output\n"
-                    "  --only   run the cases whose sub-table or op name contains SUBSTR\n");
+    fprintf(
+        stderr,
+        "usage: gpu_parity [--self] [--quick] [--perturb] [--probe] [--drop S] [--only SUBSTR]\n"
+        "  --self   CPU against CPU (no device: tests the harness)\n"
+        "  --quick  small shapes only (for compute-sanitizer)\n"
+        "  --probe  exit 0 when a CUDA device is usable, else 77 with the reason\n"
+        "  --drop S  test hook: drop sub-table S (mamba2|decode) from the table under test\n"
+        "  --perturb  every check must fail on a perturbed output\n"
+        "  --only   run the cases whose sub-table or op name contains SUBSTR\n");
 }
 
 int main(int argc, char **argv) {
     int self = 0, quick = 0, perturb = 0, probe = 0;
-    const char *only = NULL;
+    const char *only = NULL, *drop = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--self"))
             self = 1;
@@ -655,6 +660,8 @@ int main(int argc, char **argv) {
             probe = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
+        else if (!strcmp(argv[i], "--drop") && i + 1 < argc)
+            drop = argv[++i];
         else
             return usage(), 2;
     }
@@ -673,6 +680,17 @@ int main(int argc, char **argv) {
         printf("gpu_parity: %s backend usable; %d ops missing%s%s\n", dut->name, n, n ? ": " : "",
                lacks);
         return 0;
+    }
+    static kd_ops dropped; // --drop: a copy of the table under test without one sub-table
+    if (drop) {
+        dropped = *dut;
+        if (!strcmp(drop, "mamba2"))
+            dropped.mamba2 = NULL;
+        else if (!strcmp(drop, "decode"))
+            dropped.decode = NULL;
+        else
+            return fprintf(stderr, "gpu_parity: --drop takes mamba2 or decode\n"), 2;
+        dut = &dropped;
     }
     printf("gpu_parity: %s vs %s%s\n", dut->name, ref->name, quick ? " (quick shapes)" : "");
     int pass = 0, fail = 0, skipped[KD_CAP_COUNT] = {0};

@@ -16,7 +16,8 @@
 # Environment (set by ctest; defaults for a hand run from the source tree): KD_SOURCE_DIR,
 # KD_BUILD_DIR (default: the current directory if it holds kdtrain, else build), KD_BIN, KD_PYTHON, KD_MPIRUN, KD_MPIRUN_FLAGS; KD_GPU_OUT
 # (default $KD_BUILD_DIR/gpu-results: logs and bench.txt), KD_GPU_STEPS (20),
-# KD_GPU_LOSS_RTOL (1e-3), KD_GPU_BENCH_STEPS (3). Run by hand: bash tests/gpu/run.sh
+# KD_GPU_LOSS_RTOL (1e-3), KD_GPU_BENCH_STEPS (3), KD_GPU_ONLY (the steps to run, default
+# "a b c d e f"; the others print SKIP). Run by hand: bash tests/gpu/run.sh
 set -euo pipefail
 
 SRC=${KD_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
@@ -32,6 +33,7 @@ STEPS=${KD_GPU_STEPS:-20}
 RTOL=${KD_GPU_LOSS_RTOL:-1e-3}
 BENCH_STEPS=${KD_GPU_BENCH_STEPS:-3}
 SELF=${KD_GPU_SELFTEST:-}
+ONLY=" ${KD_GPU_ONLY:-a b c d e f} "
 OUT=${KD_GPU_OUT:-$BUILD/gpu-results}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
@@ -237,6 +239,7 @@ FAILED=()
 run_step() {
     local id=$1 desc=$2 fn=$3 rc t0=$SECONDS
     echo "== $id. $desc"
+    if [[ "$ONLY" != *" $id "* ]]; then echo "SKIP $id: $desc (not in KD_GPU_ONLY)"; return 0; fi
     set +e
     (set -euo pipefail; "$fn")
     rc=$?
