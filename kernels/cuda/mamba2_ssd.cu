@@ -13,7 +13,7 @@
 #include <string.h>
 
 extern "C" {
-#include "kernels/mamba2_grid.h"
+#include "kernels/mamba2_grid_ssd.h"
 #include "kernels/ops.h"
 }
 #include "kernels/cuda/reduce.cuh"

@@ -15,7 +15,7 @@
 // accumulated parameter gradients being the largest); a wrong mask, decay or index gives
 // errors above 1e-2 (the "without seg" checks show that the comparison sees masks).
 // Untouched padding and unused slices must be bitwise equal (tolerance 0).
-#include "kernels/mamba2_grid.h"
+#include "kernels/mamba2_grid_ssd.h"
 #include "test_mamba2_util.h"
 
 // Runs body over idx = 0..n-1 as the CUDA grid does. A GPU runs the threads of a stage in
