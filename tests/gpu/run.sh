@@ -79,7 +79,7 @@ D=$W/data
 # log must show that BACKEND was used (kdtrain falls back from cuda to cpu with a warning).
 train() {
     local name=$1 backend=$2 np=$3 recipe=$4; shift 4
-    local cmd=("$BIN" run "$recipe" --set "run.out_dir=$W/$name" --set "run.backend=$backend" "$@")
+    local cmd=("$BIN" run "$recipe" --set "run.out_dir=$W/$name" --set "run.backend=$backend" --set run.precision=fp32 "$@")
     echo "  run $name: backend $backend, $np rank(s)"
     if [ "$np" = 1 ]; then
         timeout -k 10 600 "${cmd[@]}" >"$W/$name.log" 2>&1 || { tail -20 "$W/$name.log"; return 1; }
@@ -166,7 +166,7 @@ step_d() {
     # each step takes >= 50 ms so the kill lands mid-run on any machine
     export KD_TEST_STEP_DELAY_MS=50
     train straight "$DUT" 1 "${TINY[@]}"
-    local cmd=("$BIN" run "${TINY[@]}" --set "run.out_dir=$W/killed" --set "run.backend=$DUT")
+    local cmd=("$BIN" run "${TINY[@]}" --set "run.out_dir=$W/killed" --set "run.backend=$DUT" --set run.precision=fp32)
     local m=$W/killed/stages/00-pretrain/metrics.jsonl ck=$W/killed/stages/00-pretrain/ckpt/step-00000010
     "${cmd[@]}" >"$W/killed.log" 2>&1 &
     BG=$!
