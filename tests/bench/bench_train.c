@@ -8,8 +8,11 @@
 //   OMP_NUM_THREADS=2 ./build/tests/bench_train [--ssm-layers 0,2,4] [--steps 5]
 // `--backend cuda` runs on the CUDA backend (exit 77 when none is usable); the steps are
 // then timed to the device's completion (a 4-byte download after each phase waits for the
-// stream). `--peak-tflops X` is the peak the MFU line divides by (default 67: the fp32
-// non-tensor-core peak of an H100/H200 SXM; kdtrain computes in fp32). MFU counts
+// stream). `--precision bf16` makes the backend's matmuls bf16 (run.precision; CUDA only,
+// exit 77 elsewhere). `--peak-tflops X` is the peak the MFU line divides by (default 67:
+// the fp32 non-tensor-core peak of an H100/H200 SXM; give the bf16 tensor-core peak, e.g.
+// 989, for a bf16 run). The MFU line comes first, the classic `kdtrain:` line last (ab.sh
+// reads the last line). MFU counts
 // 6 * (non-embedding parameters + the LM head) per token plus 12 * layers_attn * T * d per
 // token for attention scores, the usual estimate (PaLM appendix B).
 #include <math.h>
@@ -31,18 +34,20 @@ static void bench_sync(const kd_ops *ops, const float *p) {
 int main(int argc, char **argv) {
     bench_args a = bench_args_default(2, 5);
     // this bench's own flags (--backend, --peak-tflops); the rest go to bench_parse_args
-    const char *backend = "cpu";
+    const char *backend = "cpu", *precision = "fp32";
     double peak_tflops = 67.0;
     int nargs = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--backend") && i + 1 < argc)
             backend = argv[++i];
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc)
+            precision = argv[++i];
         else if (!strcmp(argv[i], "--peak-tflops") && i + 1 < argc)
             peak_tflops = atof(argv[++i]);
         else
             argv[nargs++] = argv[i];
     }
-    if (bench_parse_args(nargs, argv, "bench_train [--backend cpu|cuda] [--peak-tflops X]",
+    if (bench_parse_args(nargs, argv, "bench_train [--backend cpu|cuda] [--precision fp32|bf16] [--peak-tflops X]",
                          BENCH_FLAG_CHUNK, &a))
         return 2;
     const kd_ops *ops = kd_ops_cpu();
@@ -52,6 +57,12 @@ int main(int argc, char **argv) {
             return printf("bench_train: skipped: %s\n", why), 77;
     } else if (strcmp(backend, "cpu") != 0) {
         return fprintf(stderr, "bench_train: --backend: '%s' is not cpu or cuda\n", backend), 2;
+    }
+    if (strcmp(precision, "fp32") != 0) {
+        int bf16 = !strcmp(precision, "bf16");
+        if (!bf16) return fprintf(stderr, "bench_train: --precision: '%s' is not fp32 or bf16\n", precision), 2;
+        if (!ops->set_precision || ops->set_precision(ops->ctx, KD_PREC_BF16) != 0)
+            return printf("bench_train: skipped: the %s backend has no bf16 products\n", ops->name), 77;
     }
     kd_model_config cfg;
     if (bench_model_config(&a, 1, &cfg)) return 2;
@@ -104,14 +115,6 @@ int main(int argc, char **argv) {
         tf += t1 - t0, tb += t2 - t1, to += t3 - t2, t_all += t3 - t0;
         if (t3 - t0 < t_best) t_best = t3 - t0;
     }
-    const char *omp = getenv("OMP_NUM_THREADS");
-    printf("kdtrain: %.0f tokens/s (best step %.0f) (V=%d d=%d layers=%d heads=%d/%d hd=%d ffn=%d "
-           "seq=%d batch=%d "
-           "fp32 threads=%s ssm=[%s] chunk=%d params=%.2fM steps=%d %.0f ms/step: fwd+loss %.0f "
-           "bwd %.0f optim %.0f; last loss %.4f)\n",
-           N * a.steps / t_all, N / t_best, a.vocab, a.d_model, a.layers, a.heads, a.kv_heads,
-           a.head_dim, a.ffn, T, B, omp ? omp : "default", a.ssm, a.chunk, pt->total / 1e6, a.steps,
-           t_all / a.steps * 1e3, tf / a.steps * 1e3, tb / a.steps * 1e3, to / a.steps * 1e3, loss);
     // MFU: model FLOPs per token / (tokens/s) over the peak
     int n_ssm = kd_model_n_ssm(&cfg);
     double n_flop_params = (double)pt->total - (double)a.vocab * a.d_model; // minus embedding
@@ -121,6 +124,14 @@ int main(int argc, char **argv) {
            "%.3g model TFLOP/s, MFU %.2f%% of %.0f TFLOP/s\n",
            ops->name, pt->total / 1e6, n_ssm, a.layers, tps, flop_tok * tps / 1e12,
            100.0 * flop_tok * tps / (peak_tflops * 1e12), peak_tflops);
+    const char *omp = getenv("OMP_NUM_THREADS");
+    printf("kdtrain: %.0f tokens/s (best step %.0f) (V=%d d=%d layers=%d heads=%d/%d hd=%d ffn=%d "
+           "seq=%d batch=%d "
+           "%s threads=%s ssm=[%s] chunk=%d params=%.2fM steps=%d %.0f ms/step: fwd+loss %.0f "
+           "bwd %.0f optim %.0f; last loss %.4f)\n",
+           N * a.steps / t_all, N / t_best, a.vocab, a.d_model, a.layers, a.heads, a.kv_heads,
+           a.head_dim, a.ffn, T, B, precision, omp ? omp : "default", a.ssm, a.chunk, pt->total / 1e6, a.steps,
+           t_all / a.steps * 1e3, tf / a.steps * 1e3, tb / a.steps * 1e3, to / a.steps * 1e3, loss);
     kd_optim_free(&opt);
     kd_model_free(m);
     free(ids), free(tg);

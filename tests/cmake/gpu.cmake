@@ -4,7 +4,7 @@ kd_unit_test(decode_grid_bodies_vs_cpu ${CMAKE_SOURCE_DIR}/tests/unit/test_decod
 
 # gpu_parity (tests/gpu/parity.c): every op of every sub-table, CUDA against CPU. Without a
 # device it exits 77; `--self` runs the CPU against itself so CI exercises the harness.
-add_executable(gpu_parity ${CMAKE_SOURCE_DIR}/tests/gpu/parity.c)
+add_executable(gpu_parity ${CMAKE_SOURCE_DIR}/tests/gpu/parity.c ${CMAKE_SOURCE_DIR}/tests/gpu/parity_cases.c)
 target_link_libraries(gpu_parity PRIVATE kdcore)
 target_include_directories(gpu_parity PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 add_test(NAME gpu_parity_harness_cpu_vs_cpu COMMAND gpu_parity --self)

@@ -3,11 +3,15 @@
 #   a. gpu_parity: every op of every sub-table, CUDA vs CPU, several shapes (tests/gpu/parity.c)
 #   b. gpu_parity --quick under compute-sanitizer memcheck and racecheck (when installed)
 #   c. configs/tiny.yaml and configs/hybrid.yaml (all its stages, shortened) trained on cpu
-#      and on cuda: per-step losses within KD_GPU_LOSS_RTOL (compare_losses.py)
+#      and on cuda: per-step losses within KD_GPU_LOSS_RTOL (compare_losses.py); tiny with
+#      run.precision bf16 on cuda within KD_GPU_BF16_RTOL (3e-2) of the fp32 cpu run, and
+#      its checkpoint trained on further on the cpu
 #   d. a single-rank cuda run killed with SIGKILL after its step-10 checkpoint and started
 #      again: final checkpoint digest (SHA-256 of the parameters) equal to an uninterrupted run
-#   e. tiny.yaml on 2 ranks (mpirun -np 2) on cuda vs cpu: losses and final parameters
-#   f. throughput (tokens/s, MFU) of a 125M and a 1B Llama and their 50% hybrids on cuda:
+#   e. tiny.yaml on 2 ranks (mpirun -np 2) on cuda vs cpu: losses and final parameters; the
+#      cuda run must have used the device collectives (NCCL)
+#   f. throughput (tokens/s, MFU) of a 125M and a 1B Llama and their 50% hybrids on cuda (fp32;
+#      the 1B ones in bf16 too):
 #      printed and written to $KD_GPU_OUT/bench.txt, never pass/fail
 # Prints one PASS/FAIL/SKIP line per step; exits 1 if any step failed. Without a usable CUDA
 # device it prints one "gpu: skipped: ..." line and exits 77 (ctest reports it skipped).
@@ -31,6 +35,7 @@ MPIRUN=${KD_MPIRUN:-mpirun}
 MPIFLAGS=${KD_MPIRUN_FLAGS:---allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none}
 STEPS=${KD_GPU_STEPS:-20}
 RTOL=${KD_GPU_LOSS_RTOL:-1e-3}
+BF16_RTOL=${KD_GPU_BF16_RTOL:-3e-2} # bf16 operands: ~3 significant digits per product
 BENCH_STEPS=${KD_GPU_BENCH_STEPS:-3}
 SELF=${KD_GPU_SELFTEST:-}
 ONLY=" ${KD_GPU_ONLY:-a b c d e f} "
@@ -109,14 +114,14 @@ for s in teacher matrix hidden ce; do
 done
 HYB+=(--set "stages.teacher.eval_data=$D/pretrain_val.h5" --set "stages.ce.eval_data=$D/pretrain_val.h5")
 
-# same_losses REF GOT: every stage's metrics.jsonl of run GOT against run REF's
+# same_losses REF GOT [RTOL]: every stage's metrics.jsonl of run GOT against run REF's
 same_losses() {
-    local m stage n=0
+    local m stage n=0 rtol=${3:-$RTOL}
     for m in "$W/$1"/stages/*/metrics.jsonl; do
         [ -e "$m" ] || continue
         stage=$(basename "$(dirname "$m")")
         echo "  stage $stage:"
-        "$PY" "$SRC/tests/gpu/compare_losses.py" losses "$m" "$W/$2/stages/$stage/metrics.jsonl" "$RTOL" |
+        "$PY" "$SRC/tests/gpu/compare_losses.py" losses "$m" "$W/$2/stages/$stage/metrics.jsonl" "$rtol" |
             sed 's/^/    /'
         [ "${PIPESTATUS[0]}" = 0 ] || return 1
         n=$((n + 1))
@@ -160,6 +165,17 @@ step_c() {
     train hybrid_ref cpu 1 "${HYB[@]}"
     train hybrid_dut "$DUT" 1 "${HYB[@]}"
     same_losses hybrid_ref hybrid_dut
+    # run.precision bf16 (CUDA's tensor-core matmuls) against the fp32 CPU run: the same
+    # curve within bf16's rounding; a bf16 checkpoint then resumes on the CPU
+    if [ "$DUT" = cuda ]; then
+        train tiny_bf16 cuda 1 "${TINY[@]}" --set run.precision=bf16
+        grep -q "precision: bf16" "$W/tiny_bf16.log" || { echo "  the run did not use bf16"; return 1; }
+        same_losses tiny_ref tiny_bf16 "$BF16_RTOL"
+        train tiny_bf16_on_cpu cpu 1 "${TINY[@]}" --set stages.pretrain.steps=5 \
+            --set "model.from.checkpoint=$(final_ckpt tiny_bf16 00-pretrain)"
+    else
+        echo "  self-test: bf16 needs a device (run.precision bf16 is refused with backend cpu)"
+    fi
 }
 
 step_d() {
@@ -196,6 +212,10 @@ step_d() {
 step_e() {
     train dp2_ref cpu 2 "${TINY[@]}"
     train dp2_dut "$DUT" 2 "${TINY[@]}"
+    if [ "$DUT" = cuda ]; then # gradients and parameters crossed GPU to GPU (NCCL)
+        grep -E "^\| collectives +device" "$W/dp2_dut.log" ||
+            { echo "  the 2-rank cuda run did not use the device collectives:"; grep collectives "$W/dp2_dut.log"; return 1; }
+    fi
     same_losses dp2_ref dp2_dut
     # parameters after STEPS AdamW steps: Adam divides by sqrt(v), so a weight whose gradient
     # is near zero can move by up to ~lr per step on one side only: atol 2e-3, rtol 1e-2
@@ -211,6 +231,8 @@ step_f() {
         "125M-hybrid50|--vocab 32000 --d-model 768 --layers 12 --heads 12 --kv-heads 4 --head-dim 64 --ffn 2048 --seq 1024 --batch 8 --ssm-layers 0,2,4,6,8,10"
         "1B|--vocab 32000 --d-model 2048 --layers 22 --heads 32 --kv-heads 4 --head-dim 64 --ffn 5632 --seq 1024 --batch 4"
         "1B-hybrid50|--vocab 32000 --d-model 2048 --layers 22 --heads 32 --kv-heads 4 --head-dim 64 --ffn 5632 --seq 1024 --batch 4 --ssm-layers 0,2,4,6,8,10,12,14,16,18,20"
+        "1B-bf16|--vocab 32000 --d-model 2048 --layers 22 --heads 32 --kv-heads 4 --head-dim 64 --ffn 5632 --seq 1024 --batch 4 --precision bf16 --peak-tflops 989"
+        "1B-hybrid50-bf16|--vocab 32000 --d-model 2048 --layers 22 --heads 32 --kv-heads 4 --head-dim 64 --ffn 5632 --seq 1024 --batch 4 --ssm-layers 0,2,4,6,8,10,12,14,16,18,20 --precision bf16 --peak-tflops 989"
     )
     if [ "$DUT" = cpu ]; then # the plumbing only: the same command lines at a toy size
         configs=("toy|--vocab 512 --d-model 64 --layers 2 --heads 4 --kv-heads 2 --head-dim 16 --ffn 128 --seq 64 --batch 2"
