@@ -2,7 +2,7 @@
 // contracts of kd_decode_ops in kernels/ops.h). Each body computes the output elements owned
 // by one grid index `idx` of one stage: index arithmetic plus the loop over the reduction
 // dimension, in a fixed order, so results do not depend on scheduling (no atomics). A
-// __global__ kernel is a thin wrapper (KD_DECG_KERNEL) that bounds-checks idx and calls the
+// __global__ kernel is a thin wrapper (KD_GRID_KERNEL of kernels/cuda/cuda_util.cuh) that bounds-checks idx and calls the
 // body; tests/unit/test_decode_grid.c runs the same bodies in a host loop, stage by stage in
 // launch order, and compares with the CPU backend. Plain C11 that also compiles under nvcc;
 // bodies are KD_HD, no state, no allocation.
@@ -148,12 +148,3 @@ KD_HD static inline void kd_decg_step_ssm(size_t idx, const kd_decg_step *s) {
     }
     s->y[idx] = acc + s->D[h] * xp;
 }
-
-#ifdef __CUDACC__
-// kname(args, n): one thread per idx in [0, n) runs body(idx, &args).
-#define KD_DECG_KERNEL(kname, body, argtype)                                                       \
-    __global__ void kname(argtype a, size_t n) {                                                   \
-        size_t i_ = blockIdx.x * (size_t)blockDim.x + threadIdx.x;                                 \
-        if (i_ < n) body(i_, &a);                                                                  \
-    }
-#endif

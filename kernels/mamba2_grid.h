@@ -2,7 +2,7 @@
 // the SSD scan's are in mamba2_grid_ssd.h).
 // Each body computes the output elements owned by one grid index `idx` of one stage: the
 // index arithmetic and the loop over the reduction dimension, in a fixed order, so results
-// are deterministic (no atomics). A __global__ kernel is a thin wrapper (KD_M2G_KERNEL) that
+// are deterministic (no atomics). A __global__ kernel is a thin wrapper (KD_GRID_KERNEL of kernels/cuda/cuda_util.cuh) that
 // bounds-checks idx and calls the body; tests/unit/test_mamba2_grid.c runs the same bodies
 // in a host loop, stage by stage in launch order, and compares with the CPU backend.
 // Plain C11 that also compiles under nvcc; bodies are KD_HD, no state, no allocation.
@@ -354,13 +354,3 @@ KD_HD static inline void kd_m2g_mat_finish(size_t bh, const kd_m2g_mat *a) {
     }
     a->acc[bh * 3 + 0] = dD, a->acc[bh * 3 + 1] = dA, a->acc[bh * 3 + 2] = db;
 }
-
-// ============================================================================ CUDA wrapper
-#ifdef __CUDACC__
-// kname(args, n): one thread per idx in [0, n) runs body(idx, &args).
-#define KD_M2G_KERNEL(kname, body, argtype)                                                        \
-    __global__ void kname(argtype a, size_t n) {                                                   \
-        size_t i_ = blockIdx.x * (size_t)blockDim.x + threadIdx.x;                                 \
-        if (i_ < n) body(i_, &a);                                                                  \
-    }
-#endif

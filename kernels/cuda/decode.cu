@@ -14,39 +14,14 @@ extern "C" {
 #include "kernels/decode_grid.h"
 #include "kernels/ops.h"
 }
-#include "kernels/cuda/reduce.cuh"
+#include "kernels/cuda/cuda_util.cuh"
 
-static void dec_die(const char *file, int line, const char *what, const char *why) {
-    fprintf(stderr, "kdtrain: %s:%d: %s failed: %s\n", file, line, what, why);
-    fflush(stderr);
-    abort();
-}
-#define CUDA_CHECK(call)                                                                           \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) dec_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_));         \
-    } while (0)
-// One thread per grid index: n threads in blocks of KD_CUDA_TPB.
-#define DEC_LAUNCH(kname, n, args)                                                                 \
-    do {                                                                                           \
-        size_t n_ = (n);                                                                           \
-        if (n_) {                                                                                  \
-            kname<<<(unsigned)((n_ + KD_CUDA_TPB - 1) / KD_CUDA_TPB), KD_CUDA_TPB>>>(args, n_);    \
-            CUDA_CHECK(cudaGetLastError());                                                        \
-        }                                                                                          \
-    } while (0)
-// A scratch smaller than the op's query asked for is a caller bug.
-#define DEC_SCRATCH(ws, need)                                                                      \
-    do {                                                                                           \
-        if ((ws).bytes < (need) || ((need) && !(ws).p))                                            \
-            dec_die(__FILE__, __LINE__, "scratch", "smaller than the *_scratch query");            \
-    } while (0)
 
 // ============================================================================ attention
 
-KD_DECG_KERNEL(k_attn_append, kd_decg_attn_append, kd_decg_attn)
-KD_DECG_KERNEL(k_attn_scores, kd_decg_attn_scores, kd_decg_attn)
-KD_DECG_KERNEL(k_attn_out, kd_decg_attn_out, kd_decg_attn)
+KD_GRID_KERNEL(k_attn_append, kd_decg_attn_append, kd_decg_attn)
+KD_GRID_KERNEL(k_attn_scores, kd_decg_attn_scores, kd_decg_attn)
+KD_GRID_KERNEL(k_attn_out, kd_decg_attn_out, kd_decg_attn)
 
 static size_t cu_attention_scratch(void *ctx, int B, int Tmax, int NH) {
     (void)ctx;
@@ -58,20 +33,20 @@ static void cu_attention(void *ctx, float *out, float *kv, const float *qkv, con
                          int B, int Tmax, int NH, int NKV, int HD, kd_scratch ws) {
     (void)ctx;
     if (B <= 0 || NH <= 0 || HD <= 0) return;
-    DEC_SCRATCH(ws, kd_decg_attn_scratch(B, Tmax, NH));
+    KD_SCRATCH_CHECK(ws, kd_decg_attn_scratch(B, Tmax, NH));
     kd_decg_attn a;
     memset(&a, 0, sizeof a);
     a.out = out, a.kv = kv, a.qkv = qkv, a.n = n, a.p = (float *)ws.p;
     a.B = B, a.Tmax = Tmax, a.NH = NH, a.NKV = NKV, a.HD = HD;
-    DEC_LAUNCH(k_attn_append, (size_t)B * 2 * NKV * HD, a);
-    DEC_LAUNCH(k_attn_scores, (size_t)B * NH, a);
-    DEC_LAUNCH(k_attn_out, (size_t)B * NH * HD, a);
+    KD_GRID_LAUNCH(k_attn_append, (size_t)B * 2 * NKV * HD, a);
+    KD_GRID_LAUNCH(k_attn_scores, (size_t)B * NH, a);
+    KD_GRID_LAUNCH(k_attn_out, (size_t)B * NH * HD, a);
 }
 
 // ============================================================================ Mamba-2 step
 
-KD_DECG_KERNEL(k_step_conv, kd_decg_step_conv, kd_decg_step)
-KD_DECG_KERNEL(k_step_ssm, kd_decg_step_ssm, kd_decg_step)
+KD_GRID_KERNEL(k_step_conv, kd_decg_step_conv, kd_decg_step)
+KD_GRID_KERNEL(k_step_ssm, kd_decg_step_ssm, kd_decg_step)
 
 static size_t cu_mamba2_step_scratch(void *ctx, const kd_mamba2_dims *d, int B) {
     (void)ctx;
@@ -86,7 +61,7 @@ static void cu_mamba2_step(void *ctx, float *y, float *conv_state, float *ssm_st
                            kd_scratch ws) {
     (void)ctx;
     if (B <= 0) return;
-    DEC_SCRATCH(ws, kd_decg_step_scratch(d, B));
+    KD_SCRATCH_CHECK(ws, kd_decg_step_scratch(d, B));
     kd_decg_step s;
     memset(&s, 0, sizeof s);
     s.y = y, s.conv_state = conv_state, s.ssm_state = ssm_state, s.xbc = xbc, s.dt = dt;
@@ -94,8 +69,8 @@ static void cu_mamba2_step(void *ctx, float *y, float *conv_state, float *ssm_st
     s.act = (float *)ws.p;
     s.ld_xbc = ld_xbc, s.lddt = lddt, s.B = B;
     s.H = d->H, s.n_kv = d->n_kv, s.P = d->P, s.N = d->N, s.W = d->W;
-    DEC_LAUNCH(k_step_conv, (size_t)B * kd_decg_step_cd(&s), s);
-    DEC_LAUNCH(k_step_ssm, (size_t)B * d->H * d->P, s);
+    KD_GRID_LAUNCH(k_step_conv, (size_t)B * kd_decg_step_cd(&s), s);
+    KD_GRID_LAUNCH(k_step_ssm, (size_t)B * d->H * d->P, s);
 }
 
 // ============================================================================ the table

@@ -15,42 +15,17 @@ extern "C" {
 #include "kernels/mamba2_grid.h"
 #include "kernels/ops.h"
 }
-#include "kernels/cuda/reduce.cuh"
+#include "kernels/cuda/cuda_util.cuh"
 
-static void m2_die(const char *file, int line, const char *what, const char *why) {
-    fprintf(stderr, "kdtrain: %s:%d: %s failed: %s\n", file, line, what, why);
-    fflush(stderr);
-    abort();
-}
-#define CUDA_CHECK(call)                                                                           \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) m2_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_));          \
-    } while (0)
-// One thread per grid index: n threads in blocks of KD_CUDA_TPB.
-#define M2_LAUNCH(kname, n, args)                                                                  \
-    do {                                                                                           \
-        size_t n_ = (n);                                                                           \
-        if (n_) {                                                                                  \
-            kname<<<(unsigned)((n_ + KD_CUDA_TPB - 1) / KD_CUDA_TPB), KD_CUDA_TPB>>>(args, n_);    \
-            CUDA_CHECK(cudaGetLastError());                                                        \
-        }                                                                                          \
-    } while (0)
-// A scratch smaller than the op's query asked for is a caller bug.
-#define M2_SCRATCH(ws, need)                                                                       \
-    do {                                                                                           \
-        if ((ws).bytes < (need) || ((need) && !(ws).p))                                            \
-            m2_die(__FILE__, __LINE__, "scratch", "smaller than the *_scratch query");             \
-    } while (0)
 
 // ============================================================================ conv
 
-KD_M2G_KERNEL(k_conv_lr, kd_m2g_conv_lr, kd_m2g_conv)
-KD_M2G_KERNEL(k_conv_fwd, kd_m2g_conv_fwd, kd_m2g_conv)
-KD_M2G_KERNEL(k_conv_state, kd_m2g_conv_state, kd_m2g_conv)
-KD_M2G_KERNEL(k_conv_grad, kd_m2g_conv_grad, kd_m2g_conv)
-KD_M2G_KERNEL(k_conv_dinp, kd_m2g_conv_dinp, kd_m2g_conv)
-KD_M2G_KERNEL(k_conv_dw, kd_m2g_conv_dw, kd_m2g_conv)
+KD_GRID_KERNEL(k_conv_lr, kd_m2g_conv_lr, kd_m2g_conv)
+KD_GRID_KERNEL(k_conv_fwd, kd_m2g_conv_fwd, kd_m2g_conv)
+KD_GRID_KERNEL(k_conv_state, kd_m2g_conv_state, kd_m2g_conv)
+KD_GRID_KERNEL(k_conv_grad, kd_m2g_conv_grad, kd_m2g_conv)
+KD_GRID_KERNEL(k_conv_dinp, kd_m2g_conv_dinp, kd_m2g_conv)
+KD_GRID_KERNEL(k_conv_dw, kd_m2g_conv_dw, kd_m2g_conv)
 
 static size_t cu_conv_scratch(void *ctx, int B, int T, int CD, int W) {
     (void)ctx, (void)W;
@@ -63,15 +38,15 @@ static void cu_conv_fwd(void *ctx, float *out, float *conv_state, const float *i
                         int W, kd_scratch ws) {
     (void)ctx;
     if (B <= 0 || T < 0 || CD <= 0) return; // T == 0 still zeroes conv_state
-    M2_SCRATCH(ws, kd_m2g_conv_scratch(B, T, CD));
+    KD_SCRATCH_CHECK(ws, kd_m2g_conv_scratch(B, T, CD));
     kd_m2g_conv a;
     memset(&a, 0, sizeof a);
     a.out = out, a.conv_state = conv_state, a.inp = inp, a.w = w, a.bias = bias, a.seg = seg;
     a.ld_in = ld_in, a.B = B, a.T = T, a.CD = CD, a.W = W;
     kd_m2g_conv_bind(&a, ws.p);
-    M2_LAUNCH(k_conv_lr, (size_t)B, a);
-    M2_LAUNCH(k_conv_fwd, (size_t)B * T * CD, a);
-    if (conv_state) M2_LAUNCH(k_conv_state, (size_t)B * CD * (W - 1), a);
+    KD_GRID_LAUNCH(k_conv_lr, (size_t)B, a);
+    KD_GRID_LAUNCH(k_conv_fwd, (size_t)B * T * CD, a);
+    if (conv_state) KD_GRID_LAUNCH(k_conv_state, (size_t)B * CD * (W - 1), a);
 }
 
 // dinp columns [0,CD) of (B,T,ld_dinp) overwritten; dw (CD,W), dbias (CD) accumulate.
@@ -81,24 +56,24 @@ static void cu_conv_bwd(void *ctx, float *dinp, int ld_dinp, float *dw, float *d
                         kd_scratch ws) {
     (void)ctx;
     if (B <= 0 || T <= 0 || CD <= 0) return;
-    M2_SCRATCH(ws, kd_m2g_conv_scratch(B, T, CD));
+    KD_SCRATCH_CHECK(ws, kd_m2g_conv_scratch(B, T, CD));
     kd_m2g_conv a;
     memset(&a, 0, sizeof a);
     a.dinp = dinp, a.dw = dw, a.dbias = dbias, a.dout = dout, a.inp = inp, a.w = w;
     a.bias = bias, a.seg = seg, a.ld_in = ld_in, a.ld_dinp = ld_dinp;
     a.B = B, a.T = T, a.CD = CD, a.W = W;
     kd_m2g_conv_bind(&a, ws.p);
-    M2_LAUNCH(k_conv_lr, (size_t)B, a);
-    M2_LAUNCH(k_conv_grad, (size_t)B * T * CD, a);
-    M2_LAUNCH(k_conv_dinp, (size_t)B * T * CD, a);
-    M2_LAUNCH(k_conv_dw, (size_t)CD * (W + 1), a);
+    KD_GRID_LAUNCH(k_conv_lr, (size_t)B, a);
+    KD_GRID_LAUNCH(k_conv_grad, (size_t)B * T * CD, a);
+    KD_GRID_LAUNCH(k_conv_dinp, (size_t)B * T * CD, a);
+    KD_GRID_LAUNCH(k_conv_dw, (size_t)CD * (W + 1), a);
 }
 
 // ============================================================================ gated norm
 
-KD_M2G_KERNEL(k_gnorm_fwd, kd_m2g_gnorm_fwd, kd_m2g_gnorm)
-KD_M2G_KERNEL(k_gnorm_bwd, kd_m2g_gnorm_bwd, kd_m2g_gnorm)
-KD_M2G_KERNEL(k_gnorm_dw, kd_m2g_gnorm_dw, kd_m2g_gnorm)
+KD_GRID_KERNEL(k_gnorm_fwd, kd_m2g_gnorm_fwd, kd_m2g_gnorm)
+KD_GRID_KERNEL(k_gnorm_bwd, kd_m2g_gnorm_bwd, kd_m2g_gnorm)
+KD_GRID_KERNEL(k_gnorm_dw, kd_m2g_gnorm_dw, kd_m2g_gnorm)
 
 // out, y are (N,D); z rows of stride ldz; w (D); rstd (N,D/G).
 static void cu_gnorm_fwd(void *ctx, float *out, float *rstd, const float *y, const float *z,
@@ -109,7 +84,7 @@ static void cu_gnorm_fwd(void *ctx, float *out, float *rstd, const float *y, con
     memset(&a, 0, sizeof a);
     a.out = out, a.rstd = rstd, a.y = y, a.z = z, a.w = w;
     a.ldz = ldz, a.N = N, a.D = D, a.G = G, a.eps = eps;
-    M2_LAUNCH(k_gnorm_fwd, (size_t)N * (D / G), a);
+    KD_GRID_LAUNCH(k_gnorm_fwd, (size_t)N * (D / G), a);
 }
 
 // dy (N,D), dz (N,lddz) overwritten; dw (D) accumulates.
@@ -122,20 +97,20 @@ static void cu_gnorm_bwd(void *ctx, float *dy, float *dz, int lddz, float *dw, c
     memset(&a, 0, sizeof a);
     a.dy = dy, a.dz = dz, a.dw = dw, a.dout = dout, a.y = y, a.z = z, a.w = w, a.rstd_in = rstd;
     a.ldz = ldz, a.lddz = lddz, a.N = N, a.D = D, a.G = G;
-    M2_LAUNCH(k_gnorm_bwd, (size_t)N * (D / G), a);
-    M2_LAUNCH(k_gnorm_dw, (size_t)D, a);
+    KD_GRID_LAUNCH(k_gnorm_bwd, (size_t)N * (D / G), a);
+    KD_GRID_LAUNCH(k_gnorm_dw, (size_t)D, a);
 }
 
 // ============================================================================ MOHAWK matrix
 
-KD_M2G_KERNEL(k_mat_lr, kd_m2g_mat_lr, kd_m2g_mat)
-KD_M2G_KERNEL(k_mat_dt_cum, kd_m2g_mat_dt_cum, kd_m2g_mat)
-KD_M2G_KERNEL(k_mat_fwd, kd_m2g_mat_fwd, kd_m2g_mat)
-KD_M2G_KERNEL(k_mat_rowcol, kd_m2g_mat_rowcol, kd_m2g_mat)
-KD_M2G_KERNEL(k_mat_dC, kd_m2g_mat_dC, kd_m2g_mat)
-KD_M2G_KERNEL(k_mat_dB, kd_m2g_mat_dB, kd_m2g_mat)
-KD_M2G_KERNEL(k_mat_finish, kd_m2g_mat_finish, kd_m2g_mat)
-KD_M2G_KERNEL(k_mat_params, kd_m2g_mat_params, kd_m2g_mat)
+KD_GRID_KERNEL(k_mat_lr, kd_m2g_mat_lr, kd_m2g_mat)
+KD_GRID_KERNEL(k_mat_dt_cum, kd_m2g_mat_dt_cum, kd_m2g_mat)
+KD_GRID_KERNEL(k_mat_fwd, kd_m2g_mat_fwd, kd_m2g_mat)
+KD_GRID_KERNEL(k_mat_rowcol, kd_m2g_mat_rowcol, kd_m2g_mat)
+KD_GRID_KERNEL(k_mat_dC, kd_m2g_mat_dC, kd_m2g_mat)
+KD_GRID_KERNEL(k_mat_dB, kd_m2g_mat_dB, kd_m2g_mat)
+KD_GRID_KERNEL(k_mat_finish, kd_m2g_mat_finish, kd_m2g_mat)
+KD_GRID_KERNEL(k_mat_params, kd_m2g_mat_params, kd_m2g_mat)
 
 static size_t cu_mat_scratch(void *ctx, const kd_mamba2_dims *d, int B, int T) {
     (void)ctx;
@@ -146,7 +121,7 @@ static kd_m2g_mat mat_args(const kd_mamba2_in *in, const kd_mamba2_dims *d, kd_s
     kd_m2g_mat a;
     memset(&a, 0, sizeof a);
     a.in = *in, a.d = *d;
-    M2_SCRATCH(ws, kd_m2g_mat_scratch(d, in->B, in->T));
+    KD_SCRATCH_CHECK(ws, kd_m2g_mat_scratch(d, in->B, in->T));
     kd_m2g_mat_bind(&a, ws.p);
     return a;
 }
@@ -159,9 +134,9 @@ static void cu_mat_fwd(void *ctx, float *M, const kd_mamba2_in *in, const kd_mam
     if (!B || !T) return;
     kd_m2g_mat a = mat_args(in, d, ws);
     a.M = M;
-    M2_LAUNCH(k_mat_lr, B, a);
-    M2_LAUNCH(k_mat_dt_cum, B * H, a);
-    M2_LAUNCH(k_mat_fwd, B * H * T * T, a);
+    KD_GRID_LAUNCH(k_mat_lr, B, a);
+    KD_GRID_LAUNCH(k_mat_dt_cum, B * H, a);
+    KD_GRID_LAUNCH(k_mat_fwd, B * H * T * T, a);
 }
 
 // dM is (B,H,T,T); writes dB (kv slices), dC, ddt; accumulates ddt_bias, dA_log, dD.
@@ -173,13 +148,13 @@ static void cu_mat_bwd(void *ctx, const kd_mamba2_grad *g, const float *dM, cons
     if (!B || !T) return;
     kd_m2g_mat a = mat_args(in, d, ws);
     a.dM = dM, a.g = *g;
-    M2_LAUNCH(k_mat_lr, B, a);
-    M2_LAUNCH(k_mat_dt_cum, B * H, a);
-    M2_LAUNCH(k_mat_rowcol, B * H * T, a);
-    M2_LAUNCH(k_mat_dC, B * T * H * d->N, a);
-    M2_LAUNCH(k_mat_dB, B * T * d->n_kv * d->N, a);
-    M2_LAUNCH(k_mat_finish, B * H, a);
-    M2_LAUNCH(k_mat_params, H, a);
+    KD_GRID_LAUNCH(k_mat_lr, B, a);
+    KD_GRID_LAUNCH(k_mat_dt_cum, B * H, a);
+    KD_GRID_LAUNCH(k_mat_rowcol, B * H * T, a);
+    KD_GRID_LAUNCH(k_mat_dC, B * T * H * d->N, a);
+    KD_GRID_LAUNCH(k_mat_dB, B * T * d->n_kv * d->N, a);
+    KD_GRID_LAUNCH(k_mat_finish, B * H, a);
+    KD_GRID_LAUNCH(k_mat_params, H, a);
 }
 
 // ============================================================================ table

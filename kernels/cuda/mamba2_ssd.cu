@@ -16,42 +16,23 @@ extern "C" {
 #include "kernels/mamba2_grid_ssd.h"
 #include "kernels/ops.h"
 }
-#include "kernels/cuda/reduce.cuh"
+#include "kernels/cuda/cuda_util.cuh"
 
-static void m2_die(const char *file, int line, const char *what, const char *why) {
-    fprintf(stderr, "kdtrain: %s:%d: %s failed: %s\n", file, line, what, why);
-    fflush(stderr);
-    abort();
-}
-#define CUDA_CHECK(call)                                                                           \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) m2_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_));          \
-    } while (0)
-// One thread per grid index: n threads in blocks of KD_CUDA_TPB.
-#define M2_LAUNCH(kname, n, args)                                                                  \
-    do {                                                                                           \
-        size_t n_ = (n);                                                                           \
-        if (n_) {                                                                                  \
-            kname<<<(unsigned)((n_ + KD_CUDA_TPB - 1) / KD_CUDA_TPB), KD_CUDA_TPB>>>(args, n_);    \
-            CUDA_CHECK(cudaGetLastError());                                                        \
-        }                                                                                          \
-    } while (0)
 
-KD_M2G_KERNEL(k_ssd_lr, kd_m2g_ssd_lr, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_dt_cum, kd_m2g_ssd_dt_cum, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_sloc, kd_m2g_ssd_sloc, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_pass, kd_m2g_ssd_pass, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_out, kd_m2g_ssd_out, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_gout, kd_m2g_ssd_gout, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_dpass, kd_m2g_ssd_dpass, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_dx, kd_m2g_ssd_dx, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_dB, kd_m2g_ssd_dB, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_dC, kd_m2g_ssd_dC, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_tok, kd_m2g_ssd_tok, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_chunk, kd_m2g_ssd_chunk, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_params, kd_m2g_ssd_params, kd_m2g_ssd)
-KD_M2G_KERNEL(k_ssd_ref, kd_m2g_ssd_ref, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_lr, kd_m2g_ssd_lr, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_dt_cum, kd_m2g_ssd_dt_cum, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_sloc, kd_m2g_ssd_sloc, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_pass, kd_m2g_ssd_pass, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_out, kd_m2g_ssd_out, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_gout, kd_m2g_ssd_gout, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_dpass, kd_m2g_ssd_dpass, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_dx, kd_m2g_ssd_dx, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_dB, kd_m2g_ssd_dB, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_dC, kd_m2g_ssd_dC, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_tok, kd_m2g_ssd_tok, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_chunk, kd_m2g_ssd_chunk, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_params, kd_m2g_ssd_params, kd_m2g_ssd)
+KD_GRID_KERNEL(k_ssd_ref, kd_m2g_ssd_ref, kd_m2g_ssd)
 
 // One query for ssd_fwd, ssd_bwd and scan_ref (the layout of kd_m2g_ssd_bind).
 static size_t cu_ssd_scratch(void *ctx, const kd_mamba2_dims *d, int B, int T) {
@@ -66,7 +47,7 @@ static kd_m2g_ssd ssd_args(const kd_mamba2_in *in, const kd_mamba2_dims *d, kd_s
     a.in = *in, a.d = *d;
     const size_t need = kd_m2g_ssd_scratch(d, in->B, in->T);
     if (ws.bytes < need || (need && !ws.p))
-        m2_die(__FILE__, __LINE__, "ssd scratch", "smaller than ssd_scratch's query");
+        kd_cuda_die(__FILE__, __LINE__, "ssd scratch", "smaller than ssd_scratch's query");
     kd_m2g_ssd_bind(&a, ws.p);
     return a;
 }
@@ -81,11 +62,11 @@ static void cu_ssd_fwd(void *ctx, float *y, float *states, float *final_state,
     kd_m2g_ssd a = ssd_args(in, d, ws);
     a.y = y, a.final_state = final_state, a.init_state = init_state;
     a.states = states ? states : a.sbuf;
-    M2_LAUNCH(k_ssd_lr, B, a);
-    M2_LAUNCH(k_ssd_dt_cum, B * H * a.nc, a);
-    M2_LAUNCH(k_ssd_sloc, B * H * a.nc * pn, a);
-    M2_LAUNCH(k_ssd_pass, B * H * pn, a);
-    M2_LAUNCH(k_ssd_out, B * T * H * d->P, a);
+    KD_GRID_LAUNCH(k_ssd_lr, B, a);
+    KD_GRID_LAUNCH(k_ssd_dt_cum, B * H * a.nc, a);
+    KD_GRID_LAUNCH(k_ssd_sloc, B * H * a.nc * pn, a);
+    KD_GRID_LAUNCH(k_ssd_pass, B * H * pn, a);
+    KD_GRID_LAUNCH(k_ssd_out, B * T * H * d->P, a);
 }
 
 // dy (B,T,H,P), states from ssd_fwd. dx, dB, dC, ddt overwritten (kv slices of dx and dB
@@ -97,16 +78,16 @@ static void cu_ssd_bwd(void *ctx, const kd_mamba2_grad *g, const float *dy, cons
     if (!B || !T) return;
     kd_m2g_ssd a = ssd_args(in, d, ws);
     a.g = *g, a.dy = dy, a.st = states;
-    M2_LAUNCH(k_ssd_lr, B, a);
-    M2_LAUNCH(k_ssd_dt_cum, B * H * a.nc, a);
-    M2_LAUNCH(k_ssd_gout, B * H * a.nc * pn, a);
-    M2_LAUNCH(k_ssd_dpass, B * H * pn, a);
-    M2_LAUNCH(k_ssd_dx, B * T * d->n_kv * d->P, a);
-    M2_LAUNCH(k_ssd_dB, B * T * d->n_kv * d->N, a);
-    M2_LAUNCH(k_ssd_dC, B * T * H * d->N, a);
-    M2_LAUNCH(k_ssd_tok, B * H * T, a);
-    M2_LAUNCH(k_ssd_chunk, B * H * a.nc, a);
-    M2_LAUNCH(k_ssd_params, H, a);
+    KD_GRID_LAUNCH(k_ssd_lr, B, a);
+    KD_GRID_LAUNCH(k_ssd_dt_cum, B * H * a.nc, a);
+    KD_GRID_LAUNCH(k_ssd_gout, B * H * a.nc * pn, a);
+    KD_GRID_LAUNCH(k_ssd_dpass, B * H * pn, a);
+    KD_GRID_LAUNCH(k_ssd_dx, B * T * d->n_kv * d->P, a);
+    KD_GRID_LAUNCH(k_ssd_dB, B * T * d->n_kv * d->N, a);
+    KD_GRID_LAUNCH(k_ssd_dC, B * T * H * d->N, a);
+    KD_GRID_LAUNCH(k_ssd_tok, B * H * T, a);
+    KD_GRID_LAUNCH(k_ssd_chunk, B * H * a.nc, a);
+    KD_GRID_LAUNCH(k_ssd_params, H, a);
 }
 
 // The sequential reference: one thread per state row (b,h,p) walks the tokens in order.
@@ -117,7 +98,7 @@ static void cu_scan_ref(void *ctx, float *y, float *final_state, const float *in
     if (!B) return;
     kd_m2g_ssd a = ssd_args(in, d, ws);
     a.y = y, a.final_state = final_state, a.init_state = init_state;
-    M2_LAUNCH(k_ssd_ref, B * H * d->P, a);
+    KD_GRID_LAUNCH(k_ssd_ref, B * H * d->P, a);
 }
 
 extern "C" void kd_cuda_mamba2_fill_ssd(kd_mamba2_ops *t) {

@@ -19,26 +19,15 @@ extern "C" {
 #include "kernels/math.h"
 #include "kernels/ops.h"
 }
-#include "kernels/cuda/reduce.cuh"
+#include "kernels/cuda/cuda_util.cuh"
 
-// A failing CUDA/cuBLAS call inside an op is a lost device or a bug: print where, abort.
-// (Ops return void by contract; the probe below reports recoverable problems instead.)
-#define CUDA_CHECK(call)                                                                           \
-    do {                                                                                           \
-        cudaError_t e_ = (call);                                                                   \
-        if (e_ != cudaSuccess) cuda_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_));        \
-    } while (0)
+// A failing cuBLAS call inside an op is a lost device or a bug, like a failing CUDA call
+// (CUDA_CHECK, kernels/cuda/cuda_util.cuh): print where, abort.
 #define BLAS_CHECK(call)                                                                           \
     do {                                                                                           \
         cublasStatus_t s_ = (call);                                                                \
-        if (s_ != CUBLAS_STATUS_SUCCESS) cuda_die(__FILE__, __LINE__, #call, "cuBLAS error");      \
+        if (s_ != CUBLAS_STATUS_SUCCESS) kd_cuda_die(__FILE__, __LINE__, #call, "cuBLAS error");   \
     } while (0)
-
-static void cuda_die(const char *file, int line, const char *what, const char *why) {
-    fprintf(stderr, "kdtrain: %s:%d: %s failed: %s\n", file, line, what, why);
-    fflush(stderr);
-    abort();
-}
 
 // The backend's state, handed to every op as ctx.
 typedef struct kd_cuda_ctx {
