@@ -15,6 +15,9 @@
 // - mem, vec, nn, losses and optim are required. mamba2 and decode are capabilities: a
 //   backend that lacks one leaves that whole sub-table NULL (kd_ops_supports asks,
 //   kd_ops_missing names what is absent).
+// - coll (collectives on backend memory) and set_precision are optional and not counted as
+//   missing: without them the caller stages collectives through the host, and computes
+//   in fp32.
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
