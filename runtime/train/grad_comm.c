@@ -52,6 +52,7 @@ void kd_grad_comm_init(kd_grad_comm *g, kd_comm *comm, const kd_ops *ops, size_t
     else {
         g->path = KD_GC_STAGED;
         g->host = kd_malloc(sizeof(float) * (total ? total : 1));
+        g->host_shard = kd_malloc(sizeof(float) * (g->counts[kd_comm_rank(comm)] + 1));
         if (kd_comm_rank(comm) == 0)
             kd_log_info("%s backend: gradients and parameters cross ranks through host memory "
                         "and MPI (no device collectives)", ops->name);
@@ -60,7 +61,7 @@ void kd_grad_comm_init(kd_grad_comm *g, kd_comm *comm, const kd_ops *ops, size_t
 
 void kd_grad_comm_free(kd_grad_comm *g) {
     if (g->dev) g->ops->coll->fini(g->ops->ctx, g->dev);
-    free(g->counts), free(g->displs), free(g->host);
+    free(g->counts), free(g->displs), free(g->host), free(g->host_shard);
     memset(g, 0, sizeof *g);
 }
 
@@ -79,14 +80,11 @@ void kd_grad_comm_reduce_scatter(kd_grad_comm *g, const float *full, float *shar
         g->ops->coll->reduce_scatter(g->ops->ctx, g->dev, full, shard, g->counts, g->displs);
         kd_comm_watch_end(g->comm);
         break;
-    case KD_GC_STAGED: {
-        float *sh = kd_malloc(sizeof(float) * (n ? n : 1));
+    case KD_GC_STAGED:
         g->ops->mem->download(g->ops->ctx, g->host, full, g->total * sizeof(float));
-        kd_comm_reduce_scatter_f32(g->comm, g->host, sh, g->total);
-        g->ops->mem->upload(g->ops->ctx, shard, sh, n * sizeof(float));
-        free(sh);
+        kd_comm_reduce_scatter_f32(g->comm, g->host, g->host_shard, g->total);
+        g->ops->mem->upload(g->ops->ctx, shard, g->host_shard, n * sizeof(float));
         break;
-    }
     }
 }
 

@@ -24,6 +24,7 @@ typedef struct {
     size_t *counts, *displs; // (world) floats of each rank's shard
     void *dev;               // the backend's communicator (KD_GC_DEVICE)
     float *host;             // (total) host staging buffer (KD_GC_STAGED)
+    float *host_shard;       // (this rank's shard) its reduced part (KD_GC_STAGED)
 } kd_grad_comm;
 
 // Collective. Never fails: a device path that cannot be set up on every rank falls back
