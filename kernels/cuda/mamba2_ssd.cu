@@ -45,9 +45,7 @@ static kd_m2g_ssd ssd_args(const kd_mamba2_in *in, const kd_mamba2_dims *d, kd_s
     kd_m2g_ssd a;
     memset(&a, 0, sizeof a);
     a.in = *in, a.d = *d;
-    const size_t need = kd_m2g_ssd_scratch(d, in->B, in->T);
-    if (ws.bytes < need || (need && !ws.p))
-        kd_cuda_die(__FILE__, __LINE__, "ssd scratch", "smaller than ssd_scratch's query");
+    KD_SCRATCH_CHECK(ws, kd_m2g_ssd_scratch(d, in->B, in->T));
     kd_m2g_ssd_bind(&a, ws.p);
     return a;
 }
