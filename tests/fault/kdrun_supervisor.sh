@@ -10,12 +10,13 @@ KDRUN=$KD_SOURCE_DIR/launch/kdrun
 cat >"$W/fake.sh" <<'FAKE'
 #!/usr/bin/env bash
 # fake command: appends its arguments to $W/calls, exits with the next listed status
-n=$(wc -l <"$FAKE_DIR/calls" 2>/dev/null || echo 0)
+# (the USR1 trap comes first, before anything that forks, so no signal finds it unset)
+trap 'echo got-USR1 >>"$FAKE_DIR/calls"; exit 75' USR1
+n=$( { wc -l <"$FAKE_DIR/calls"; } 2>/dev/null || echo 0)
 echo "$*" >>"$FAKE_DIR/calls"
 codes=($FAKE_CODES)
 code=${codes[$n]:-0}
 if [ "$code" = wait ]; then
-    trap 'echo got-USR1 >>"$FAKE_DIR/calls"; exit 75' USR1
     touch "$FAKE_DIR/ready"  # the trap is in place: the test may signal now
     sleep 30 & wait
 fi
