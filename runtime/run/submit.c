@@ -157,8 +157,10 @@ static void write_script(kd_strbuf *b, const script_ctx *c, int i) {
     else
         kd_strbuf_printf(b, "mpirun ${KD_MPIRUN_FLAGS:-} \"${cmd[@]}\" &\n");
     kd_strbuf_printf(b, "child=$!\n");
-    // wait returns early (>128) when a trapped signal arrives: wait again until the step ends.
-    kd_strbuf_printf(b, "while :; do wait $child; rc=$?; kill -0 $child 2>/dev/null || break; done\n");
+    // wait returns early (>128) when a trapped signal arrives: wait again until the step ends,
+    // then once more for the status bash kept (the step may end between wait and kill -0).
+    kd_strbuf_printf(b, "while :; do wait $child; rc=$?; kill -0 $child 2>/dev/null && continue; "
+                        "wait $child; rc=$?; break; done\n");
     kd_strbuf_printf(b, "say \"kdtrain exited with status $rc\"\n");
     kd_strbuf_printf(b, "if [ $rc -eq 75 ] && [ $got_term -eq 0 ]; then\n"
                  "  if [ $restart -lt $max_requeues ]; then\n"
