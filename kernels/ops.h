@@ -273,6 +273,14 @@ typedef struct kd_coll_ops {
     // Every rank's range [displs[r], +counts[r]) of buf, from rank r, into every rank's buf.
     void (*allgather)(void *ctx, void *comm, float *buf, const size_t *counts,
                       const size_t *displs);
+    // Optional, for overlapping the gradient reduce-scatter with the backward (NULL: the
+    // caller reduces after the backward). reduce_scatter_start: as reduce_scatter, but
+    // ordered after every op queued so far and returning at once (it runs beside the ops
+    // queued after it); counts/displs are read during the call. reduce_scatter_wait: every
+    // started one is complete for the ops queued after it.
+    void (*reduce_scatter_start)(void *ctx, void *comm, const float *full, float *shard,
+                                 const size_t *counts, const size_t *displs);
+    void (*reduce_scatter_wait)(void *ctx, void *comm);
 } kd_coll_ops;
 
 // ============================================================================ the backend

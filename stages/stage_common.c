@@ -23,6 +23,7 @@ void kd_stage_trainer_cfg(kd_stage_ctx *ctx, kd_trainer_cfg *tc, kd_ckpt_attr *a
     tc->n_attrs = kd_model_attrs(ctx->model, attrs);
     tc->attrs = attrs;
     tc->deadline = ctx->deadline;
+    tc->grad_bucket_mb = ctx->recipe->run.grad_bucket_mb;
     tc->final_ckpt = ctx->final_ckpt;
     tc->final_ckpt_len = sizeof ctx->final_ckpt;
 }

@@ -227,6 +227,40 @@ void kd_comm_allgather_f32(kd_comm *c, float *buf, size_t total) {
     op_end(c);
 }
 
+struct kd_comm_op {
+    MPI_Request req;
+    int *counts; // (world) kept until the operation completes, as MPI requires
+};
+
+kd_comm_op *kd_comm_ireduce_scatter_f32(kd_comm *c, const float *send, float *recv,
+                                        const size_t *counts) {
+    kd_comm_op *op = kd_malloc(sizeof *op);
+    op->counts = kd_malloc(sizeof(int) * (size_t)c->size);
+    for (int r = 0; r < c->size; r++) {
+        KD_ASSERT(counts[r] < (size_t)1 << 31);
+        op->counts[r] = (int)counts[r];
+    }
+    mpi_check(MPI_Ireduce_scatter(send, recv, op->counts, MPI_FLOAT, MPI_SUM, c->comm, &op->req));
+    return op;
+}
+
+void kd_comm_op_progress(kd_comm *c, kd_comm_op **ops, int n) {
+    (void)c;
+    for (int i = 0; i < n; i++) {
+        if (!ops[i] || ops[i]->req == MPI_REQUEST_NULL) continue;
+        int done = 0;
+        mpi_check(MPI_Test(&ops[i]->req, &done, MPI_STATUS_IGNORE));
+    }
+}
+
+void kd_comm_op_wait(kd_comm *c, kd_comm_op *op, const char *what) {
+    op_begin(c, what);
+    mpi_check(MPI_Wait(&op->req, MPI_STATUS_IGNORE));
+    op_end(c);
+    free(op->counts);
+    free(op);
+}
+
 void kd_shard_range(size_t total, int world, int rank, size_t *lo, size_t *hi) {
     // 128-bit intermediate: total * rank must not overflow for any realistic size
     *lo = (size_t)((unsigned __int128)total * (unsigned)rank / (unsigned)world);

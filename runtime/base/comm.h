@@ -45,6 +45,19 @@ void kd_comm_gatherv_f32(kd_comm *c, const float *send, int n, float *recv, cons
 void kd_comm_reduce_scatter_f32(kd_comm *c, const float *full, float *shard, size_t total);
 // Every rank's shard [lo_r, hi_r) of buf is gathered into every rank's buf.
 void kd_comm_allgather_f32(kd_comm *c, float *buf, size_t total);
+// Nonblocking reduce-scatter of one range of a flat buffer (the trainer's gradient buckets,
+// started while the backward runs): send is the range (n floats, n = the sum of counts),
+// rank r receives the sum over ranks of its counts[r] floats, in rank order, into recv.
+// Every rank starts the same ranges in the same order. counts is copied. The buffers must
+// stay untouched until kd_comm_op_wait returns.
+typedef struct kd_comm_op kd_comm_op;
+kd_comm_op *kd_comm_ireduce_scatter_f32(kd_comm *c, const float *send, float *recv,
+                                        const size_t *counts);
+// Lets started operations progress (MPI moves nonblocking collectives only inside MPI
+// calls); not collective, returns at once.
+void kd_comm_op_progress(kd_comm *c, kd_comm_op **ops, int n);
+// Waits for op (under the watchdog, named `what`) and frees it.
+void kd_comm_op_wait(kd_comm *c, kd_comm_op *op, const char *what);
 // Watchdog: a thread that ends this rank (so mpirun/srun tear the job down) when one of the
 // collectives above has not completed within timeout_s; its message names the collective
 // and the step set by kd_comm_set_step.

@@ -246,6 +246,7 @@ typedef struct {
     float max_minutes;            // wall-time budget, 0 = none
     float collective_timeout_s;   // watchdog, default 600
     int tensorboard;              // run.tensorboard: event files per stage (default 1)
+    float grad_bucket_mb;         // gradient buckets reduced during the backward (default 25, 0 off)
 } kd_run_spec;
 
 typedef struct {

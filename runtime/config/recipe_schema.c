@@ -241,6 +241,7 @@ static const kd_field run_fields[] = {
     F("collective_timeout_s", KD_F_FLOAT, kd_run_spec, collective_timeout_s, .def = 600, .lo = 0,
       .hi = INF, .flags = KD_F_LO_OPEN),
     F("tensorboard", KD_F_BOOL, kd_run_spec, tensorboard, .def = 1),
+    F("grad_bucket_mb", KD_F_FLOAT, kd_run_spec, grad_bucket_mb, .def = 25, .lo = 0, .hi = 65536),
 };
 static const kd_schema run_schema = {run_fields, N(run_fields), NULL, 0};
 

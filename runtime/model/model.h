@@ -85,6 +85,14 @@ double kd_model_ce_loss(kd_model *m, const int32_t *targets, const float *weight
 // Backward from the gradient in the logits buffer; ACCUMULATES into the grads.
 void kd_model_backward(kd_model *m);
 void kd_model_zero_grad(kd_model *m);
+// Gradient readiness, for overlapping their reduction with the backward: while fn is set,
+// kd_model_backward calls fn(ctx, lo) each time the grads [lo, total) are final for the
+// pass (after the head and final norm, after each layer, lo = 0 at the end); fn NULL:
+// none. On a device backend "final" means queued: what fn queues runs after them.
+typedef void (*kd_grads_final_fn)(void *ctx, size_t lo);
+void kd_model_on_grads_final(kd_model *m, kd_grads_final_fn fn, void *ctx);
+// The offsets fn is called with, in that order (n_layers + 2 of them, the last 0).
+int kd_model_grad_bounds(const kd_model *m, size_t *out);
 // d loss / d (embedding output) of the last backward, backend (B,T,C) (tests, alignment).
 const float *kd_model_dembed(const kd_model *m);
 

@@ -256,8 +256,26 @@ void kd_model_backward(kd_model *m) {
                       c->vocab_size);
     o->nn->rmsnorm_bwd(o->ctx, m->dres, G + m->off_norm, m->dtmp, m->resid_final, P + m->off_norm,
                        m->rstdf, N, C);
-    for (int l = c->n_layers - 1; l >= 0; l--) block_backward(m, l);
+    // the final norm and an untied head follow the last layer; a tied head is wte (done last)
+    if (m->on_final) m->on_final(m->on_final_ctx, m->off_norm);
+    for (int l = c->n_layers - 1; l >= 0; l--) {
+        block_backward(m, l);
+        if (m->on_final) m->on_final(m->on_final_ctx, m->lo[l].ln1); // the layer's first
+    }
     o->nn->embedding_bwd(o->ctx, G + m->off_wte, m->dres, m->ids, N, C);
+    if (m->on_final) m->on_final(m->on_final_ctx, 0);
+}
+
+void kd_model_on_grads_final(kd_model *m, kd_grads_final_fn fn, void *ctx) {
+    m->on_final = fn, m->on_final_ctx = ctx;
+}
+
+int kd_model_grad_bounds(const kd_model *m, size_t *out) {
+    int n = 0;
+    out[n++] = m->off_norm;
+    for (int l = m->cfg.n_layers - 1; l >= 0; l--) out[n++] = m->lo[l].ln1;
+    out[n++] = 0;
+    return n;
 }
 
 // ----------------------------------------------------------------------------- views

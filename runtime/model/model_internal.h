@@ -90,4 +90,6 @@ struct kd_model {
     float *dres, *dtmp, *dgu, *dswi;
     float *mix_bwd;   // the mixers' backward scratch (shared by the layers)
     int32_t *targets; // backend (N)
+    kd_grads_final_fn on_final; // kd_model_on_grads_final
+    void *on_final_ctx;
 };

@@ -62,6 +62,7 @@ void kd_grad_comm_init(kd_grad_comm *g, kd_comm *comm, const kd_ops *ops, size_t
 void kd_grad_comm_free(kd_grad_comm *g) {
     if (g->dev) g->ops->coll->fini(g->ops->ctx, g->dev);
     free(g->counts), free(g->displs), free(g->host), free(g->host_shard);
+    free(g->blo), free(g->bhi), free(g->req);
     memset(g, 0, sizeof *g);
 }
 
@@ -108,6 +109,79 @@ void kd_grad_comm_allgather(kd_grad_comm *g, float *buf) {
         g->ops->mem->upload(g->ops->ctx, buf, g->host, g->total * sizeof(float));
         break;
     }
+}
+
+// ----------------------------------------------------------------------------- buckets
+
+int kd_grad_comm_set_buckets(kd_grad_comm *g, const size_t *bounds, int n, size_t bucket_floats) {
+    free(g->blo), free(g->bhi), free(g->req);
+    g->blo = g->bhi = NULL, g->req = NULL, g->nb = 0;
+    const kd_coll_ops *co = g->ops->coll;
+    int can = g->path == KD_GC_HOST ||
+              (g->path == KD_GC_DEVICE && co->reduce_scatter_start && co->reduce_scatter_wait);
+    if (!can || kd_comm_size(g->comm) == 1 || bucket_floats == 0 || n <= 0) return 0;
+    g->blo = kd_malloc(sizeof(size_t) * (size_t)n);
+    g->bhi = kd_malloc(sizeof(size_t) * (size_t)n);
+    size_t top = g->total;
+    for (int i = 0; i < n; i++) {
+        KD_ASSERT(bounds[i] <= top && (i + 1 < n || bounds[i] == 0));
+        if (top > bounds[i] && (top - bounds[i] >= bucket_floats || bounds[i] == 0)) {
+            g->blo[g->nb] = bounds[i], g->bhi[g->nb] = top, g->nb++;
+            top = bounds[i];
+        }
+    }
+    g->req = kd_calloc((size_t)(g->nb ? g->nb : 1), sizeof(kd_comm_op *));
+    return g->nb > 0;
+}
+
+// Starts bucket i: each rank receives the sum of the part of [blo, bhi) inside its shard.
+static void bucket_start(kd_grad_comm *g, int i) {
+    int world = kd_comm_size(g->comm), rank = kd_comm_rank(g->comm);
+    size_t a = g->blo[i], b = g->bhi[i];
+    size_t *cnt = kd_malloc(sizeof(size_t) * (size_t)world),
+           *dsp = kd_malloc(sizeof(size_t) * (size_t)world);
+    for (int r = 0; r < world; r++) { // the intersection of [a, b) and rank r's shard
+        size_t lo = g->displs[r] > a ? g->displs[r] : a,
+               hi = g->displs[r] + g->counts[r] < b ? g->displs[r] + g->counts[r] : b;
+        dsp[r] = lo, cnt[r] = hi > lo ? hi - lo : 0;
+    }
+    float *dst = g->shard + (cnt[rank] ? dsp[rank] - g->displs[rank] : 0);
+    if (g->path == KD_GC_HOST)
+        g->req[i] = kd_comm_ireduce_scatter_f32(g->comm, g->full + a, dst, cnt);
+    else
+        g->ops->coll->reduce_scatter_start(g->ops->ctx, g->dev, g->full, dst, cnt, dsp);
+    free(cnt), free(dsp);
+}
+
+void kd_grad_comm_begin(kd_grad_comm *g, const float *full, float *shard) {
+    KD_ASSERT(g->nb > 0 && g->launched == 0);
+    g->full = full, g->shard = shard, g->last_lo = (size_t)-1;
+}
+
+void kd_grad_comm_ready(kd_grad_comm *g, size_t lo) {
+    if (!g->full) return; // not in a step (e.g. an evaluation's backward)
+    if (lo >= g->last_lo)
+        kd_panic(__FILE__, __LINE__, "gradients [%zu, %zu) reported final twice: the step ran "
+                 "a second backward pass (a task's step must run one)", lo, g->total);
+    g->last_lo = lo;
+    while (g->launched < g->nb && g->blo[g->launched] >= lo) bucket_start(g, g->launched++);
+    if (g->path == KD_GC_HOST) kd_comm_op_progress(g->comm, g->req, g->launched);
+}
+
+void kd_grad_comm_finish(kd_grad_comm *g) {
+    KD_ASSERT(g->full != NULL);
+    while (g->launched < g->nb) bucket_start(g, g->launched++);
+    if (g->path == KD_GC_HOST) {
+        for (int i = 0; i < g->nb; i++) {
+            kd_comm_op_wait(g->comm, g->req[i], "reduce_scatter(grads, bucket)");
+            g->req[i] = NULL;
+        }
+    } else {
+        kd_comm_watch_begin(g->comm, "reduce_scatter(grads, device buckets)");
+        g->ops->coll->reduce_scatter_wait(g->ops->ctx, g->dev);
+        kd_comm_watch_end(g->comm);
+    }
+    g->launched = 0, g->full = NULL, g->shard = NULL;
 }
 
 const char *kd_grad_comm_name(const kd_grad_comm *g) {

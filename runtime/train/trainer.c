@@ -66,6 +66,10 @@ static int trainer_open(kd_trainer *tr, const kd_trainer_cfg *cfg, kd_progress *
                   tr->plan.hi, (char(*)[128])sp->freeze, sp->n_freeze, &tr->n_frozen);
     tr->opt.t = (int)pr->step;
     kd_grad_comm_init(&tr->gc, cfg->comm, kd_model_ops(m), kd_model_table(m)->total);
+    size_t bounds[KD_MODEL_MAX_LAYERS + 2];
+    int nbounds = kd_model_grad_bounds(m, bounds);
+    tr->overlap = kd_grad_comm_set_buckets(&tr->gc, bounds, nbounds,
+                                           (size_t)(cfg->grad_bucket_mb * 1048576.0 / sizeof(float)));
     tr->last_saved = -1;
     snprintf(tr->ckpt_root, sizeof tr->ckpt_root, "%s/ckpt", cfg->stage_dir);
     rc = kd_trainer_resume(tr, pr, err);
@@ -106,6 +110,10 @@ static double batch_weight(const kd_trainer *tr) {
                                       : kd_comm_sum_f64(tr->cfg->comm, wlocal);
 }
 
+static void grads_final(void *gc, size_t lo) {
+    kd_grad_comm_ready(gc, lo);
+}
+
 // Forward, loss head and backward of each micro-batch (or the task's own micro-step);
 // gradients accumulate in the model, scaled by dscale. All ranks agree on the outcome.
 static int micro_batches(kd_trainer *tr, int used_seg, float dscale, double *loss_sum,
@@ -116,24 +124,33 @@ static int micro_batches(kd_trainer *tr, int used_seg, float dscale, double *los
     kd_model *m = tr->cfg->model;
     int mb = p->mb, T = p->T, rc = KD_OK;
     kd_model_zero_grad(m);
+    if (tr->overlap) kd_grad_comm_begin(&tr->gc, kd_model_grads(m), tr->opt.gshard);
     for (int k = 0; k < p->accum && rc == KD_OK; k++) {
         size_t off = (size_t)k * mb * T;
         const int32_t *segp = used_seg ? hb->seg + off : NULL;
+        // the last micro-batch's backward starts the gradient buckets as layers finish
+        if (tr->overlap && k == p->accum - 1) kd_model_on_grads_final(m, grads_final, &tr->gc);
         if (task->step) {
             rc = task->step(task->ctx, m, hb->ids + off, hb->targets + off, hb->weights + off, segp,
                             mb, T, dscale, loss_sum, extra, err);
-            continue;
+        } else {
+            rc = kd_model_forward(m, hb->ids + off, NULL, segp, mb, T, err);
+            if (!rc) {
+                *loss_sum += task->loss(task->ctx, m, hb->targets + off, hb->weights + off, mb, T,
+                                        dscale, 1, extra);
+                kd_model_backward(m);
+            }
         }
-        rc = kd_model_forward(m, hb->ids + off, NULL, segp, mb, T, err);
-        if (rc) break;
-        *loss_sum +=
-            task->loss(task->ctx, m, hb->targets + off, hb->weights + off, mb, T, dscale, 1, extra);
-        kd_model_backward(m);
+    }
+    if (tr->overlap) { // every rank, failed or not, so that every rank starts every bucket
+        kd_model_on_grads_final(m, NULL, NULL);
+        kd_grad_comm_finish(&tr->gc);
     }
     return kd_comm_agree(tr->cfg->comm, rc, err);
 }
 
-// Gradients reduce-scattered into the optimizer's shard, the global loss and gradient norm,
+// Gradients reduce-scattered into the optimizer's shard (unless the buckets did it during
+// the backward), the global loss and gradient norm,
 // then the optimizer's update (learning rate and clipping are its own) and the parameter
 // all-gather; a non-finite loss or norm skips the update on every rank alike.
 static void reduce_and_update(kd_trainer *tr, kd_progress *pr, double loss_sum, double wtotal,
@@ -141,7 +158,7 @@ static void reduce_and_update(kd_trainer *tr, kd_progress *pr, double loss_sum, 
     kd_comm *comm = tr->cfg->comm;
     kd_model *m = tr->cfg->model;
     double w = wtotal > 0 ? wtotal : 1;
-    kd_grad_comm_reduce_scatter(&tr->gc, kd_model_grads(m), tr->opt.gshard);
+    if (!tr->overlap) kd_grad_comm_reduce_scatter(&tr->gc, kd_model_grads(m), tr->opt.gshard);
     double gn2 = kd_comm_sum_f64(comm, kd_optim_shard_sumsq(&tr->opt));
     res->loss = kd_comm_sum_f64(comm, loss_sum) / w;
     for (int x = 0; x < tr->cfg->task.n_extra; x++)

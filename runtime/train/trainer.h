@@ -35,7 +35,8 @@ typedef struct {
     int samples_per_unit;
     // Optional: replaces forward + loss + backward of one micro-batch (e.g. per-layer
     // alignment, preference pairs). Must ACCUMULATE gradients into the model's grads
-    // (scaled by dscale) and add the weighted loss sum to *loss_sum.
+    // (scaled by dscale) and add the weighted loss sum to *loss_sum. Runs at most one
+    // kd_model_backward, as its last model call (the gradient buckets start during it).
     int (*step)(void *ctx, kd_model *m, const int32_t *ids, const int32_t *targets,
                 const float *weights, const int32_t *seg, int n, int T, float dscale,
                 double *loss_sum, double *extra, kd_error *err);
@@ -69,6 +70,7 @@ typedef struct {
     const kd_ckpt_attr *attrs; // model config stored on model.h5
     int n_attrs;
     double deadline;           // kd_now() after which the stage saves and stops (0: none)
+    double grad_bucket_mb;     // gradient buckets reduced during the backward (0: after it)
     char *final_ckpt;          // out: path of the final checkpoint (may be NULL)
     size_t final_ckpt_len;
 } kd_trainer_cfg;

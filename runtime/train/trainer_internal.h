@@ -50,6 +50,7 @@ typedef struct {
     kd_train_plan plan;
     kd_optimizer opt;
     kd_grad_comm gc; // gradient reduce-scatter and parameter all-gather
+    int overlap;     // the reduce-scatter runs in buckets during the backward (grad_bucket_mb)
     int n_frozen;
     char ckpt_root[2048]; // stage_dir/ckpt
     int64_t last_saved;   // step of the newest checkpoint written or resumed (-1: none)

@@ -30,7 +30,11 @@ static void log_banner(const kd_trainer *tr, const kd_progress *pr) {
     kd_log_kv("samples per epoch", "%llu", (unsigned long long)cfg->task.n_samples);
     kd_optim_log_settings(&tr->opt);
     kd_log_kv("backend", "%s", ops->name);
-    if (p->world > 1) kd_log_kv("collectives", "%s", kd_grad_comm_name(&tr->gc));
+    if (p->world > 1 && tr->overlap)
+        kd_log_kv("collectives", "%s, gradients in %d buckets overlapping the backward",
+                  kd_grad_comm_name(&tr->gc), tr->gc.nb);
+    else if (p->world > 1)
+        kd_log_kv("collectives", "%s", kd_grad_comm_name(&tr->gc));
     kd_log_table_end();
 }
 

@@ -9,7 +9,8 @@
 #   d. a single-rank cuda run killed with SIGKILL after its step-10 checkpoint and started
 #      again: final checkpoint digest (SHA-256 of the parameters) equal to an uninterrupted run
 #   e. tiny.yaml on 2 ranks (mpirun -np 2) on cuda vs cpu: losses and final parameters; the
-#      cuda run must have used the device collectives (NCCL)
+#      cuda run must have used the device collectives (NCCL); and on cuda with a gradient
+#      bucket per layer overlapping the backward (run.grad_bucket_mb) vs without
 #   f. throughput (tokens/s, MFU) of a 125M and a 1B Llama and their 50% hybrids on cuda (fp32;
 #      the 1B ones in bf16 too):
 #      printed and written to $KD_GPU_OUT/bench.txt, never pass/fail
@@ -217,6 +218,12 @@ step_e() {
             { echo "  the 2-rank cuda run did not use the device collectives:"; grep collectives "$W/dp2_dut.log"; return 1; }
     fi
     same_losses dp2_ref dp2_dut
+    # the reduce-scatter in a bucket per layer, started during the backward (on CUDA: NCCL
+    # on its own stream): the same losses as one reduce-scatter after it
+    train dp2_buckets "$DUT" 2 "${TINY[@]}" --set run.grad_bucket_mb=0.001
+    grep -E "^\| collectives .*buckets overlapping the backward" "$W/dp2_buckets.log" ||
+        { echo "  the bucketed run did not overlap:"; grep collectives "$W/dp2_buckets.log"; return 1; }
+    same_losses dp2_dut dp2_buckets
     # parameters after STEPS AdamW steps: Adam divides by sqrt(v), so a weight whose gradient
     # is near zero can move by up to ~lr per step on one side only: atol 2e-3, rtol 1e-2
     "$PY" "$SRC/tests/gpu/compare_losses.py" params "$(final_ckpt dp2_ref 00-pretrain)" \

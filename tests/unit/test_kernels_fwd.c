@@ -287,6 +287,9 @@ int main(void) {
           0);
 #ifdef KD_HAVE_NCCL
     check(built != NULL && built->coll != NULL, "CUDA backend has NCCL collectives", 0, 0, 0);
+    check(built != NULL && built->coll != NULL && built->coll->reduce_scatter_start != NULL &&
+              built->coll->reduce_scatter_wait != NULL,
+          "NCCL reduce-scatter can overlap the backward (start/wait)", 0, 0, 0);
 #else
     printf("kd_ops_cuda_table: built without NCCL (collectives staged through the host)\n");
 #endif
