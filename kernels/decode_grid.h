@@ -148,3 +148,14 @@ KD_HD static inline void kd_decg_step_ssm(size_t idx, const kd_decg_step *s) {
     }
     s->y[idx] = acc + s->D[h] * xp;
 }
+
+// ---------------------------------------------------------------------------- launch plans
+// Each op's stages in launch order, STAGE(body, grid size, a); kernels/cuda/decode.cu
+// launches them, tests/unit/test_decode_grid.c runs them on the host.
+#define KD_DECG_ATTN_PLAN(STAGE, a)                                                            \
+    STAGE(kd_decg_attn_append, (size_t)(a).B * 2 * (a).NKV * (a).HD, a)                        \
+    STAGE(kd_decg_attn_scores, (size_t)(a).B * (a).NH, a)                                      \
+    STAGE(kd_decg_attn_out, (size_t)(a).B * (a).NH * (a).HD, a)
+#define KD_DECG_STEP_PLAN(STAGE, a)                                                            \
+    STAGE(kd_decg_step_conv, (size_t)(a).B * kd_decg_step_cd(&(a)), a)                         \
+    STAGE(kd_decg_step_ssm, (size_t)(a).B * (a).H * (a).P, a)

@@ -354,3 +354,34 @@ KD_HD static inline void kd_m2g_mat_finish(size_t bh, const kd_m2g_mat *a) {
     }
     a->acc[bh * 3 + 0] = dD, a->acc[bh * 3 + 1] = dA, a->acc[bh * 3 + 2] = db;
 }
+
+// ---------------------------------------------------------------------------- launch plans
+// Each op's stages in launch order, as STAGE(body, grid size, a) with a the op's argument
+// struct, bound. kernels/cuda/mamba2.cu launches them (KD_GRID_STAGE) and
+// tests/unit/test_mamba2_grid.c runs them on the host, so the order and grid sizes the
+// test checks are the GPU's. A stage of size 0 launches nothing.
+#define KD_M2G_CONV_FWD_PLAN(STAGE, a)                                                         \
+    STAGE(kd_m2g_conv_lr, (size_t)(a).B, a)                                                    \
+    STAGE(kd_m2g_conv_fwd, (size_t)(a).B * (a).T * (a).CD, a)                                  \
+    STAGE(kd_m2g_conv_state, (a).conv_state ? (size_t)(a).B * (a).CD * ((a).W - 1) : 0, a)
+#define KD_M2G_CONV_BWD_PLAN(STAGE, a)                                                         \
+    STAGE(kd_m2g_conv_lr, (size_t)(a).B, a)                                                    \
+    STAGE(kd_m2g_conv_grad, (size_t)(a).B * (a).T * (a).CD, a)                                 \
+    STAGE(kd_m2g_conv_dinp, (size_t)(a).B * (a).T * (a).CD, a)                                 \
+    STAGE(kd_m2g_conv_dw, (size_t)(a).CD * ((a).W + 1), a)
+#define KD_M2G_GNORM_FWD_PLAN(STAGE, a) STAGE(kd_m2g_gnorm_fwd, (size_t)(a).N * ((a).D / (a).G), a)
+#define KD_M2G_GNORM_BWD_PLAN(STAGE, a)                                                        \
+    STAGE(kd_m2g_gnorm_bwd, (size_t)(a).N * ((a).D / (a).G), a)                                \
+    STAGE(kd_m2g_gnorm_dw, (size_t)(a).D, a)
+#define KD_M2G_MAT_FWD_PLAN(STAGE, a)                                                          \
+    STAGE(kd_m2g_mat_lr, (size_t)(a).in.B, a)                                                  \
+    STAGE(kd_m2g_mat_dt_cum, (size_t)(a).in.B * (a).d.H, a)                                    \
+    STAGE(kd_m2g_mat_fwd, (size_t)(a).in.B * (a).d.H * (a).in.T * (a).in.T, a)
+#define KD_M2G_MAT_BWD_PLAN(STAGE, a)                                                          \
+    STAGE(kd_m2g_mat_lr, (size_t)(a).in.B, a)                                                  \
+    STAGE(kd_m2g_mat_dt_cum, (size_t)(a).in.B * (a).d.H, a)                                    \
+    STAGE(kd_m2g_mat_rowcol, (size_t)(a).in.B * (a).d.H * (a).in.T, a)                         \
+    STAGE(kd_m2g_mat_dC, (size_t)(a).in.B * (a).in.T * (a).d.H * (a).d.N, a)                   \
+    STAGE(kd_m2g_mat_dB, (size_t)(a).in.B * (a).in.T * (a).d.n_kv * (a).d.N, a)                \
+    STAGE(kd_m2g_mat_finish, (size_t)(a).in.B * (a).d.H, a)                                    \
+    STAGE(kd_m2g_mat_params, (size_t)(a).d.H, a)

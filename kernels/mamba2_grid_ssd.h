@@ -368,3 +368,26 @@ KD_HD static inline void kd_m2g_ssd_ref(size_t idx, const kd_m2g_ssd *a) {
     if (a->final_state)
         for (int n = 0; n < N; n++) a->final_state[idx * N + n] = (float)S[n];
 }
+
+// ---------------------------------------------------------------------------- launch plans
+// As in mamba2_grid.h: each op's stages in launch order, STAGE(body, grid size, a);
+// kernels/cuda/mamba2_ssd.cu launches them, tests/unit/test_mamba2_grid.c runs them.
+#define KD_M2G_SSD_PN(a) ((size_t)(a).d.P * (a).d.N)
+#define KD_M2G_SSD_FWD_PLAN(STAGE, a)                                                          \
+    STAGE(kd_m2g_ssd_lr, (size_t)(a).in.B, a)                                                  \
+    STAGE(kd_m2g_ssd_dt_cum, (size_t)(a).in.B * (a).d.H * (a).nc, a)                           \
+    STAGE(kd_m2g_ssd_sloc, (size_t)(a).in.B * (a).d.H * (a).nc * KD_M2G_SSD_PN(a), a)          \
+    STAGE(kd_m2g_ssd_pass, (size_t)(a).in.B * (a).d.H * KD_M2G_SSD_PN(a), a)                   \
+    STAGE(kd_m2g_ssd_out, (size_t)(a).in.B * (a).in.T * (a).d.H * (a).d.P, a)
+#define KD_M2G_SSD_BWD_PLAN(STAGE, a)                                                          \
+    STAGE(kd_m2g_ssd_lr, (size_t)(a).in.B, a)                                                  \
+    STAGE(kd_m2g_ssd_dt_cum, (size_t)(a).in.B * (a).d.H * (a).nc, a)                           \
+    STAGE(kd_m2g_ssd_gout, (size_t)(a).in.B * (a).d.H * (a).nc * KD_M2G_SSD_PN(a), a)          \
+    STAGE(kd_m2g_ssd_dpass, (size_t)(a).in.B * (a).d.H * KD_M2G_SSD_PN(a), a)                  \
+    STAGE(kd_m2g_ssd_dx, (size_t)(a).in.B * (a).in.T * (a).d.n_kv * (a).d.P, a)                \
+    STAGE(kd_m2g_ssd_dB, (size_t)(a).in.B * (a).in.T * (a).d.n_kv * (a).d.N, a)                \
+    STAGE(kd_m2g_ssd_dC, (size_t)(a).in.B * (a).in.T * (a).d.H * (a).d.N, a)                   \
+    STAGE(kd_m2g_ssd_tok, (size_t)(a).in.B * (a).d.H * (a).in.T, a)                            \
+    STAGE(kd_m2g_ssd_chunk, (size_t)(a).in.B * (a).d.H * (a).nc, a)                            \
+    STAGE(kd_m2g_ssd_params, (size_t)(a).d.H, a)
+#define KD_M2G_SCAN_REF_PLAN(STAGE, a) STAGE(kd_m2g_ssd_ref, (size_t)(a).in.B * (a).d.H * (a).d.P, a)

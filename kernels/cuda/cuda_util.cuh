@@ -39,6 +39,11 @@ static inline void kd_cuda_die(const char *file, int line, const char *what, con
         }                                                                                          \
     } while (0)
 
+// The kernel of a grid body that launch plans (kernels/*_grid.h) name: body##_k.
+#define KD_GRID_KERNEL_OF(body, argtype) KD_GRID_KERNEL(body##_k, body, argtype)
+// One stage of a launch plan: KD_M2G_SSD_FWD_PLAN(KD_GRID_STAGE, a) launches its kernels.
+#define KD_GRID_STAGE(body, n, args) KD_GRID_LAUNCH(body##_k, n, args);
+
 // A scratch smaller than the op's *_scratch query asked for is a caller bug.
 #define KD_SCRATCH_CHECK(ws, need)                                                                 \
     do {                                                                                           \

@@ -19,9 +19,9 @@ extern "C" {
 
 // ============================================================================ attention
 
-KD_GRID_KERNEL(k_attn_append, kd_decg_attn_append, kd_decg_attn)
-KD_GRID_KERNEL(k_attn_scores, kd_decg_attn_scores, kd_decg_attn)
-KD_GRID_KERNEL(k_attn_out, kd_decg_attn_out, kd_decg_attn)
+KD_GRID_KERNEL_OF(kd_decg_attn_append, kd_decg_attn)
+KD_GRID_KERNEL_OF(kd_decg_attn_scores, kd_decg_attn)
+KD_GRID_KERNEL_OF(kd_decg_attn_out, kd_decg_attn)
 
 static size_t cu_attention_scratch(void *ctx, int B, int Tmax, int NH) {
     (void)ctx;
@@ -38,15 +38,13 @@ static void cu_attention(void *ctx, float *out, float *kv, const float *qkv, con
     memset(&a, 0, sizeof a);
     a.out = out, a.kv = kv, a.qkv = qkv, a.n = n, a.p = (float *)ws.p;
     a.B = B, a.Tmax = Tmax, a.NH = NH, a.NKV = NKV, a.HD = HD;
-    KD_GRID_LAUNCH(k_attn_append, (size_t)B * 2 * NKV * HD, a);
-    KD_GRID_LAUNCH(k_attn_scores, (size_t)B * NH, a);
-    KD_GRID_LAUNCH(k_attn_out, (size_t)B * NH * HD, a);
+    KD_DECG_ATTN_PLAN(KD_GRID_STAGE, a)
 }
 
 // ============================================================================ Mamba-2 step
 
-KD_GRID_KERNEL(k_step_conv, kd_decg_step_conv, kd_decg_step)
-KD_GRID_KERNEL(k_step_ssm, kd_decg_step_ssm, kd_decg_step)
+KD_GRID_KERNEL_OF(kd_decg_step_conv, kd_decg_step)
+KD_GRID_KERNEL_OF(kd_decg_step_ssm, kd_decg_step)
 
 static size_t cu_mamba2_step_scratch(void *ctx, const kd_mamba2_dims *d, int B) {
     (void)ctx;
@@ -69,8 +67,7 @@ static void cu_mamba2_step(void *ctx, float *y, float *conv_state, float *ssm_st
     s.act = (float *)ws.p;
     s.ld_xbc = ld_xbc, s.lddt = lddt, s.B = B;
     s.H = d->H, s.n_kv = d->n_kv, s.P = d->P, s.N = d->N, s.W = d->W;
-    KD_GRID_LAUNCH(k_step_conv, (size_t)B * kd_decg_step_cd(&s), s);
-    KD_GRID_LAUNCH(k_step_ssm, (size_t)B * d->H * d->P, s);
+    KD_DECG_STEP_PLAN(KD_GRID_STAGE, s)
 }
 
 // ============================================================================ the table

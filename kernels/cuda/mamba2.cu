@@ -20,12 +20,12 @@ extern "C" {
 
 // ============================================================================ conv
 
-KD_GRID_KERNEL(k_conv_lr, kd_m2g_conv_lr, kd_m2g_conv)
-KD_GRID_KERNEL(k_conv_fwd, kd_m2g_conv_fwd, kd_m2g_conv)
-KD_GRID_KERNEL(k_conv_state, kd_m2g_conv_state, kd_m2g_conv)
-KD_GRID_KERNEL(k_conv_grad, kd_m2g_conv_grad, kd_m2g_conv)
-KD_GRID_KERNEL(k_conv_dinp, kd_m2g_conv_dinp, kd_m2g_conv)
-KD_GRID_KERNEL(k_conv_dw, kd_m2g_conv_dw, kd_m2g_conv)
+KD_GRID_KERNEL_OF(kd_m2g_conv_lr, kd_m2g_conv)
+KD_GRID_KERNEL_OF(kd_m2g_conv_fwd, kd_m2g_conv)
+KD_GRID_KERNEL_OF(kd_m2g_conv_state, kd_m2g_conv)
+KD_GRID_KERNEL_OF(kd_m2g_conv_grad, kd_m2g_conv)
+KD_GRID_KERNEL_OF(kd_m2g_conv_dinp, kd_m2g_conv)
+KD_GRID_KERNEL_OF(kd_m2g_conv_dw, kd_m2g_conv)
 
 static size_t cu_conv_scratch(void *ctx, int B, int T, int CD, int W) {
     (void)ctx, (void)W;
@@ -44,9 +44,7 @@ static void cu_conv_fwd(void *ctx, float *out, float *conv_state, const float *i
     a.out = out, a.conv_state = conv_state, a.inp = inp, a.w = w, a.bias = bias, a.seg = seg;
     a.ld_in = ld_in, a.B = B, a.T = T, a.CD = CD, a.W = W;
     kd_m2g_conv_bind(&a, ws.p);
-    KD_GRID_LAUNCH(k_conv_lr, (size_t)B, a);
-    KD_GRID_LAUNCH(k_conv_fwd, (size_t)B * T * CD, a);
-    if (conv_state) KD_GRID_LAUNCH(k_conv_state, (size_t)B * CD * (W - 1), a);
+    KD_M2G_CONV_FWD_PLAN(KD_GRID_STAGE, a)
 }
 
 // dinp columns [0,CD) of (B,T,ld_dinp) overwritten; dw (CD,W), dbias (CD) accumulate.
@@ -63,17 +61,14 @@ static void cu_conv_bwd(void *ctx, float *dinp, int ld_dinp, float *dw, float *d
     a.bias = bias, a.seg = seg, a.ld_in = ld_in, a.ld_dinp = ld_dinp;
     a.B = B, a.T = T, a.CD = CD, a.W = W;
     kd_m2g_conv_bind(&a, ws.p);
-    KD_GRID_LAUNCH(k_conv_lr, (size_t)B, a);
-    KD_GRID_LAUNCH(k_conv_grad, (size_t)B * T * CD, a);
-    KD_GRID_LAUNCH(k_conv_dinp, (size_t)B * T * CD, a);
-    KD_GRID_LAUNCH(k_conv_dw, (size_t)CD * (W + 1), a);
+    KD_M2G_CONV_BWD_PLAN(KD_GRID_STAGE, a)
 }
 
 // ============================================================================ gated norm
 
-KD_GRID_KERNEL(k_gnorm_fwd, kd_m2g_gnorm_fwd, kd_m2g_gnorm)
-KD_GRID_KERNEL(k_gnorm_bwd, kd_m2g_gnorm_bwd, kd_m2g_gnorm)
-KD_GRID_KERNEL(k_gnorm_dw, kd_m2g_gnorm_dw, kd_m2g_gnorm)
+KD_GRID_KERNEL_OF(kd_m2g_gnorm_fwd, kd_m2g_gnorm)
+KD_GRID_KERNEL_OF(kd_m2g_gnorm_bwd, kd_m2g_gnorm)
+KD_GRID_KERNEL_OF(kd_m2g_gnorm_dw, kd_m2g_gnorm)
 
 // out, y are (N,D); z rows of stride ldz; w (D); rstd (N,D/G).
 static void cu_gnorm_fwd(void *ctx, float *out, float *rstd, const float *y, const float *z,
@@ -84,7 +79,7 @@ static void cu_gnorm_fwd(void *ctx, float *out, float *rstd, const float *y, con
     memset(&a, 0, sizeof a);
     a.out = out, a.rstd = rstd, a.y = y, a.z = z, a.w = w;
     a.ldz = ldz, a.N = N, a.D = D, a.G = G, a.eps = eps;
-    KD_GRID_LAUNCH(k_gnorm_fwd, (size_t)N * (D / G), a);
+    KD_M2G_GNORM_FWD_PLAN(KD_GRID_STAGE, a)
 }
 
 // dy (N,D), dz (N,lddz) overwritten; dw (D) accumulates.
@@ -97,20 +92,19 @@ static void cu_gnorm_bwd(void *ctx, float *dy, float *dz, int lddz, float *dw, c
     memset(&a, 0, sizeof a);
     a.dy = dy, a.dz = dz, a.dw = dw, a.dout = dout, a.y = y, a.z = z, a.w = w, a.rstd_in = rstd;
     a.ldz = ldz, a.lddz = lddz, a.N = N, a.D = D, a.G = G;
-    KD_GRID_LAUNCH(k_gnorm_bwd, (size_t)N * (D / G), a);
-    KD_GRID_LAUNCH(k_gnorm_dw, (size_t)D, a);
+    KD_M2G_GNORM_BWD_PLAN(KD_GRID_STAGE, a)
 }
 
 // ============================================================================ MOHAWK matrix
 
-KD_GRID_KERNEL(k_mat_lr, kd_m2g_mat_lr, kd_m2g_mat)
-KD_GRID_KERNEL(k_mat_dt_cum, kd_m2g_mat_dt_cum, kd_m2g_mat)
-KD_GRID_KERNEL(k_mat_fwd, kd_m2g_mat_fwd, kd_m2g_mat)
-KD_GRID_KERNEL(k_mat_rowcol, kd_m2g_mat_rowcol, kd_m2g_mat)
-KD_GRID_KERNEL(k_mat_dC, kd_m2g_mat_dC, kd_m2g_mat)
-KD_GRID_KERNEL(k_mat_dB, kd_m2g_mat_dB, kd_m2g_mat)
-KD_GRID_KERNEL(k_mat_finish, kd_m2g_mat_finish, kd_m2g_mat)
-KD_GRID_KERNEL(k_mat_params, kd_m2g_mat_params, kd_m2g_mat)
+KD_GRID_KERNEL_OF(kd_m2g_mat_lr, kd_m2g_mat)
+KD_GRID_KERNEL_OF(kd_m2g_mat_dt_cum, kd_m2g_mat)
+KD_GRID_KERNEL_OF(kd_m2g_mat_fwd, kd_m2g_mat)
+KD_GRID_KERNEL_OF(kd_m2g_mat_rowcol, kd_m2g_mat)
+KD_GRID_KERNEL_OF(kd_m2g_mat_dC, kd_m2g_mat)
+KD_GRID_KERNEL_OF(kd_m2g_mat_dB, kd_m2g_mat)
+KD_GRID_KERNEL_OF(kd_m2g_mat_finish, kd_m2g_mat)
+KD_GRID_KERNEL_OF(kd_m2g_mat_params, kd_m2g_mat)
 
 static size_t cu_mat_scratch(void *ctx, const kd_mamba2_dims *d, int B, int T) {
     (void)ctx;
@@ -130,13 +124,10 @@ static kd_m2g_mat mat_args(const kd_mamba2_in *in, const kd_mamba2_dims *d, kd_s
 static void cu_mat_fwd(void *ctx, float *M, const kd_mamba2_in *in, const kd_mamba2_dims *d,
                        kd_scratch ws) {
     (void)ctx;
-    const size_t B = in->B, T = in->T, H = d->H;
-    if (!B || !T) return;
+    if (!in->B || !in->T) return;
     kd_m2g_mat a = mat_args(in, d, ws);
     a.M = M;
-    KD_GRID_LAUNCH(k_mat_lr, B, a);
-    KD_GRID_LAUNCH(k_mat_dt_cum, B * H, a);
-    KD_GRID_LAUNCH(k_mat_fwd, B * H * T * T, a);
+    KD_M2G_MAT_FWD_PLAN(KD_GRID_STAGE, a)
 }
 
 // dM is (B,H,T,T); writes dB (kv slices), dC, ddt; accumulates ddt_bias, dA_log, dD.
@@ -144,17 +135,10 @@ static void cu_mat_fwd(void *ctx, float *M, const kd_mamba2_in *in, const kd_mam
 static void cu_mat_bwd(void *ctx, const kd_mamba2_grad *g, const float *dM, const kd_mamba2_in *in,
                        const kd_mamba2_dims *d, kd_scratch ws) {
     (void)ctx;
-    const size_t B = in->B, T = in->T, H = d->H;
-    if (!B || !T) return;
+    if (!in->B || !in->T) return;
     kd_m2g_mat a = mat_args(in, d, ws);
     a.dM = dM, a.g = *g;
-    KD_GRID_LAUNCH(k_mat_lr, B, a);
-    KD_GRID_LAUNCH(k_mat_dt_cum, B * H, a);
-    KD_GRID_LAUNCH(k_mat_rowcol, B * H * T, a);
-    KD_GRID_LAUNCH(k_mat_dC, B * T * H * d->N, a);
-    KD_GRID_LAUNCH(k_mat_dB, B * T * d->n_kv * d->N, a);
-    KD_GRID_LAUNCH(k_mat_finish, B * H, a);
-    KD_GRID_LAUNCH(k_mat_params, H, a);
+    KD_M2G_MAT_BWD_PLAN(KD_GRID_STAGE, a)
 }
 
 // ============================================================================ table

@@ -29,6 +29,8 @@ static int g_reverse = 0; // 1: run every stage's grid backwards
         const size_t n_ = (size_t)(n);                                                             \
         for (size_t k_ = 0; k_ < n_; k_++) body(g_reverse ? n_ - 1 - k_ : k_, &(args));            \
     } while (0)
+// One stage of a launch plan (KD_DECG_*_PLAN of kernels/decode_grid.h), run on the host.
+#define HOST_STAGE(body, n, args) GRID(body, n, args);
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static float frand(void) { // uniform in [-1, 1)
@@ -98,9 +100,7 @@ static void grid_attention(float *out, float *kv, const float *qkv, const int32_
     memset(&a, 0, sizeof a);
     a.out = out, a.kv = kv, a.qkv = qkv, a.n = n, a.p = p;
     a.B = B, a.Tmax = Tmax, a.NH = NH, a.NKV = NKV, a.HD = HD;
-    GRID(kd_decg_attn_append, (size_t)B * 2 * NKV * HD, a);
-    GRID(kd_decg_attn_scores, (size_t)B * NH, a);
-    GRID(kd_decg_attn_out, (size_t)B * NH * HD, a);
+    KD_DECG_ATTN_PLAN(HOST_STAGE, a)
 }
 
 static void test_attention(const kd_ops *cpu, const attn_case *c) {
@@ -168,8 +168,7 @@ static void grid_step(float *y, float *cs, float *ss, const float *xbc, int ld_x
     s.conv_w = w, s.conv_b = cb, s.dt_bias = dtb, s.A_log = alog, s.D = D, s.act = act;
     s.ld_xbc = ld_xbc, s.lddt = lddt, s.B = B;
     s.H = d->H, s.n_kv = d->n_kv, s.P = d->P, s.N = d->N, s.W = d->W;
-    GRID(kd_decg_step_conv, (size_t)B * kd_decg_step_cd(&s), s);
-    GRID(kd_decg_step_ssm, (size_t)B * d->H * d->P, s);
+    KD_DECG_STEP_PLAN(HOST_STAGE, s)
 }
 
 static void test_step(const kd_ops *cpu, const step_case *c) {

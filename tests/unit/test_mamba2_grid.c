@@ -27,6 +27,8 @@ static int g_reverse = 0;
         const size_t n_ = (size_t)(n);                                                             \
         for (size_t k_ = 0; k_ < n_; k_++) body(g_reverse ? n_ - 1 - k_ : k_, &(args));            \
     } while (0)
+// One stage of a launch plan (KD_M2G_*_PLAN of kernels/mamba2_grid*.h), run on the host.
+#define HOST_STAGE(body, n, args) GRID(body, n, args);
 
 // One counted check: a and b (n floats) are bitwise equal.
 static void same(const char *what, const float *a, const float *b, size_t n) {
@@ -76,7 +78,8 @@ static float *frand(size_t n, float lo, float hi) {
 }
 
 // ============================================================================ the .cu sequences
-// Each mirrors the op of the same name in kernels/cuda/mamba2*.cu with GRID for the launches.
+// Each sets up its op's arguments as kernels/cuda/mamba2*.cu does and runs the op's launch
+// plan, the one the .cu launches, on the host.
 
 static void grid_conv_fwd(float *out, float *conv_state, const float *inp, int ld_in,
                           const float *w, const float *bias, const int32_t *seg, int B, int T,
@@ -86,9 +89,7 @@ static void grid_conv_fwd(float *out, float *conv_state, const float *inp, int l
     a.out = out, a.conv_state = conv_state, a.inp = inp, a.w = w, a.bias = bias, a.seg = seg;
     a.ld_in = ld_in, a.B = B, a.T = T, a.CD = CD, a.W = W;
     kd_m2g_conv_bind(&a, scratch);
-    GRID(kd_m2g_conv_lr, B, a);
-    GRID(kd_m2g_conv_fwd, (size_t)B * T * CD, a);
-    if (conv_state) GRID(kd_m2g_conv_state, (size_t)B * CD * (W - 1), a);
+    KD_M2G_CONV_FWD_PLAN(HOST_STAGE, a)
 }
 
 static void grid_conv_bwd(float *dinp, int ld_dinp, float *dw, float *dbias, const float *dout,
@@ -100,46 +101,28 @@ static void grid_conv_bwd(float *dinp, int ld_dinp, float *dw, float *dbias, con
     a.bias = bias, a.seg = seg, a.ld_in = ld_in, a.ld_dinp = ld_dinp;
     a.B = B, a.T = T, a.CD = CD, a.W = W;
     kd_m2g_conv_bind(&a, scratch);
-    GRID(kd_m2g_conv_lr, B, a);
-    GRID(kd_m2g_conv_grad, (size_t)B * T * CD, a);
-    GRID(kd_m2g_conv_dinp, (size_t)B * T * CD, a);
-    GRID(kd_m2g_conv_dw, (size_t)CD * (W + 1), a);
+    KD_M2G_CONV_BWD_PLAN(HOST_STAGE, a)
 }
 
 static void grid_ssd_fwd(float *y, float *states, float *final_state, const float *init_state,
                          const kd_mamba2_in *in, const kd_mamba2_dims *d, void *scratch) {
-    const size_t B = in->B, T = in->T, H = d->H, pn = (size_t)d->P * d->N;
     kd_m2g_ssd a;
     memset(&a, 0, sizeof a);
     a.in = *in, a.d = *d;
     kd_m2g_ssd_bind(&a, scratch);
     a.y = y, a.final_state = final_state, a.init_state = init_state;
     a.states = states ? states : a.sbuf;
-    GRID(kd_m2g_ssd_lr, B, a);
-    GRID(kd_m2g_ssd_dt_cum, B * H * a.nc, a);
-    GRID(kd_m2g_ssd_sloc, B * H * a.nc * pn, a);
-    GRID(kd_m2g_ssd_pass, B * H * pn, a);
-    GRID(kd_m2g_ssd_out, B * T * H * d->P, a);
+    KD_M2G_SSD_FWD_PLAN(HOST_STAGE, a)
 }
 
 static void grid_ssd_bwd(const kd_mamba2_grad *g, const float *dy, const float *states,
                          const kd_mamba2_in *in, const kd_mamba2_dims *d, void *scratch) {
-    const size_t B = in->B, T = in->T, H = d->H, pn = (size_t)d->P * d->N;
     kd_m2g_ssd a;
     memset(&a, 0, sizeof a);
     a.in = *in, a.d = *d;
     kd_m2g_ssd_bind(&a, scratch);
     a.g = *g, a.dy = dy, a.st = states;
-    GRID(kd_m2g_ssd_lr, B, a);
-    GRID(kd_m2g_ssd_dt_cum, B * H * a.nc, a);
-    GRID(kd_m2g_ssd_gout, B * H * a.nc * pn, a);
-    GRID(kd_m2g_ssd_dpass, B * H * pn, a);
-    GRID(kd_m2g_ssd_dx, B * T * d->n_kv * d->P, a);
-    GRID(kd_m2g_ssd_dB, B * T * d->n_kv * d->N, a);
-    GRID(kd_m2g_ssd_dC, B * T * H * d->N, a);
-    GRID(kd_m2g_ssd_tok, B * H * T, a);
-    GRID(kd_m2g_ssd_chunk, B * H * a.nc, a);
-    GRID(kd_m2g_ssd_params, H, a);
+    KD_M2G_SSD_BWD_PLAN(HOST_STAGE, a)
 }
 
 static void grid_scan_ref(float *y, float *final_state, const float *init_state,
@@ -149,36 +132,26 @@ static void grid_scan_ref(float *y, float *final_state, const float *init_state,
     a.in = *in, a.d = *d;
     kd_m2g_ssd_bind(&a, scratch);
     a.y = y, a.final_state = final_state, a.init_state = init_state;
-    GRID(kd_m2g_ssd_ref, (size_t)in->B * d->H * d->P, a);
+    KD_M2G_SCAN_REF_PLAN(HOST_STAGE, a)
 }
 
 static void grid_mat_fwd(float *M, const kd_mamba2_in *in, const kd_mamba2_dims *d, void *scratch) {
-    const size_t B = in->B, T = in->T, H = d->H;
     kd_m2g_mat a;
     memset(&a, 0, sizeof a);
     a.in = *in, a.d = *d;
     kd_m2g_mat_bind(&a, scratch);
     a.M = M;
-    GRID(kd_m2g_mat_lr, B, a);
-    GRID(kd_m2g_mat_dt_cum, B * H, a);
-    GRID(kd_m2g_mat_fwd, B * H * T * T, a);
+    KD_M2G_MAT_FWD_PLAN(HOST_STAGE, a)
 }
 
 static void grid_mat_bwd(const kd_mamba2_grad *g, const float *dM, const kd_mamba2_in *in,
                          const kd_mamba2_dims *d, void *scratch) {
-    const size_t B = in->B, T = in->T, H = d->H;
     kd_m2g_mat a;
     memset(&a, 0, sizeof a);
     a.in = *in, a.d = *d;
     kd_m2g_mat_bind(&a, scratch);
     a.dM = dM, a.g = *g;
-    GRID(kd_m2g_mat_lr, B, a);
-    GRID(kd_m2g_mat_dt_cum, B * H, a);
-    GRID(kd_m2g_mat_rowcol, B * H * T, a);
-    GRID(kd_m2g_mat_dC, B * T * H * d->N, a);
-    GRID(kd_m2g_mat_dB, B * T * d->n_kv * d->N, a);
-    GRID(kd_m2g_mat_finish, B * H, a);
-    GRID(kd_m2g_mat_params, H, a);
+    KD_M2G_MAT_BWD_PLAN(HOST_STAGE, a)
 }
 
 // ============================================================================ conv
@@ -238,7 +211,7 @@ static void test_gnorm(int N, int D, int G) {
     memset(&a, 0, sizeof a);
     a.out = o1, a.rstd = r1, a.y = y, a.z = z, a.w = w, a.ldz = ldz, a.N = N, a.D = D, a.G = G;
     a.eps = 1e-5f;
-    GRID(kd_m2g_gnorm_fwd, nr, a);
+    KD_M2G_GNORM_FWD_PLAN(HOST_STAGE, a)
     kd_cpu_mamba2_gnorm_fwd(NULL, o2, r2, y, z, ldz, w, N, D, G, 1e-5f);
     printf("gnorm N=%d D=%d G=%d\n", N, D, G);
     cmp("gnorm_fwd out", o1, o2, nd, 1e-5);
@@ -252,8 +225,7 @@ static void test_gnorm(int N, int D, int G) {
     b.dy = dy1, b.dz = dz1, b.dw = dw1, b.dout = dout, b.y = y, b.z = z, b.w = w, b.rstd_in = r2;
     b.ldz = ldz, b.lddz = lddz, b.N = N, b.D = D, b.G = G;
     float *dy3 = fdup(dy1, nd), *dz3 = fdup(dz1, ndz), *dw3 = fdup(dw1, D);
-    GRID(kd_m2g_gnorm_bwd, nr, b);
-    GRID(kd_m2g_gnorm_dw, D, b);
+    KD_M2G_GNORM_BWD_PLAN(HOST_STAGE, b)
     kd_cpu_mamba2_gnorm_bwd(NULL, dy2, dz2, lddz, dw2, dout, y, z, ldz, w, r2, N, D, G);
     cmp("gnorm_bwd dy", dy1, dy2, nd, 1e-5);
     cmp_cols("gnorm_bwd dz", dz1, dz2, N, lddz, 0, D, 1e-5);
@@ -261,10 +233,9 @@ static void test_gnorm(int N, int D, int G) {
     cmp("gnorm_bwd dw (accumulated)", dw1, dw2, D, 1e-5);
     g_reverse = 1;
     b.dy = dy3, b.dz = dz3, b.dw = dw3; // same rstd_in (r2) as the forward-order run
-    GRID(kd_m2g_gnorm_bwd, nr, b);
-    GRID(kd_m2g_gnorm_dw, D, b);
+    KD_M2G_GNORM_BWD_PLAN(HOST_STAGE, b)
     a.out = o2, a.rstd = r2; // o2, r2 are no longer needed
-    GRID(kd_m2g_gnorm_fwd, nr, a);
+    KD_M2G_GNORM_FWD_PLAN(HOST_STAGE, a)
     g_reverse = 0;
     same("gnorm_fwd out, grid backwards", o2, o1, nd);
     same("gnorm_fwd rstd, grid backwards", r2, r1, nr);
