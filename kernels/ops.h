@@ -176,9 +176,10 @@ typedef struct kd_losses_ops {
 
 // ============================================================================ optimizer
 typedef struct kd_optim_ops {
-    // AdamW with decoupled weight decay and bias correction at step t (1-based).
+    // AdamW with decoupled weight decay and bias correction at step t (1-based), on the
+    // gradient gscale * g (gradient clipping folded in: g itself is not written).
     void (*adamw)(void *ctx, float *p, const float *g, float *m, float *v, size_t n, float lr,
-                  float b1, float b2, float eps, float wd, int t);
+                  float b1, float b2, float eps, float wd, int t, float gscale);
 } kd_optim_ops;
 
 // ============================================================================ Mamba-2

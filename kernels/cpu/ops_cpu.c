@@ -78,13 +78,13 @@ static double cpu_sumsq(void *ctx, const float *x, size_t n) {
 
 // p, g, m, v are (n). Step t is 1-based; the bias corrections are computed in double.
 static void cpu_adamw(void *ctx, float *p, const float *g, float *m, float *v, size_t n, float lr,
-                      float b1, float b2, float eps, float wd, int t) {
+                      float b1, float b2, float eps, float wd, int t, float gscale) {
     (void)ctx;
     float bc1 = (float)(1.0 - pow((double)b1, (double)t));
     float bc2 = (float)(1.0 - pow((double)b2, (double)t));
 #pragma omp parallel for simd schedule(static) if (n > KD_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++)
-        kd_adamw_elem(&p[i], g[i], &m[i], &v[i], lr, b1, b2, eps, wd, bc1, bc2);
+        kd_adamw_elem(&p[i], g[i] * gscale, &m[i], &v[i], lr, b1, b2, eps, wd, bc1, bc2);
 }
 
 // ============================================================================ the tables

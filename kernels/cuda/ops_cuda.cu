@@ -472,17 +472,17 @@ static void cu_cross_entropy(void *ctx, float *loss, float *dlogits, const float
 // ============================================================================ AdamW
 
 __global__ void k_adamw(float *p, const float *g, float *m, float *v, size_t n, float lr, float b1,
-                        float b2, float eps, float wd, float bc1, float bc2) {
+                        float b2, float eps, float wd, float bc1, float bc2, float gscale) {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x)
-        kd_adamw_elem(&p[i], g[i], &m[i], &v[i], lr, b1, b2, eps, wd, bc1, bc2);
+        kd_adamw_elem(&p[i], g[i] * gscale, &m[i], &v[i], lr, b1, b2, eps, wd, bc1, bc2);
 }
 static void cu_adamw(void *ctx, float *p, const float *g, float *m, float *v, size_t n, float lr,
-                     float b1, float b2, float eps, float wd, int t) {
+                     float b1, float b2, float eps, float wd, int t, float gscale) {
     (void)ctx;
     float bc1 = (float)(1.0 - pow((double)b1, (double)t)),
           bc2 = (float)(1.0 - pow((double)b2, (double)t));
-    if (n) k_adamw<<<grid_for(n), TPB>>>(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2);
+    if (n) k_adamw<<<grid_for(n), TPB>>>(p, g, m, v, n, lr, b1, b2, eps, wd, bc1, bc2, gscale);
 }
 
 // ============================================================================ tables and probe

@@ -20,6 +20,7 @@ void kd_optim_init(kd_optimizer *o, const kd_ops *ops, const kd_param_table *pt,
     o->m = ops->mem->alloc(ops->ctx, n * sizeof(float));
     o->v = ops->mem->alloc(ops->ctx, n * sizeof(float));
     o->gshard = ops->mem->alloc(ops->ctx, n * sizeof(float));
+    o->gshard_owned = 1;
     o->frozen = kd_calloc((size_t)pt->n, 1);
     int nf = 0;
     for (int i = 0; i < pt->n; i++)
@@ -36,7 +37,7 @@ void kd_optim_free(kd_optimizer *o) {
     if (!o->ops) return;
     o->ops->mem->free(o->ops->ctx, o->m);
     o->ops->mem->free(o->ops->ctx, o->v);
-    o->ops->mem->free(o->ops->ctx, o->gshard);
+    if (o->gshard_owned) o->ops->mem->free(o->ops->ctx, o->gshard);
     free(o->frozen);
     o->ops = NULL;
 }
@@ -78,14 +79,19 @@ float kd_optim_step(kd_optimizer *o, float *params, int64_t step, double gnorm) 
     float lr = kd_optim_lr(o, step), clip = o->spec.grad_clip;
     float gscale = (clip > 0 && gnorm > clip) ? (float)(clip / gnorm) : 1.0f;
     o->t++;
-    if (gscale != 1.0f) o->ops->vec->scale(o->ops->ctx, o->gshard, gscale, o->hi - o->lo);
     FOR_SHARD_TENSORS(o, {
         float wd = p_->decay ? o->spec.weight_decay : 0.0f;
         size_t k = a - o->lo;
-        o->ops->optim->adamw(o->ops->ctx, params + a, o->gshard + k, o->m + k, o->v + k, b - a, lr, o->spec.beta1,
-                      o->spec.beta2, o->spec.eps, wd, o->t);
+        o->ops->optim->adamw(o->ops->ctx, params + a, o->gshard + k, o->m + k, o->v + k, b - a, lr,
+                             o->spec.beta1, o->spec.beta2, o->spec.eps, wd, o->t, gscale);
     })
     return lr;
+}
+
+void kd_optim_use_grads(kd_optimizer *o, float *grads) {
+    KD_ASSERT(o->lo == 0 && o->hi == o->pt->total);
+    if (o->gshard_owned) o->ops->mem->free(o->ops->ctx, o->gshard);
+    o->gshard = grads, o->gshard_owned = 0;
 }
 
 size_t kd_optim_trainable(const kd_optimizer *o) {

@@ -19,6 +19,7 @@ typedef struct {
     size_t lo, hi;       // this rank's shard of the flat buffer
     float *m, *v;        // backend (hi-lo)
     float *gshard;       // backend (hi-lo): reduced gradient of the shard
+    int gshard_owned;    // 0: gshard is the model's gradient buffer (kd_optim_use_grads)
     uint8_t *frozen;     // per tensor of the table
     int t;               // AdamW step count (1-based after the first update)
     const kd_ops *ops;
@@ -36,10 +37,14 @@ float kd_optim_lr(const kd_optimizer *o, int64_t step);
 // Sum of squares of the non-frozen part of the shard gradient (to allreduce).
 double kd_optim_shard_sumsq(const kd_optimizer *o);
 // One AdamW update of the shard of `params` (full buffer) at schedule position `step`:
-// gshard is first scaled to norm spec.grad_clip when the global gradient norm `gnorm`
-// (sqrt of the sum over ranks of kd_optim_shard_sumsq) exceeds it. Returns the learning
+// the gradient is scaled to norm spec.grad_clip when the global gradient norm `gnorm`
+// (sqrt of the sum over ranks of kd_optim_shard_sumsq) exceeds it (inside the AdamW pass;
+// gshard is not written). Returns the learning
 // rate it used. Call only with a finite gnorm (the trainer skips the others).
 float kd_optim_step(kd_optimizer *o, float *params, int64_t step, double gnorm);
+// One rank owns the whole buffer: gshard becomes the model's gradient buffer itself (no
+// reduce-scatter copy each step). Only when the shard is [0, total).
+void kd_optim_use_grads(kd_optimizer *o, float *grads);
 // Number of trainable parameters (not frozen).
 size_t kd_optim_trainable(const kd_optimizer *o);
 // The optimizer's rows of the settings table: lr and schedule, AdamW, gradient clipping.

@@ -70,6 +70,8 @@ static int trainer_open(kd_trainer *tr, const kd_trainer_cfg *cfg, kd_progress *
     int nbounds = kd_model_grad_bounds(m, bounds);
     tr->overlap = kd_grad_comm_set_buckets(&tr->gc, bounds, nbounds,
                                            (size_t)(cfg->grad_bucket_mb * 1048576.0 / sizeof(float)));
+    // one rank: the optimizer reads the model's gradients where they are (no copy per step)
+    if (tr->plan.world == 1) kd_optim_use_grads(&tr->opt, kd_model_grads(m));
     tr->last_saved = -1;
     snprintf(tr->ckpt_root, sizeof tr->ckpt_root, "%s/ckpt", cfg->stage_dir);
     rc = kd_trainer_resume(tr, pr, err);
@@ -150,7 +152,7 @@ static int micro_batches(kd_trainer *tr, int used_seg, float dscale, double *los
 }
 
 // Gradients reduce-scattered into the optimizer's shard (unless the buckets did it during
-// the backward), the global loss and gradient norm,
+// the backward, or one rank's optimizer reads them in place), the global loss and gradient norm,
 // then the optimizer's update (learning rate and clipping are its own) and the parameter
 // all-gather; a non-finite loss or norm skips the update on every rank alike.
 static void reduce_and_update(kd_trainer *tr, kd_progress *pr, double loss_sum, double wtotal,
@@ -158,7 +160,8 @@ static void reduce_and_update(kd_trainer *tr, kd_progress *pr, double loss_sum, 
     kd_comm *comm = tr->cfg->comm;
     kd_model *m = tr->cfg->model;
     double w = wtotal > 0 ? wtotal : 1;
-    if (!tr->overlap) kd_grad_comm_reduce_scatter(&tr->gc, kd_model_grads(m), tr->opt.gshard);
+    if (!tr->overlap && tr->plan.world > 1)
+        kd_grad_comm_reduce_scatter(&tr->gc, kd_model_grads(m), tr->opt.gshard);
     double gn2 = kd_comm_sum_f64(comm, kd_optim_shard_sumsq(&tr->opt));
     res->loss = kd_comm_sum_f64(comm, loss_sum) / w;
     for (int x = 0; x < tr->cfg->task.n_extra; x++)

@@ -45,6 +45,7 @@ int main(int argc, char **argv) {
     int total_steps = N_KINDS * (a.warmup + a.steps);
     kd_optimizer opt;
     kd_optim_init(&opt, o, pt, &spec, total_steps, 0, pt->total, NULL, 0, NULL);
+    kd_optim_use_grads(&opt, kd_model_grads(st)); // one rank: as the trainer does
 
     // ids (B,T) random tokens, targets the next token; top-K rows (N,K) distinct ids with
     // log-probs of a peaked distribution (what a trained teacher's cache looks like).
@@ -103,7 +104,6 @@ int main(int argc, char **argv) {
             }
             double t2 = kd_now();
             kd_model_backward(st);
-            o->mem->copy(o->ctx, opt.gshard, kd_model_grads(st), pt->total * sizeof(float));
             double gn = sqrt(kd_optim_shard_sumsq(&opt));
             kd_optim_step(&opt, kd_model_params(st), s_global, gn); // clips to grad_clip 1
             double t3 = kd_now();

@@ -233,7 +233,7 @@ static void c_adamw(run *r, const pcase *c) {
     NEED(r, r->o->optim->adamw);
     float *p = rnd(r, n, -1, 1), *g = rnd(r, n, -1, 1), *m = rnd(r, n, -0.1f, 0.1f);
     float *v = rnd(r, n, 0, 0.01f);
-    r->o->optim->adamw(r->o->ctx, p, g, m, v, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, c->d[1]);
+    r->o->optim->adamw(r->o->ctx, p, g, m, v, n, 1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, c->d[1], 0.6f);
     out(r, "p", p, n);
     out(r, "m", m, n);
     out(r, "v", v, n);

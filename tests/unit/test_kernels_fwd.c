@@ -198,11 +198,11 @@ static void test_cross_entropy(void) {
 // relative), because 1 - 0.999f is 0.00099998713 in float (1.3e-5 relative off).
 static void test_adamw(void) {
     float p[1] = {1.0f}, m[1] = {0}, v[1] = {0}, g1[1] = {0.5f}, g2[1] = {-0.25f};
-    ops->optim->adamw(ops->ctx, p, g1, m, v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    ops->optim->adamw(ops->ctx, p, g1, m, v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1, 1.0f);
     check(fabs(p[0] - 0.899000002) < 1e-6, "adamw step 1 p", p[0], 0.899000002, 1e-6);
     check(fabs(m[0] - 0.05) < 1e-7, "adamw step 1 m", m[0], 0.05, 1e-7);
     check(fabs(v[0] - 2.5e-4) < 1e-8, "adamw step 1 v", v[0], 2.5e-4, 1e-8);
-    ops->optim->adamw(ops->ctx, p, g2, m, v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 2);
+    ops->optim->adamw(ops->ctx, p, g2, m, v, 1, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 2, 1.0f);
     check(fabs(p[0] - 0.871467299) < 1e-6, "adamw step 2 p", p[0], 0.871467299, 1e-6);
     check(fabs(m[0] - 0.02) < 1e-7, "adamw step 2 m", m[0], 0.02, 1e-7);
     check(fabs(v[0] - 3.1225e-4) < 1e-8, "adamw step 2 v", v[0], 3.1225e-4, 1e-8);
@@ -212,10 +212,20 @@ static void test_adamw(void) {
     float *M = ops->mem->alloc(ops->ctx, sizeof(float) * n),
           *Vv = ops->mem->alloc(ops->ctx, sizeof(float) * n);
     for (size_t i = 0; i < n; i++) P[i] = 1.0f, G[i] = 0.5f;
-    ops->optim->adamw(ops->ctx, P, G, M, Vv, n, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
+    ops->optim->adamw(ops->ctx, P, G, M, Vv, n, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1, 1.0f);
     float maxd = 0;
     for (size_t i = 0; i < n; i++) maxd = fmaxf(maxd, fabsf(P[i] - 0.899000002f));
     check(maxd < 1e-6f, "adamw parallel path", maxd, 0, 1e-6);
+    // gscale (clipping folded in) is the same as scaling the gradient first, bitwise, and
+    // leaves the gradient unwritten
+    float q1[3] = {1.0f, -2.0f, 0.5f}, q2[3] = {1.0f, -2.0f, 0.5f};
+    float ga[3] = {0.3f, -0.7f, 1.9f}, gb[3], ma[3] = {0}, mb[3] = {0}, va[3] = {0}, vb[3] = {0};
+    for (int i = 0; i < 3; i++) gb[i] = ga[i] * 0.37f;
+    ops->optim->adamw(ops->ctx, q1, ga, ma, va, 3, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1, 0.37f);
+    ops->optim->adamw(ops->ctx, q2, gb, mb, vb, 3, 0.1f, 0.9f, 0.999f, 1e-8f, 0.01f, 1, 1.0f);
+    int same = !memcmp(q1, q2, sizeof q1) && !memcmp(ma, mb, sizeof ma) && !memcmp(va, vb, sizeof va);
+    check(same, "adamw gscale = the gradient scaled first (bitwise)", same, 1, 0);
+    check(ga[1] == -0.7f, "adamw gscale leaves g unwritten", ga[1], -0.7f, 0);
     free(P), free(G), ops->mem->free(ops->ctx, M), ops->mem->free(ops->ctx, Vv);
 }
 
