@@ -28,7 +28,9 @@ static void emit_str(kd_strbuf *b, const char *s) {
 // Shortest %g text that reads back to exactly x (at most 9 digits are ever needed).
 static void emit_float(kd_strbuf *b, float x) {
     char t[48];
-    if (x == (float)(long long)x && fabsf(x) < 1e9f) { // whole numbers without exponent
+    // whole numbers without exponent (range first: a float past long long's range must not
+    // be converted to it)
+    if (fabsf(x) < 1e9f && x == (float)(long long)x) {
         kd_strbuf_printf(b, "%lld", (long long)x);
         return;
     }
