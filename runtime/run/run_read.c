@@ -208,6 +208,12 @@ static int load_json_numbers(const char *path, char keys[][80], double *vals, in
     return rc;
 }
 
+// A number read from the run's own files, or 0 when it is not one or lies outside [lo, hi]
+// (a damaged file must not turn into an out-of-range conversion).
+static double num_in(const kd_json *v, double lo, double hi) {
+    return v->type == KD_JSON_NUMBER && v->number >= lo && v->number <= hi ? v->number : 0;
+}
+
 static void load_attempts(kd_rd_stage *s) {
     char path[KD_PATH_MAX * 2 + 32];
     snprintf(path, sizeof path, "%s/attempts.jsonl", s->dir);
@@ -224,13 +230,13 @@ static void load_attempts(kd_rd_stage *s) {
         kd_rd_attempts *a = &s->at;
         if ((v = kd_json_get(o, "time")) && a->n == 0) a->first_time = v->number;
         if ((v = kd_json_get(o, "time"))) a->last_time = v->number;
-        if ((v = kd_json_get(o, "start_ticks"))) a->start_ticks = (unsigned long long)v->number;
+        if ((v = kd_json_get(o, "start_ticks"))) a->start_ticks = (unsigned long long)num_in(v, 0, 1e18);
         if ((v = kd_json_get(o, "host")) && v->type == KD_JSON_STRING) snprintf(a->host, sizeof a->host, "%s", v->str);
         if ((v = kd_json_get(o, "backend")) && v->type == KD_JSON_STRING)
             snprintf(a->backend, sizeof a->backend, "%s", v->str);
-        if ((v = kd_json_get(o, "ranks"))) a->ranks = (int)v->number;
-        if ((v = kd_json_get(o, "cpus"))) a->cpus = (int)v->number;
-        if ((v = kd_json_get(o, "pid"))) a->pid = (int)v->number;
+        if ((v = kd_json_get(o, "ranks"))) a->ranks = (int)num_in(v, 0, 2147483647.0);
+        if ((v = kd_json_get(o, "cpus"))) a->cpus = (int)num_in(v, 0, 2147483647.0);
+        if ((v = kd_json_get(o, "pid"))) a->pid = (int)num_in(v, 0, 2147483647.0);
         a->n++;
         kd_json_free(o);
     }

@@ -52,6 +52,9 @@ mkdir shots
 # damaged, missing, unfinished
 cp -r run dmg
 sed -i '2s/.*/{"step": 4, "loss": garbage/' dmg/stages/02-sft/metrics.jsonl
+# an attempts line with numbers no int holds (read as unknown, not converted)
+echo '{"time": 1e300, "ranks": 1e300, "cpus": -1e300, "pid": 1e40, "start_ticks": 1e300}' \
+    >>dmg/stages/00-teacher/attempts.jsonl
 rm -rf dmg/stages/01-teacher_eval dmg/stages/04-eval dmg/stages/03-dpo/DONE
 rc=0
 "$KD_BIN" report dmg --out "$W/dmg.html" >/dev/null || rc=$?
