@@ -18,19 +18,12 @@
 #include <string.h>
 
 #include "check.h"
+#include "grid_host.h"
 #include "kernels/decode_grid.h"
 #include "kernels/ops.h"
 
 #define TOL 1e-5
 
-static int g_reverse = 0; // 1: run every stage's grid backwards
-#define GRID(body, n, args)                                                                        \
-    do {                                                                                           \
-        const size_t n_ = (size_t)(n);                                                             \
-        for (size_t k_ = 0; k_ < n_; k_++) body(g_reverse ? n_ - 1 - k_ : k_, &(args));            \
-    } while (0)
-// One stage of a launch plan (KD_DECG_*_PLAN of kernels/decode_grid.h), run on the host.
-#define HOST_STAGE(body, n, args) GRID(body, n, args);
 
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
 static float frand(void) { // uniform in [-1, 1)

@@ -16,19 +16,9 @@
 // errors above 1e-2 (the "without seg" checks show that the comparison sees masks).
 // Untouched padding and unused slices must be bitwise equal (tolerance 0).
 #include "kernels/mamba2_grid_ssd.h"
+#include "grid_host.h"
 #include "test_mamba2_util.h"
 
-// Runs body over idx = 0..n-1 as the CUDA grid does. A GPU runs the threads of a stage in
-// any order, so the test also runs every stage backwards (g_reverse) and requires bitwise
-// equal results: no thread of a stage may read what another thread of it writes.
-static int g_reverse = 0;
-#define GRID(body, n, args)                                                                        \
-    do {                                                                                           \
-        const size_t n_ = (size_t)(n);                                                             \
-        for (size_t k_ = 0; k_ < n_; k_++) body(g_reverse ? n_ - 1 - k_ : k_, &(args));            \
-    } while (0)
-// One stage of a launch plan (KD_M2G_*_PLAN of kernels/mamba2_grid*.h), run on the host.
-#define HOST_STAGE(body, n, args) GRID(body, n, args);
 
 // One counted check: a and b (n floats) are bitwise equal.
 static void same(const char *what, const float *a, const float *b, size_t n) {
