@@ -90,8 +90,9 @@ typedef struct kd_nn_ops {
     void (*embedding_bwd)(void *ctx, float *dwte, const float *dout, const int32_t *ids, int N,
                           int C);
 
-    // Linear: out (N,OC) = inp (N,C) . w(OC,C)^T. bwd: dinp (N,C) += dout.w ;
-    // dw (OC,C) += dout^T.inp (dinp or dw may be NULL to skip).
+    // Linear: out (N,OC) = inp (N,C) . w(OC,C)^T. bwd: dinp (N,C) = dout.w (overwritten:
+    // every caller starts a fresh input gradient here) ; dw (OC,C) += dout^T.inp
+    // (accumulates over micro-batches); dinp or dw may be NULL to skip.
     void (*matmul_fwd)(void *ctx, float *out, const float *inp, const float *w, int N, int C,
                        int OC);
     void (*matmul_bwd)(void *ctx, float *dinp, float *dw, const float *dout, const float *inp,

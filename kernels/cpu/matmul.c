@@ -48,12 +48,12 @@ void kd_cpu_matmul_fwd(void *ctx, float *out, const float *inp, const float *w, 
     par_sgemm(CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, w, C, 0.0f, out, OC);
 }
 
-// dout is (N,OC). dinp (N,C) += dout . w ; dw (OC,C) += dout^T . inp. Either may be NULL
-// (frozen weights need no dw; the first layer's input needs no dinp).
+// dout is (N,OC). dinp (N,C) = dout . w (overwritten) ; dw (OC,C) += dout^T . inp. Either
+// may be NULL (frozen weights need no dw; the first layer's input needs no dinp).
 void kd_cpu_matmul_bwd(void *ctx, float *dinp, float *dw, const float *dout, const float *inp,
                        const float *w, int N, int C, int OC) {
     (void)ctx;
     if (N <= 0 || C <= 0 || OC <= 0) return;
-    if (dinp) par_sgemm(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 1.0f, dinp, C);
+    if (dinp) par_sgemm(CblasNoTrans, CblasNoTrans, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
     if (dw) par_sgemm(CblasTrans, CblasNoTrans, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
 }

@@ -230,7 +230,7 @@ static void matmul_bwd_bf16(kd_cuda_ctx *c, float *dinp, float *dw, const float 
     __nv_bfloat16 *ws = lp_reserve(c, nw + ni + nd);
     const __nv_bfloat16 *db = to_bf16(ws + nw + ni, dout, nd);
     if (dinp)
-        gemm_bf16(c, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, to_bf16(ws, w, nw), C, db, OC, 1.0f, dinp,
+        gemm_bf16(c, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, to_bf16(ws, w, nw), C, db, OC, 0.0f, dinp,
                   C);
     if (dw)
         gemm_bf16(c, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, to_bf16(ws + nw, inp, ni), C, db, OC, 1.0f,
@@ -250,15 +250,15 @@ static void cu_matmul_fwd(void *ctx, float *out, const float *inp, const float *
     BLAS_CHECK(cublasSgemm(cuda_ctx(ctx)->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, C, inp,
                            C, &zero, out, OC));
 }
-// dinp^T (C,N) += w^T (C,OC) . dout^T (OC,N) ; dw^T (C,OC) += inp^T (C,N) . dout (N,OC).
+// dinp^T (C,N) = w^T (C,OC) . dout^T (OC,N) ; dw^T (C,OC) += inp^T (C,N) . dout (N,OC).
 static void cu_matmul_bwd(void *ctx, float *dinp, float *dw, const float *dout, const float *inp,
                           const float *w, int N, int C, int OC) {
-    const float one = 1.0f;
+    const float one = 1.0f, zero = 0.0f;
     if (N <= 0 || C <= 0 || OC <= 0) return;
     if (cuda_ctx(ctx)->bf16) return matmul_bwd_bf16(cuda_ctx(ctx), dinp, dw, dout, inp, w, N, C, OC);
     if (dinp)
         BLAS_CHECK(cublasSgemm(cuda_ctx(ctx)->blas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w, C,
-                               dout, OC, &one, dinp, C));
+                               dout, OC, &zero, dinp, C));
     if (dw)
         BLAS_CHECK(cublasSgemm(cuda_ctx(ctx)->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp,
                                C, dout, OC, &one, dw, C));

@@ -59,7 +59,8 @@ struct kd_mixer_vt {
     // one document per row.
     void (*forward)(const kd_mixer *x, const kd_mixer_mem *mem, float *out, const float *inp,
                     const int32_t *pos, const int32_t *seg, int B, int T);
-    // dinp (B,T,C) += d out / d inp . dout, gradients += ...; mem->acts from forward.
+    // dinp (B,T,C) = d out / d inp . dout (overwritten), gradients += ...; mem->acts from
+    // forward.
     void (*backward)(const kd_mixer *x, const kd_mixer_mem *mem, float *dinp, const float *dout,
                      const float *inp, const int32_t *pos, const int32_t *seg, int B, int T);
     // Forward of one prompt inp (T,C) at positions pos (T) that leaves its state in slot

@@ -58,7 +58,6 @@ void kd_attn_backward(const kd_ops *ops, const kd_attn_dims *d, const kd_attn_pa
                       const int32_t *pos, const int32_t *seg, int B, int T) {
     const kd_nn_ops *nn = ops->nn;
     int N = B * T, W = (int)qkv_width(d), Y = d->NH * d->HD;
-    ops->mem->zero(ops->ctx, s->dy, (size_t)N * Y * sizeof(float));
     nn->matmul_bwd(ops->ctx, s->dy, g ? g->wo : NULL, dout, a->y, p->wo, N, Y, d->C);
     nn->attention_bwd(ops->ctx, s->dqkv, s->dy, a->y, a->lse, a->qkv, seg, B, T, d->NH, d->NKV,
                       d->HD, ws);

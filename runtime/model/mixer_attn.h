@@ -40,7 +40,7 @@ size_t kd_attn_scratch_bytes(const kd_ops *ops, const kd_attn_dims *d, int B, in
 void kd_attn_forward(const kd_ops *ops, const kd_attn_dims *d, const kd_attn_params *p,
                      kd_attn_acts *a, kd_scratch ws, float *out, const float *inp,
                      const int32_t *pos, const int32_t *seg, int B, int T);
-// dout (B,T,C) -> dinp (B,T,C) (ACCUMULATED); g->wqkv, g->wo accumulated (g NULL: frozen).
+// dout (B,T,C) -> dinp (B,T,C) (OVERWRITTEN); g->wqkv, g->wo accumulated (g NULL: frozen).
 // s is the backward scratch (kd_attn_bwd_floats floats); seg as given to the forward.
 void kd_attn_backward(const kd_ops *ops, const kd_attn_dims *d, const kd_attn_params *p,
                       const kd_attn_params *g, const kd_attn_acts *a, kd_attn_grads *s,

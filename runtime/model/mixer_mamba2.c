@@ -216,7 +216,6 @@ void kd_mamba2_backward(const kd_ops *ops, const kd_mamba2_cfg *cfg, const kd_ma
                         int T) {
     kd_mamba2_sizes s = kd_mamba2_sizes_of(cfg);
     const int BT = B * T;
-    ops->mem->zero(ops->ctx, a->dyn, (size_t)BT * s.d_inner * sizeof(float));
     ops->nn->matmul_bwd(ops->ctx, a->dyn, grads->out_proj_w, dout, a->yn, p->out_proj_w, BT,
                         s.d_inner, cfg->d_model);
     // every column block of dzxbcdt is overwritten: z by gnorm, xBC by conv, dt by ssd

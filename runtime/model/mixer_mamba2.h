@@ -4,7 +4,7 @@
 // kd_mamba2_mixer in mixer.h drives them) and MOHAWK's mixing matrix (alignment). Called
 // by the model (runtime/model/model.c, model_decode.c, model_align.c). Invariants: d_state N ==
 // head_dim P (x and B share the GQA repeat), H % n_kv == 0, 1 <= W <= 16; all pointers are backend
-// memory. Backward ACCUMULATES into dinp and the parameter gradients (as the kd_ops _bwd ops).
+// memory. Backward OVERWRITES dinp and accumulates the parameter gradients (as matmul_bwd).
 #pragma once
 #include "kernels/ops.h"
 #include "runtime/base/common.h"
@@ -77,7 +77,8 @@ size_t kd_mamba2_scratch_bytes(const kd_ops *ops, const kd_mamba2_cfg *cfg, int 
 void kd_mamba2_forward(const kd_ops *ops, const kd_mamba2_cfg *cfg, const kd_mamba2_params *p,
                        kd_mamba2_acts *a, kd_scratch ws, float *out, const float *inp,
                        const int32_t *seg, int B, int T);
-// dinp (B,T,C) += d out/d inp . dout; grads += parameter gradients. Needs a from forward.
+// dinp (B,T,C) = d out/d inp . dout (overwritten); grads += parameter gradients. Needs a
+// from forward.
 void kd_mamba2_backward(const kd_ops *ops, const kd_mamba2_cfg *cfg, const kd_mamba2_params *p,
                         const kd_mamba2_params *grads, kd_mamba2_acts *a, kd_scratch ws,
                         float *dinp, const float *dout, const float *inp, const int32_t *seg, int B,
@@ -131,7 +132,7 @@ size_t kd_mamba2_matrix_scratch_bytes(const kd_ops *ops, const kd_mamba2_cfg *cf
 void kd_mamba2_matrix(const kd_ops *ops, const kd_mamba2_cfg *cfg, const kd_mamba2_params *p,
                       const kd_mamba2_acts *a, kd_scratch ws, float *M, const int32_t *seg, int B,
                       int T);
-// Backward of kd_mamba2_matrix through conv and in_proj: dinp += ..., grads += ...
+// Backward of kd_mamba2_matrix through conv and in_proj: dinp = ... (overwritten), grads += ...
 void kd_mamba2_matrix_backward(const kd_ops *ops, const kd_mamba2_cfg *cfg,
                                const kd_mamba2_params *p, const kd_mamba2_params *grads,
                                kd_mamba2_acts *a, kd_scratch ws, float *dinp, const float *dM,

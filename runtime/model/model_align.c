@@ -121,7 +121,6 @@ double kd_model_align_matrix(kd_model *s, const kd_model *t, int l, const float 
         }
     }
     if (want_grad) {
-        o->mem->zero(o->ctx, ws->dinp, (size_t)B * T * s->cfg.d_model * sizeof(float));
         kd_mamba2_matrix_backward(o, &s->mcfg, &s->mp[l], &s->mg[l], &ws->acts, ws->kws, ws->dinp,
                                   ws->M, inp, seg, B, T);
     }
@@ -155,7 +154,6 @@ double kd_model_align_hidden(kd_model *s, const kd_model *t, int l, const float 
     }
     if (want_grad) {
         o->mem->upload(o->ctx, ws->out, h, N * C * sizeof(float));
-        o->mem->zero(o->ctx, ws->dinp, N * C * sizeof(float));
         kd_mamba2_backward(o, &s->mcfg, &s->mp[l], &s->mg[l], &ws->acts, ws->kws, ws->dinp, ws->out,
                            inp, t->has_seg ? t->seg : NULL, B, T);
     }

@@ -222,20 +222,16 @@ static void block_backward(kd_model *m, int l) {
     const kd_ops *o = m->ops;
     const kd_nn_ops *nn = o->nn;
     const int N = m->B * m->T, C = c->d_model, F = c->ffn_dim;
-    const size_t NC = (size_t)N * C * sizeof(float);
     const float *P = m->params;
     float *G = m->grads;
     const kd_block_bufs *b = &m->la[l].b;
     const kd_layer_offsets *lo = &m->lo[l];
     // MLP: out = mid + down(swiglu(gu(ln2(mid))))
-    o->mem->zero(o->ctx, m->dswi, (size_t)N * F * sizeof(float));
     nn->matmul_bwd(o->ctx, m->dswi, G + lo->wdown, m->dres, b->swi, P + lo->wdown, N, F, C);
     nn->swiglu_bwd(o->ctx, m->dgu, m->dswi, b->gu, N, F);
-    o->mem->zero(o->ctx, m->dtmp, NC);
     nn->matmul_bwd(o->ctx, m->dtmp, G + lo->wgu, m->dgu, b->ln2, P + lo->wgu, N, C, 2 * F);
     nn->rmsnorm_bwd(o->ctx, m->dres, G + lo->ln2, m->dtmp, b->mid, P + lo->ln2, b->rstd2, N, C);
-    // mixer: mid = in + mixer(ln1(in))
-    o->mem->zero(o->ctx, m->dtmp, NC);
+    // mixer: mid = in + mixer(ln1(in)); the mixer overwrites dtmp
     kd_mixer_mem mem = {m->la[l].mixer, m->mix_bwd, m->ws};
     m->mx[l].vt->backward(&m->mx[l], &mem, m->dtmp, m->dres, b->ln1, m->pos,
                           m->has_seg ? m->seg : NULL, m->B, m->T);
@@ -250,8 +246,7 @@ void kd_model_backward(kd_model *m) {
     size_t NC = (size_t)N * C * sizeof(float);
     const float *P = m->params;
     float *G = m->grads;
-    o->mem->zero(o->ctx, m->dres, NC);
-    o->mem->zero(o->ctx, m->dtmp, NC);
+    o->mem->zero(o->ctx, m->dres, NC); // rmsnorm_bwd accumulates into dres; matmul_bwd overwrites
     o->nn->matmul_bwd(o->ctx, m->dtmp, G + m->off_head, m->logits, m->lnf, P + m->off_head, N, C,
                       c->vocab_size);
     o->nn->rmsnorm_bwd(o->ctx, m->dres, G + m->off_norm, m->dtmp, m->resid_final, P + m->off_norm,

@@ -49,7 +49,8 @@ static void c_embedding(run *r, const pcase *c) {
     nn->embedding_bwd(r->o->ctx, dwte, dout, ids, N, C);
     out(r, "dwte (+=)", dwte, (size_t)V * C);
 }
-// d = {N, C, OC}: matmul fwd; bwd accumulates into pre-filled dinp and dw, then dw alone.
+// d = {N, C, OC}: matmul fwd; bwd overwrites a pre-filled dinp and accumulates into dw, then
+// dw alone.
 static void c_matmul(run *r, const pcase *c) {
     int N = c->d[0], C = c->d[1], OC = c->d[2];
     const kd_nn_ops *nn = r->o->nn;
@@ -61,7 +62,7 @@ static void c_matmul(run *r, const pcase *c) {
     nn->matmul_fwd(r->o->ctx, o, inp, w, N, C, OC);
     out(r, "out", o, (size_t)N * OC);
     nn->matmul_bwd(r->o->ctx, dinp, dw, dout, inp, w, N, C, OC);
-    out(r, "dinp (+=)", dinp, (size_t)N * C);
+    out(r, "dinp (=)", dinp, (size_t)N * C);
     out(r, "dw (+=)", dw, (size_t)OC * C);
     nn->matmul_bwd(r->o->ctx, NULL, dw, dout, inp, w, N, C, OC);
     out(r, "dw (+=, dinp NULL)", dw, (size_t)OC * C);

@@ -81,12 +81,12 @@ static void run(int with_seg) {
     kd_scratch ws = host_scratch(kd_mamba2_scratch_bytes(&ops, &cfg, B, T));
     grad_ctx c = {&ops, &L, &a, ws, inp, out, R, seg, B, T};
     loss(&c);
-    // gradients accumulate: start from a known non-zero value to test "+=" too
+    // parameter gradients accumulate: start from a known non-zero value to test "+=" too;
+    // dinp is overwritten: start it from garbage
     for (size_t i = 0; i < L.np; i++) L.gbuf[i] = 0.25f;
     for (size_t i = 0; i < n; i++) dinp[i] = 0.5f;
     kd_mamba2_backward(&ops, &cfg, &L.p, &L.g, &a, ws, dinp, R, inp, seg, B, T);
     for (size_t i = 0; i < L.np; i++) L.gbuf[i] -= 0.25f;
-    for (size_t i = 0; i < n; i++) dinp[i] -= 0.5f;
     float *pt[KD_MAMBA2_NPARAMS] = {L.p.in_proj_w, L.p.conv_w, L.p.conv_b, L.p.dt_bias,
                                     L.p.A_log,     L.p.D,      L.p.norm_w, L.p.out_proj_w};
     float *gt[KD_MAMBA2_NPARAMS] = {L.g.in_proj_w, L.g.conv_w, L.g.conv_b, L.g.dt_bias,
