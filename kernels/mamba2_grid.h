@@ -1,5 +1,6 @@
 // mamba2_grid.h: the per-thread bodies of the CUDA Mamba-2 kernels (kernels/cuda/mamba2.cu;
-// the SSD scan's are in mamba2_grid_ssd.h).
+// the SSD scan's are in mamba2_grid_ssd.h and, around its batched GEMMs,
+// mamba2_grid_ssd_gemm.h).
 // Each body computes the output elements owned by one grid index `idx` of one stage: the
 // index arithmetic and the loop over the reduction dimension, in a fixed order, so results
 // are deterministic (no atomics). A __global__ kernel is a thin wrapper (KD_GRID_KERNEL of kernels/cuda/cuda_util.cuh) that

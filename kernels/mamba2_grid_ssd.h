@@ -1,7 +1,10 @@
-// mamba2_grid_ssd.h: the per-thread bodies of the CUDA chunked SSD scan
-// (kernels/cuda/mamba2_ssd.cu): forward, backward and scan_ref, in the pattern of
-// kernels/mamba2_grid.h (one grid index owns its outputs, fixed-order loops, no atomics;
-// tests/unit/test_mamba2_grid.c runs them on the host against the CPU backend).
+// mamba2_grid_ssd.h: the state of the CUDA chunked SSD scan (kernels/cuda/mamba2_ssd.cu) and
+// the per-thread bodies that are not products: per-chunk dt and cumsum, the chunk recurrences
+// (forward and reverse), the per-chunk dt gradient and parameter partials, and scan_ref.
+// The products between them are batched GEMMs, and the elementwise bodies around those GEMMs
+// and the launch plans that order everything are in mamba2_grid_ssd_gemm.h. Pattern of
+// kernels/mamba2_grid.h: one grid index owns its outputs, fixed-order loops, no atomics;
+// tests/unit/test_mamba2_grid.c runs them on the host against the CPU backend.
 #pragma once
 #include "kernels/mamba2_grid.h"
 
@@ -12,13 +15,10 @@
 //           + D x_i
 //   S_c+1 = el_c S_c + Sloc_c
 //   Sloc_c = sum_{j visible to the last token} exp(c_last-c_j) dt_j x_j (x) B_j
-// Stages: fwd = last_reset (B), dt_cum (B*H*nc), ssd_sloc (B*H*nc*P*N), ssd_pass
-// (B*H*P*N: the only loop over chunks, P*N-parallel), ssd_out (B*T*H*P).
-// bwd = last_reset, dt_cum, ssd_gout (B*H*nc*P*N), ssd_dpass (B*H*P*N, chunks in reverse),
-// ssd_dx (B*T*n_kv*P), ssd_dB (B*T*n_kv*N), ssd_dC (B*T*H*N), ssd_tok (B*H*T), ssd_chunk
-// (B*H*nc), param_sum (H). scan_ref: ssd_ref (B*H*P), one thread per state row.
-// All simple: the (C_i.B_j) and (dy_i.x_j) products are recomputed per output element
-// instead of being staged through shared memory or cuBLAS (later tuning).
+// The scratch holds, besides the per-token and per-chunk values, the GEMM operands and
+// results: qa, qb (B,H,nc,Q,Q) blocks (G or M, dy x^T or dG), tp, tq1, tq2 (B,H,T,P) and
+// tn, tdb (B,H,T,N) per-head token rows, and the pointer arrays of one batched GEMM call
+// (3 x B*H*nc pointers, reused by every call: the calls run in stream order).
 typedef struct kd_m2g_ssd {
     kd_mamba2_in in;
     kd_mamba2_dims d;
@@ -35,15 +35,22 @@ typedef struct kd_m2g_ssd {
     double *dcum, *ddt, *df; // (B,H,T) each: per-token gradient parts of the backward
     double *acc;             // (B,H,nc,3)
     double *ref;             // (B,H,P,N): scan_ref's double state
+    float *qa, *qb;          // (B,H,nc,Q,Q) each
+    float *tp, *tq1, *tq2;   // (B,H,T,P) each
+    float *tn, *tdb;         // (B,H,T,N) each
+    const float **pa, **pb;  // (B*H*nc) each: a batched GEMM's A and B block pointers
+    float **pc;              // (B*H*nc): its C block pointers
 } kd_m2g_ssd;
 
 static inline size_t kd_m2g_ssd_scratch(const kd_mamba2_dims *d, int B, int T) {
     const int nc = kd_m2g_nchunks(T, d->Q);
     const size_t bt = (size_t)B * T, bht = bt * d->H, pn = (size_t)d->P * d->N;
-    const size_t bh = (size_t)B * d->H;
+    const size_t bh = (size_t)B * d->H, qq = (size_t)d->Q * d->Q;
     return kd_m2g_round(bt * sizeof(int)) + kd_m2g_round(bht * 4) +
            4 * kd_m2g_round(bht * sizeof(double)) + 2 * kd_m2g_round(bh * nc * pn * 4) +
-           kd_m2g_round(bh * nc * 3 * sizeof(double)) + kd_m2g_round(bh * pn * sizeof(double));
+           kd_m2g_round(bh * nc * 3 * sizeof(double)) + kd_m2g_round(bh * pn * sizeof(double)) +
+           2 * kd_m2g_round(bh * nc * qq * 4) + 3 * kd_m2g_round(bht * d->P * 4) +
+           2 * kd_m2g_round(bht * d->N * 4) + 3 * kd_m2g_round(bh * nc * sizeof(void *));
 }
 // Sets nc and lays the scratch out (a->in, a->d set first).
 static inline void kd_m2g_ssd_bind(kd_m2g_ssd *a, void *scratch) {
@@ -51,6 +58,7 @@ static inline void kd_m2g_ssd_bind(kd_m2g_ssd *a, void *scratch) {
     a->nc = kd_m2g_nchunks(a->in.T, a->d.Q);
     const size_t bt = (size_t)a->in.B * a->in.T, bht = bt * a->d.H;
     const size_t bh = (size_t)a->in.B * a->d.H, pn = (size_t)a->d.P * a->d.N;
+    const size_t qq = (size_t)a->d.Q * a->d.Q;
     a->lr = (int *)kd_m2g_take(&p, bt * sizeof(int));
     a->dt = (float *)kd_m2g_take(&p, bht * 4);
     a->cum = (double *)kd_m2g_take(&p, bht * sizeof(double));
@@ -61,6 +69,16 @@ static inline void kd_m2g_ssd_bind(kd_m2g_ssd *a, void *scratch) {
     a->sbuf = (float *)kd_m2g_take(&p, bh * a->nc * pn * 4);
     a->acc = (double *)kd_m2g_take(&p, bh * a->nc * 3 * sizeof(double));
     a->ref = (double *)kd_m2g_take(&p, bh * pn * sizeof(double));
+    a->qa = (float *)kd_m2g_take(&p, bh * a->nc * qq * 4);
+    a->qb = (float *)kd_m2g_take(&p, bh * a->nc * qq * 4);
+    a->tp = (float *)kd_m2g_take(&p, bht * a->d.P * 4);
+    a->tq1 = (float *)kd_m2g_take(&p, bht * a->d.P * 4);
+    a->tq2 = (float *)kd_m2g_take(&p, bht * a->d.P * 4);
+    a->tn = (float *)kd_m2g_take(&p, bht * a->d.N * 4);
+    a->tdb = (float *)kd_m2g_take(&p, bht * a->d.N * 4);
+    a->pa = (const float **)kd_m2g_take(&p, bh * a->nc * sizeof(void *));
+    a->pb = (const float **)kd_m2g_take(&p, bh * a->nc * sizeof(void *));
+    a->pc = (float **)kd_m2g_take(&p, bh * a->nc * sizeof(void *));
 }
 
 KD_HD static inline void kd_m2g_ssd_lr(size_t b, const kd_m2g_ssd *a) {
@@ -86,11 +104,6 @@ KD_HD static inline const float *kd_m2g_C(const kd_m2g_ssd *a, size_t b, int t, 
 KD_HD static inline const float *kd_m2g_dy(const kd_m2g_ssd *a, size_t b, int t, int h) {
     return a->dy + (b * a->in.T + t) * (size_t)a->d.H * a->d.P + (size_t)h * a->d.P;
 }
-KD_HD static inline float kd_m2g_dot(const float *u, const float *v, int n) {
-    float s = 0.0f;
-    for (int k = 0; k < n; k++) s += u[k] * v[k];
-    return s;
-}
 
 // The chunk that holds token t: first token t0, length q, lrl = lr of its last token.
 typedef struct {
@@ -113,30 +126,6 @@ KD_HD static inline float kd_m2g_wpass(const kd_m2g_ssd *a, size_t bh, kd_m2g_ch
 KD_HD static inline float kd_m2g_el(const kd_m2g_ssd *a, size_t bh, kd_m2g_chunk k) {
     return k.lrl < k.t0 ? (float)exp(a->cum[bh * a->in.T + k.t0 + k.q - 1]) : 0.0f;
 }
-// M[i,j] = (C_i.B_j) exp(c_i-c_j) dt_j of chunk-local tokens j <= i (visibility checked by
-// the caller); G = C_i.B_j is returned in *G.
-KD_HD static inline float kd_m2g_Mij(const kd_m2g_ssd *a, size_t b, int h, kd_m2g_chunk k, int i,
-                                     int j, float *G, float *E) {
-    const int H = a->d.H, kv = h / (H / a->d.n_kv), T = a->in.T;
-    const size_t o = (b * H + h) * (size_t)T + k.t0;
-    *G = kd_m2g_dot(kd_m2g_C(a, b, k.t0 + i, h), kd_m2g_B(a, b, k.t0 + j, kv), a->d.N);
-    *E = (float)exp(a->cum[o + i] - a->cum[o + j]);
-    return *G * *E * a->dt[o + j];
-}
-
-// Sloc[b,h,c,p,n] = sum_j wpass_j x_j[p] B_j[n].
-KD_HD static inline void kd_m2g_ssd_sloc(size_t idx, const kd_m2g_ssd *a) {
-    const int P = a->d.P, N = a->d.N, H = a->d.H, nc = a->nc;
-    const int n = (int)(idx % (size_t)N), p = (int)(idx / N % P);
-    const size_t bhc = idx / ((size_t)P * N), bh = bhc / nc, b = bh / H;
-    const int c = (int)(bhc % (size_t)nc), kv = (int)(bh % (size_t)H) / (H / a->d.n_kv);
-    const kd_m2g_chunk k = kd_m2g_chunk_of(a, b, c);
-    float acc = 0.0f;
-    for (int j = 0; j < k.q; j++)
-        acc += kd_m2g_wpass(a, bh, k, j) * kd_m2g_x(a, b, k.t0 + j, kv)[p] *
-               kd_m2g_B(a, b, k.t0 + j, kv)[n];
-    a->cbuf[idx] = acc;
-}
 // State element (p,n) of (b,h) through the chunks: states[c] = S; S = el_c S + Sloc_c.
 KD_HD static inline void kd_m2g_ssd_pass(size_t idx, const kd_m2g_ssd *a) {
     const size_t pn = (size_t)a->d.P * a->d.N, bh = idx / pn, e = idx % pn;
@@ -149,39 +138,8 @@ KD_HD static inline void kd_m2g_ssd_pass(size_t idx, const kd_m2g_ssd *a) {
     }
     if (a->final_state) a->final_state[idx] = S;
 }
-// y[b,t,h,p]: intra-chunk sum, state term, D x.
-KD_HD static inline void kd_m2g_ssd_out(size_t idx, const kd_m2g_ssd *a) {
-    const int P = a->d.P, N = a->d.N, H = a->d.H, T = a->in.T, p = (int)(idx % (size_t)P);
-    const int h = (int)(idx / P % H), kv = h / (H / a->d.n_kv);
-    const size_t r = idx / ((size_t)P * H), b = r / T, bh = b * H + h;
-    const int t = (int)(r % (size_t)T), c = t / a->d.Q;
-    const kd_m2g_chunk k = kd_m2g_chunk_of(a, b, c);
-    const int i = t - k.t0, l = a->lr[r];
-    float acc = 0.0f, G, E;
-    for (int j = l > k.t0 ? l - k.t0 : 0; j <= i; j++)
-        acc += kd_m2g_Mij(a, b, h, k, i, j, &G, &E) * kd_m2g_x(a, b, k.t0 + j, kv)[p];
-    if (l < k.t0) {
-        const float *S = a->states + ((bh * a->nc + c) * P + p) * (size_t)N;
-        acc += (float)exp(a->cum[bh * T + t]) * kd_m2g_dot(S, kd_m2g_C(a, b, t, h), N);
-    }
-    a->y[idx] = acc + a->in.D[h] * kd_m2g_x(a, b, t, kv)[p];
-}
 
 // ---------------------------------------------------------------------------- SSD backward
-// Gout[b,h,c,p,n] = sum_i e_i dy_i[p] C_i[n], e_i = exp(c_i) for tokens whose document
-// began before the chunk: the gradient of S_c through the chunk's outputs.
-KD_HD static inline void kd_m2g_ssd_gout(size_t idx, const kd_m2g_ssd *a) {
-    const int P = a->d.P, N = a->d.N, H = a->d.H, nc = a->nc, T = a->in.T;
-    const int n = (int)(idx % (size_t)N), p = (int)(idx / N % P);
-    const size_t bhc = idx / ((size_t)P * N), bh = bhc / nc, b = bh / H;
-    const int c = (int)(bhc % (size_t)nc), h = (int)(bh % (size_t)H);
-    const kd_m2g_chunk k = kd_m2g_chunk_of(a, b, c);
-    float acc = 0.0f;
-    for (int i = 0; i < k.q && a->lr[b * T + k.t0 + i] < k.t0; i++)
-        acc += (float)exp(a->cum[bh * T + k.t0 + i]) * kd_m2g_dy(a, b, k.t0 + i, h)[p] *
-               kd_m2g_C(a, b, k.t0 + i, h)[n];
-    a->cbuf[idx] = acc;
-}
 // dS_out[c] (gradient of the state leaving chunk c) for element (p,n) of (b,h), chunks in
 // reverse: dS_out[nc-1] = 0 (the final state gets no gradient); dS_in[c] = Gout_c +
 // el_c dS_out[c]; dS_out[c-1] = dS_in[c].
@@ -195,121 +153,8 @@ KD_HD static inline void kd_m2g_ssd_dpass(size_t idx, const kd_m2g_ssd *a) {
         dS = a->cbuf[o] + kd_m2g_el(a, bh, kd_m2g_chunk_of(a, b, c)) * dS;
     }
 }
-// dx[b,t,kv,p] = sum over the heads of kv: D dy + sum_{i>=j} M[i,j] dy_i + wpass_j (B_j.dS_out)[p].
-KD_HD static inline void kd_m2g_ssd_dx(size_t idx, const kd_m2g_ssd *a) {
-    const int P = a->d.P, N = a->d.N, H = a->d.H, T = a->in.T, nkv = a->d.n_kv, rep = H / nkv;
-    const int p = (int)(idx % (size_t)P), kv = (int)(idx / P % nkv);
-    const size_t r = idx / ((size_t)P * nkv), b = r / T;
-    const int t = (int)(r % (size_t)T), c = t / a->d.Q;
-    const kd_m2g_chunk k = kd_m2g_chunk_of(a, b, c);
-    const int j = t - k.t0;
-    const float *Bj = kd_m2g_B(a, b, t, kv);
-    float acc = 0.0f, G, E;
-    for (int h = kv * rep; h < (kv + 1) * rep; h++) {
-        const size_t bh = b * H + h;
-        acc += a->in.D[h] * kd_m2g_dy(a, b, t, h)[p];
-        for (int i = j; i < k.q && t >= a->lr[b * T + k.t0 + i]; i++)
-            acc += kd_m2g_Mij(a, b, h, k, i, j, &G, &E) * kd_m2g_dy(a, b, k.t0 + i, h)[p];
-        const float w = kd_m2g_wpass(a, bh, k, j);
-        if (w != 0.0f)
-            acc += w * kd_m2g_dot(Bj, a->sbuf + ((bh * a->nc + c) * P + p) * (size_t)N, N);
-    }
-    a->g.dx[r * (size_t)a->g.ldx + (size_t)kv * P + p] = acc;
-}
-// dB[b,t,kv,n] = sum over the heads of kv: sum_{i>=j} dG[i,j] C_i[n] + wpass_j (x_j.dS_out)[n],
-// with dG[i,j] = (dy_i.x_j) exp(c_i-c_j) dt_j.
-KD_HD static inline void kd_m2g_ssd_dB(size_t idx, const kd_m2g_ssd *a) {
-    const int P = a->d.P, N = a->d.N, H = a->d.H, T = a->in.T, nkv = a->d.n_kv, rep = H / nkv;
-    const int n = (int)(idx % (size_t)N), kv = (int)(idx / N % nkv);
-    const size_t r = idx / ((size_t)N * nkv), b = r / T;
-    const int t = (int)(r % (size_t)T), c = t / a->d.Q;
-    const kd_m2g_chunk k = kd_m2g_chunk_of(a, b, c);
-    const int j = t - k.t0;
-    const float *xj = kd_m2g_x(a, b, t, kv);
-    float acc = 0.0f;
-    for (int h = kv * rep; h < (kv + 1) * rep; h++) {
-        const size_t bh = b * H + h, o = bh * T + k.t0;
-        for (int i = j; i < k.q && t >= a->lr[b * T + k.t0 + i]; i++) {
-            const float dM = kd_m2g_dot(kd_m2g_dy(a, b, k.t0 + i, h), xj, P);
-            const float E = (float)exp(a->cum[o + i] - a->cum[o + j]);
-            acc += dM * E * a->dt[o + j] * kd_m2g_C(a, b, k.t0 + i, h)[n];
-        }
-        const float w = kd_m2g_wpass(a, bh, k, j);
-        if (w != 0.0f) {
-            const float *dS = a->sbuf + (bh * a->nc + c) * (size_t)P * N;
-            float v = 0.0f;
-            for (int pp = 0; pp < P; pp++) v += xj[pp] * dS[(size_t)pp * N + n];
-            acc += w * v;
-        }
-    }
-    a->g.dB[r * (size_t)a->g.ldb + (size_t)kv * N + n] = acc;
-}
-// dC[b,t,h,n] = sum_{j<=i} dG[i,j] B_j[n] + e_i (dy_i . S_c)[n].
-KD_HD static inline void kd_m2g_ssd_dC(size_t idx, const kd_m2g_ssd *a) {
-    const int P = a->d.P, N = a->d.N, H = a->d.H, T = a->in.T;
-    const int n = (int)(idx % (size_t)N), h = (int)(idx / N % H), kv = h / (H / a->d.n_kv);
-    const size_t r = idx / ((size_t)N * H), b = r / T, bh = b * H + h, o0 = bh * T;
-    const int t = (int)(r % (size_t)T), c = t / a->d.Q;
-    const kd_m2g_chunk k = kd_m2g_chunk_of(a, b, c);
-    const int i = t - k.t0, l = a->lr[r];
-    const float *dyi = kd_m2g_dy(a, b, t, h);
-    float acc = 0.0f;
-    for (int j = l > k.t0 ? l - k.t0 : 0; j <= i; j++) {
-        const float dM = kd_m2g_dot(dyi, kd_m2g_x(a, b, k.t0 + j, kv), P);
-        const float E = (float)exp(a->cum[o0 + t] - a->cum[o0 + k.t0 + j]);
-        acc += dM * E * a->dt[o0 + k.t0 + j] * kd_m2g_B(a, b, k.t0 + j, kv)[n];
-    }
-    if (l < k.t0) {
-        const float *S = a->st + (bh * a->nc + c) * (size_t)P * N;
-        float v = 0.0f;
-        for (int p = 0; p < P; p++) v += dyi[p] * S[(size_t)p * N + n];
-        acc += (float)exp(a->cum[o0 + t]) * v;
-    }
-    a->g.dC[r * (size_t)a->g.ldc + (size_t)h * N + n] = acc;
-}
-// Token i of (b,h) in chunk c: its own part of dcum and ddt (double), and df_i, its share of
-// the last token's dcum (added by ssd_chunk). With R[i,j] = (dy_i.x_j) M[i,j]:
-//   dcum_i = sum_{j<=i} R[i,j] - sum_{i'>=i} R[i',i] + e_i dy_i.(S C_i) - df_i
-//   ddt_i  = sum_{i'>=i} (dy_i'.x_i) G[i',i] E[i',i] + f_i xu_i,  df_i = f_i dt_i xu_i
-// where f_i = exp(c_last-c_i), xu_i = x_i . dS_out . B_i (tokens that reach the chunk end).
-KD_HD static inline void kd_m2g_ssd_tok(size_t idx, const kd_m2g_ssd *a) {
-    const int P = a->d.P, N = a->d.N, H = a->d.H, T = a->in.T;
-    const int t = (int)(idx % (size_t)T);
-    const size_t bh = idx / T, b = bh / H;
-    const int h = (int)(bh % (size_t)H), kv = h / (H / a->d.n_kv), c = t / a->d.Q;
-    const kd_m2g_chunk k = kd_m2g_chunk_of(a, b, c);
-    const int i = t - k.t0, l = a->lr[b * T + t];
-    const float *dyi = kd_m2g_dy(a, b, t, h), *xi = kd_m2g_x(a, b, t, kv);
-    double dcum = 0.0, ddt = 0.0, df = 0.0;
-    float G, E;
-    for (int j = l > k.t0 ? l - k.t0 : 0; j <= i; j++) {
-        const float M = kd_m2g_Mij(a, b, h, k, i, j, &G, &E);
-        dcum += (double)kd_m2g_dot(dyi, kd_m2g_x(a, b, k.t0 + j, kv), P) * M;
-    }
-    for (int i2 = i; i2 < k.q && t >= a->lr[b * T + k.t0 + i2]; i2++) {
-        const float M = kd_m2g_Mij(a, b, h, k, i2, i, &G, &E);
-        const float dM = kd_m2g_dot(kd_m2g_dy(a, b, k.t0 + i2, h), xi, P);
-        dcum -= (double)dM * M;
-        ddt += (double)dM * G * E;
-    }
-    if (l < k.t0) {
-        const float *S = a->st + (bh * a->nc + c) * (size_t)P * N, *Ci = kd_m2g_C(a, b, t, h);
-        double dot = 0.0;
-        for (int p = 0; p < P; p++) dot += (double)dyi[p] * kd_m2g_dot(S + (size_t)p * N, Ci, N);
-        dcum += (float)exp(a->cum[bh * T + t]) * dot;
-    }
-    if (t >= k.lrl) {
-        const float *dS = a->sbuf + (bh * a->nc + c) * (size_t)P * N, *Bi = kd_m2g_B(a, b, t, kv);
-        double xu = 0.0;
-        for (int p = 0; p < P; p++) xu += (double)xi[p] * kd_m2g_dot(Bi, dS + (size_t)p * N, N);
-        const float f = (float)exp(a->cum[bh * T + k.t0 + k.q - 1] - a->cum[bh * T + t]);
-        ddt += f * xu;
-        df = f * a->dt[bh * T + t] * xu;
-        dcum -= df;
-    }
-    a->dcum[idx] = dcum, a->ddt[idx] = ddt, a->df[idx] = df;
-}
-// Chunk c of (b,h): the last token's dcum gets el_c <dS_out, S_c> + sum_j df_j; then the
+// Chunk c of (b,h), after ssd_gtok (mamba2_grid_ssd_gemm.h) has filled dcum, ddt, df of its
+// tokens: the last token's dcum gets el_c <dS_out, S_c> + sum_j df_j; then the
 // reverse cumsum gives ddt (through the softplus, overwritten) and acc[b,h,c] = (dD,
 // dA_log, ddt_bias) of the chunk.
 KD_HD static inline void kd_m2g_ssd_chunk(size_t idx, const kd_m2g_ssd *a) {
@@ -370,24 +215,7 @@ KD_HD static inline void kd_m2g_ssd_ref(size_t idx, const kd_m2g_ssd *a) {
 }
 
 // ---------------------------------------------------------------------------- launch plans
-// As in mamba2_grid.h: each op's stages in launch order, STAGE(body, grid size, a);
-// kernels/cuda/mamba2_ssd.cu launches them, tests/unit/test_mamba2_grid.c runs them.
-#define KD_M2G_SSD_PN(a) ((size_t)(a).d.P * (a).d.N)
-#define KD_M2G_SSD_FWD_PLAN(STAGE, a)                                                          \
-    STAGE(kd_m2g_ssd_lr, (size_t)(a).in.B, a)                                                  \
-    STAGE(kd_m2g_ssd_dt_cum, (size_t)(a).in.B * (a).d.H * (a).nc, a)                           \
-    STAGE(kd_m2g_ssd_sloc, (size_t)(a).in.B * (a).d.H * (a).nc * KD_M2G_SSD_PN(a), a)          \
-    STAGE(kd_m2g_ssd_pass, (size_t)(a).in.B * (a).d.H * KD_M2G_SSD_PN(a), a)                   \
-    STAGE(kd_m2g_ssd_out, (size_t)(a).in.B * (a).in.T * (a).d.H * (a).d.P, a)
-#define KD_M2G_SSD_BWD_PLAN(STAGE, a)                                                          \
-    STAGE(kd_m2g_ssd_lr, (size_t)(a).in.B, a)                                                  \
-    STAGE(kd_m2g_ssd_dt_cum, (size_t)(a).in.B * (a).d.H * (a).nc, a)                           \
-    STAGE(kd_m2g_ssd_gout, (size_t)(a).in.B * (a).d.H * (a).nc * KD_M2G_SSD_PN(a), a)          \
-    STAGE(kd_m2g_ssd_dpass, (size_t)(a).in.B * (a).d.H * KD_M2G_SSD_PN(a), a)                  \
-    STAGE(kd_m2g_ssd_dx, (size_t)(a).in.B * (a).in.T * (a).d.n_kv * (a).d.P, a)                \
-    STAGE(kd_m2g_ssd_dB, (size_t)(a).in.B * (a).in.T * (a).d.n_kv * (a).d.N, a)                \
-    STAGE(kd_m2g_ssd_dC, (size_t)(a).in.B * (a).in.T * (a).d.H * (a).d.N, a)                   \
-    STAGE(kd_m2g_ssd_tok, (size_t)(a).in.B * (a).d.H * (a).in.T, a)                            \
-    STAGE(kd_m2g_ssd_chunk, (size_t)(a).in.B * (a).d.H * (a).nc, a)                            \
-    STAGE(kd_m2g_ssd_params, (size_t)(a).d.H, a)
+// As in mamba2_grid.h: STAGE(body, grid size, a) per stage; kernels/cuda/mamba2_ssd.cu
+// launches it, tests/unit/test_mamba2_grid.c runs it. The forward and backward plans are in
+// mamba2_grid_ssd_gemm.h.
 #define KD_M2G_SCAN_REF_PLAN(STAGE, a) STAGE(kd_m2g_ssd_ref, (size_t)(a).in.B * (a).d.H * (a).d.P, a)

@@ -1,9 +1,10 @@
-// cuda_util.cuh: what every CUDA source of the backend shares: checked calls (a failing
-// CUDA call inside an op is a lost device or a bug: print file:line, the call and why,
+// cuda_util.cuh: what every CUDA source of the backend shares: checked CUDA and cuBLAS calls
+// (a failing call inside an op is a lost device or a bug: print file:line, the call and why,
 // abort; ops return void by contract), the wrapper that turns a per-thread grid body of
 // kernels/*_grid.h into a __global__ kernel, its launch (one thread per grid index, blocks
 // of KD_CUDA_TPB) and the check that a caller's scratch is as large as the op asked.
 #pragma once
+#include <cublas_v2.h>
 #include <cuda_runtime.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,14 @@ static inline void kd_cuda_die(const char *file, int line, const char *what, con
     do {                                                                                           \
         cudaError_t e_ = (call);                                                                   \
         if (e_ != cudaSuccess) kd_cuda_die(__FILE__, __LINE__, #call, cudaGetErrorString(e_));     \
+    } while (0)
+
+// A failing cuBLAS call inside an op is a lost device or a bug, like a failing CUDA call:
+// print where, abort.
+#define BLAS_CHECK(call)                                                                           \
+    do {                                                                                           \
+        cublasStatus_t s_ = (call);                                                                \
+        if (s_ != CUBLAS_STATUS_SUCCESS) kd_cuda_die(__FILE__, __LINE__, #call, "cuBLAS error");   \
     } while (0)
 
 // kname(args, n): one thread per idx in [0, n) runs body(idx, &args).

@@ -7,7 +7,8 @@
 // op is asynchronous on the default stream except the copies to and from the host and
 // sumsq. The backend's state (cuBLAS handle, sumsq's partial sums) is its ctx. No kernel
 // uses float atomics: every result is the same on every run.
-// kd_cuda_ops_probe() is the only entry point (called by kernels/backend.c).
+// kd_cuda_ops_probe() is the entry point (called by kernels/backend.c); kd_cuda_blas() lends
+// the cuBLAS handle to the ops of the other CUDA sources.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -21,14 +22,6 @@ extern "C" {
 }
 #include "kernels/cuda/cuda_util.cuh"
 
-// A failing cuBLAS call inside an op is a lost device or a bug, like a failing CUDA call
-// (CUDA_CHECK, kernels/cuda/cuda_util.cuh): print where, abort.
-#define BLAS_CHECK(call)                                                                           \
-    do {                                                                                           \
-        cublasStatus_t s_ = (call);                                                                \
-        if (s_ != CUBLAS_STATUS_SUCCESS) kd_cuda_die(__FILE__, __LINE__, #call, "cuBLAS error");   \
-    } while (0)
-
 // The backend's state, handed to every op as ctx.
 typedef struct kd_cuda_ctx {
     cublasHandle_t blas;
@@ -40,6 +33,10 @@ typedef struct kd_cuda_ctx {
 
 static kd_cuda_ctx *cuda_ctx(void *ctx) {
     return (kd_cuda_ctx *)ctx;
+}
+// The cuBLAS handle of the backend's ctx, for the ops of other CUDA sources (mamba2_ssd.cu).
+extern "C" cublasHandle_t kd_cuda_blas(void *ctx) {
+    return cuda_ctx(ctx)->blas;
 }
 
 static const int TPB = KD_CUDA_TPB; // threads per block

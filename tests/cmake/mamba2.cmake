@@ -20,3 +20,6 @@ set_tests_properties(bench_mamba2 PROPERTIES LABELS bench DISABLED TRUE)
 # The per-thread bodies of the CUDA Mamba-2 kernels (kernels/mamba2_grid.h), run on the host
 # over their grids, against the CPU ops: exercises the CUDA index maths without a device.
 kd_unit_test(mamba2_grid_bodies_vs_cpu ${CMAKE_SOURCE_DIR}/tests/unit/test_mamba2_grid.c LABELS unit TIMEOUT 120)
+# The batched GEMM descriptor of the CUDA SSD (kernels/bgemm.h): block enumeration, and the
+# row-major -> column-major (cuBLAS) translation run by naive host loops.
+kd_unit_test(bgemm_colmajor_form_matches_rowmajor ${CMAKE_SOURCE_DIR}/tests/unit/test_bgemm.c)

@@ -8,17 +8,21 @@
 // gradients must be overwritten (padding columns untouched), parameter gradients accumulate.
 // Every stage is also run with its grid walked backwards and must give bitwise the same
 // results (a GPU runs a stage's threads in any order), and a CUDA build's table must hold
-// every Mamba-2 op.
+// every Mamba-2 op. The SSD runs its GEMM launch plans (kernels/mamba2_grid_ssd_gemm.h): the
+// GEMM steps through the same descriptors the .cu gives cuBLAS, executed by naive host loops
+// (bgemm_host.h), row-major and again in the column-major form (bitwise equal), every call
+// within cuBLAS's leading-dimension rule; a negative check makes each GEMM step's lda one
+// short in turn and requires the results to move by more than 1e-2.
 // Tolerance 1e-5 norm-wise relative (||a-b||/||b||) for every value and gradient: both sides
 // are float32 with double accumulators in the same places but sum in different orders
 // (sgemm vs plain loops, vectorised vs libm exp), which gives ~1e-7 (seen <= 2e-7, the
 // accumulated parameter gradients being the largest); a wrong mask, decay or index gives
 // errors above 1e-2 (the "without seg" checks show that the comparison sees masks).
 // Untouched padding and unused slices must be bitwise equal (tolerance 0).
-#include "kernels/mamba2_grid_ssd.h"
+#include "kernels/mamba2_grid_ssd_gemm.h"
+#include "bgemm_host.h"
 #include "grid_host.h"
 #include "test_mamba2_util.h"
-
 
 // One counted check: a and b (n floats) are bitwise equal.
 static void same(const char *what, const float *a, const float *b, size_t n) {
@@ -94,6 +98,26 @@ static void grid_conv_bwd(float *dinp, int ld_dinp, float *dw, float *dbias, con
     KD_M2G_CONV_BWD_PLAN(HOST_STAGE, a)
 }
 
+// One GEMM step of an SSD plan: both parts (full chunks, partial last chunk) through the host
+// executor (bgemm_host.h). Steps are counted from 1 per plan run; g_bad_step names one whose
+// lda is made one short (a deliberate indexing mistake, for the negative checks), and every
+// step's column-major form must satisfy cuBLAS's leading-dimension rule (g_bad_lds counts
+// violations).
+static int g_gemm_step = 0, g_bad_step = 0, g_bad_lds = 0;
+static void host_gemm(kd_m2g_gemm_fn f, const kd_m2g_ssd *a) {
+    g_gemm_step++;
+    for (int part = 0; part < 2; part++) {
+        kd_bgemm g;
+        f(&g, a, part);
+        if (!kd_bgemm_count(&g)) continue;
+        if (g_gemm_step == g_bad_step) g.A.ld -= 1;
+        const kd_bgemm_cm c = kd_bgemm_colmajor(&g);
+        g_bad_lds += !kd_bgemm_cm_valid(&c);
+        host_bgemm(&g);
+    }
+}
+#define HOST_GEMM(f, a) host_gemm(f, &(a));
+
 static void grid_ssd_fwd(float *y, float *states, float *final_state, const float *init_state,
                          const kd_mamba2_in *in, const kd_mamba2_dims *d, void *scratch) {
     kd_m2g_ssd a;
@@ -102,7 +126,8 @@ static void grid_ssd_fwd(float *y, float *states, float *final_state, const floa
     kd_m2g_ssd_bind(&a, scratch);
     a.y = y, a.final_state = final_state, a.init_state = init_state;
     a.states = states ? states : a.sbuf;
-    KD_M2G_SSD_FWD_PLAN(HOST_STAGE, a)
+    g_gemm_step = 0;
+    KD_M2G_SSD_FWD_GEMM_PLAN(HOST_STAGE, HOST_GEMM, a)
 }
 
 static void grid_ssd_bwd(const kd_mamba2_grad *g, const float *dy, const float *states,
@@ -112,7 +137,8 @@ static void grid_ssd_bwd(const kd_mamba2_grad *g, const float *dy, const float *
     a.in = *in, a.d = *d;
     kd_m2g_ssd_bind(&a, scratch);
     a.g = *g, a.dy = dy, a.st = states;
-    KD_M2G_SSD_BWD_PLAN(HOST_STAGE, a)
+    g_gemm_step = 0;
+    KD_M2G_SSD_BWD_GEMM_PLAN(HOST_STAGE, HOST_GEMM, a)
 }
 
 static void grid_scan_ref(float *y, float *final_state, const float *init_state,
@@ -349,7 +375,7 @@ static void test_ssd(kd_mamba2_dims d, int B, int T, int with_seg, int with_init
     cmp("scan_ref final_state", f3, f4, ns, 1e-5);
 
     float *dy = frand(ny, -1, 1);
-    m2_grad g1 = make_grad(&d, B, T), g2 = grad_dup(&g1), g3 = grad_dup(&g1);
+    m2_grad g1 = make_grad(&d, B, T), g2 = grad_dup(&g1), g3 = grad_dup(&g1), g4 = grad_dup(&g1);
     grid_ssd_bwd(&g1.g, dy, st1, &c.in, &d, gs);
     kd_cpu_mamba2_ssd_bwd(NULL, &g2.g, dy, st2, &c.in, &d, ws);
     cmp_grads("ssd_bwd", &g1, &g2, &d, B, T, 0);
@@ -362,7 +388,18 @@ static void test_ssd(kd_mamba2_dims d, int B, int T, int with_seg, int with_init
     same("ssd_fwd states, grid backwards", st2, st1, ns * nc);
     same("ssd_fwd final_state, grid backwards", f2, f1, ns);
     same("ssd_bwd every gradient, grid backwards", g3.buf, g1.buf, g1.n);
-    free(g3.buf);
+    // The GEMM steps once more through the column-major form the .cu gives cuBLAS.
+    g_colmajor = 1;
+    grid_ssd_fwd(y2, st2, f2, init, &c.in, &d, gs);
+    grid_ssd_bwd(&g4.g, dy, st1, &c.in, &d, gs);
+    g_colmajor = 0;
+    same("ssd_fwd y, GEMMs column-major", y2, y1, ny);
+    same("ssd_fwd states, GEMMs column-major", st2, st1, ns * nc);
+    same("ssd_bwd every gradient, GEMMs column-major", g4.buf, g1.buf, g1.n);
+    printf("  %-52s %d bad\n", "cuBLAS leading-dimension rule, every GEMM", g_bad_lds);
+    CHECK(g_bad_lds == 0, "%d GEMM calls break cuBLAS's leading-dimension rule", g_bad_lds);
+    g_bad_lds = 0;
+    free(g3.buf), free(g4.buf);
 
     if (with_seg) { // the checks can fail: the same grid without seg is far from y with it
         kd_mamba2_in noseg = c.in;
@@ -375,6 +412,65 @@ static void test_ssd(kd_mamba2_dims d, int B, int T, int with_seg, int with_init
     free(seg), free(c.xbc), free(c.dt), free(c.params), free(init), free(y1), free(y2), free(y3);
     free(y4), free(st1), free(st2), free(f1), free(f2), free(f3), free(f4), free(ws.p), free(gs);
     free(dy), free(g1.buf), free(g2.buf);
+}
+
+// Largest relative error over the written parts of two gradient sets (dx, dB, dC, ddt, the
+// three parameter gradients).
+static double grads_err(const m2_grad *a, const m2_grad *b, const kd_mamba2_dims *d, int B, int T) {
+    const size_t rows = (size_t)B * T;
+    const int used = 2 * d->n_kv * d->P + d->H * d->N, H = d->H;
+    float *ga = cols(a->buf, rows, a->g.ldx, 0, used), *gb = cols(b->buf, rows, b->g.ldx, 0, used);
+    float *ta = cols(a->g.ddt, rows, a->g.lddt, 0, H), *tb = cols(b->g.ddt, rows, b->g.lddt, 0, H);
+    double e = fmax(rel_err(ga, gb, rows * used), rel_err(ta, tb, rows * H));
+    e = fmax(e, rel_err(a->g.ddt_bias, b->g.ddt_bias, H));
+    e = fmax(e, rel_err(a->g.dA_log, b->g.dA_log, H));
+    e = fmax(e, rel_err(a->g.dD, b->g.dD, H));
+    free(ga), free(gb), free(ta), free(tb);
+    return e;
+}
+
+// Negative checks: each GEMM step of both plans, run with its lda one short (a plausible
+// indexing mistake), must move y/states/final state (forward) or the gradients (backward)
+// by more than 1e-2, so the comparisons above see every GEMM's indexing.
+static void test_ssd_bad_ld(kd_mamba2_dims d, int B, int T) {
+    int32_t *seg = make_seg(B, T);
+    m2_case c = make_case(&d, B, T, seg);
+    const int nc = kd_m2g_nchunks(T, d.Q);
+    const size_t ny = (size_t)B * T * d.H * d.P, ns = (size_t)B * d.H * d.P * d.N;
+    float *init = frand(ns, -1, 1), *dy = frand(ny, -1, 1);
+    float *y1 = frand(ny, -9, 9), *y2 = fdup(y1, ny), *st1 = frand(ns * nc, -9, 9);
+    float *st2 = fdup(st1, ns * nc), *f1 = frand(ns, -9, 9), *f2 = fdup(f1, ns);
+    void *gs = kd_malloc(kd_m2g_ssd_scratch(&d, B, T));
+    m2_grad g0 = make_grad(&d, B, T), g1 = grad_dup(&g0); // g0: the start of every backward
+    printf("ssd GEMM steps with lda one short (negative) H=%d n_kv=%d Q=%d B=%d T=%d\n", d.H,
+           d.n_kv, d.Q, B, T);
+    grid_ssd_fwd(y1, st1, f1, init, &c.in, &d, gs);
+    const int nfwd = g_gemm_step;
+    grid_ssd_bwd(&g1.g, dy, st1, &c.in, &d, gs);
+    const int nbwd = g_gemm_step;
+    char what[64];
+    for (int s = 1; s <= nfwd + nbwd; s++) {
+        const int fwd = s <= nfwd;
+        double e;
+        g_bad_step = fwd ? s : s - nfwd;
+        if (fwd) {
+            grid_ssd_fwd(y2, st2, f2, init, &c.in, &d, gs);
+            e = fmax(rel_err(y2, y1, ny), fmax(rel_err(st2, st1, ns * nc), rel_err(f2, f1, ns)));
+        } else {
+            m2_grad g2 = grad_dup(&g0);
+            grid_ssd_bwd(&g2.g, dy, st1, &c.in, &d, gs);
+            e = grads_err(&g2, &g1, &d, B, T);
+            free(g2.buf);
+        }
+        snprintf(what, sizeof what, "%s GEMM step %d, lda - 1", fwd ? "fwd" : "bwd", g_bad_step);
+        g_bad_step = 0;
+        printf("  %-52s rel err %.2e (must exceed 1e-2)\n", what, e);
+        CHECK(e > 1e-2, "%s changed the results by only %.3g: that GEMM's indexing is unseen",
+              what, e);
+    }
+    g_bad_lds = 0; // lda - 1 may break cuBLAS's rule on purpose
+    free(seg), free(c.xbc), free(c.dt), free(c.params), free(init), free(dy), free(y1), free(y2);
+    free(st1), free(st2), free(f1), free(f2), free(gs), free(g0.buf), free(g1.buf);
 }
 
 // ============================================================================ MOHAWK matrix
@@ -441,6 +537,7 @@ int main(void) {
     test_ssd(q16, 2, 64, 1, 1);
     test_ssd(q16, 1, 5, 0, 1); // one short chunk
     test_ssd(gqa, 2, 0, 0, 1); // no tokens: final_state = init_state
+    test_ssd_bad_ld(gqa, 2, 37);
 
     test_mat(gqa, 2, 19, 0);
     test_mat(gqa, 2, 24, 1);
