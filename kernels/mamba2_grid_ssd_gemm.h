@@ -260,36 +260,42 @@ KD_HD static inline void kd_m2g_ssd_mdg(size_t idx, const kd_m2g_ssd *a) {
     a->qa[idx] = vis ? a->qa[idx] * E * dtj : 0.0f;
     a->qb[idx] = vis ? a->qb[idx] * E * dtj : 0.0f;
 }
-// dx[b,t,kv,p] = sum over the heads h of kv, in order: D_h dy + (M^T dy, in tq1) + wpass U.
-KD_HD static inline void kd_m2g_ssd_dxfin(size_t idx, const kd_m2g_ssd *a) {
-    const int P = a->d.P, H = a->d.H, T = a->in.T, nkv = a->d.n_kv, rep = kd_m2g_rep(a);
-    const int p = (int)(idx % (size_t)P), kv = (int)(idx / P % (size_t)nkv);
-    const size_t r = idx / ((size_t)P * nkv), b = r / T;
-    const int t = (int)(r % (size_t)T);
-    const kd_m2g_chunk k = kd_m2g_chunk_of(a, b, t / a->d.Q);
-    float acc = 0.0f;
-    for (int h = kv * rep; h < (kv + 1) * rep; h++) {
-        const size_t bh = b * H + h, o = (bh * T + t) * P + p;
-        acc += a->in.D[h] * kd_m2g_dy(a, b, t, h)[p];
-        acc += a->tq1[o];
-        if (t >= k.lrl) acc += kd_m2g_wpass(a, bh, k, t - k.t0) * a->tq2[o];
-    }
-    a->g.dx[r * (size_t)a->g.ldx + (size_t)kv * P + p] = acc;
+// One row entry of a (B,T,n_kv,W) gradient: idx -> (b, t, kv, i) and t's chunk; r = b*T + t.
+typedef struct { size_t r, b; int t, kv, i; kd_m2g_chunk k; } kd_m2g_kvrow;
+KD_HD static inline kd_m2g_kvrow kd_m2g_kvrow_of(const kd_m2g_ssd *a, size_t idx, int W) {
+    const int nkv = a->d.n_kv, T = a->in.T;
+    kd_m2g_kvrow e;
+    e.i = (int)(idx % (size_t)W);
+    e.kv = (int)(idx / W % (size_t)nkv);
+    e.r = idx / ((size_t)W * nkv);
+    e.b = e.r / T;
+    e.t = (int)(e.r % (size_t)T);
+    e.k = kd_m2g_chunk_of(a, e.b, e.t / a->d.Q);
+    return e;
 }
-// dB[b,t,kv,n] = sum over the heads h of kv, in order: (dG^T C, in tdb) + wpass V.
-KD_HD static inline void kd_m2g_ssd_dBfin(size_t idx, const kd_m2g_ssd *a) {
-    const int N = a->d.N, H = a->d.H, T = a->in.T, nkv = a->d.n_kv, rep = kd_m2g_rep(a);
-    const int n = (int)(idx % (size_t)N), kv = (int)(idx / N % (size_t)nkv);
-    const size_t r = idx / ((size_t)N * nkv), b = r / T;
-    const int t = (int)(r % (size_t)T);
-    const kd_m2g_chunk k = kd_m2g_chunk_of(a, b, t / a->d.Q);
+// Shared body of dx and dB: out[b,t,kv,i] = sum over the heads h of kv, in order, of
+// (with_D ? D_h dy[b,t,h,i] : 0) + t1[b,h,t,i] + (visible ? wpass * t2[b,h,t,i] : 0),
+// where t1 and t2 are (B,H,T,W) and out is rows of ld floats.
+KD_HD static inline void kd_m2g_kv_fin(size_t idx, const kd_m2g_ssd *a, int W, int with_D,
+                                       const float *t1, const float *t2, float *out, int ld) {
+    const int H = a->d.H, T = a->in.T, rep = kd_m2g_rep(a);
+    const kd_m2g_kvrow e = kd_m2g_kvrow_of(a, idx, W);
     float acc = 0.0f;
-    for (int h = kv * rep; h < (kv + 1) * rep; h++) {
-        const size_t bh = b * H + h, o = (bh * T + t) * N + n;
-        acc += a->tdb[o];
-        if (t >= k.lrl) acc += kd_m2g_wpass(a, bh, k, t - k.t0) * a->tn[o];
+    for (int h = e.kv * rep; h < (e.kv + 1) * rep; h++) {
+        const size_t bh = e.b * H + h, o = (bh * T + e.t) * W + e.i;
+        if (with_D) acc += a->in.D[h] * kd_m2g_dy(a, e.b, e.t, h)[e.i];
+        acc += t1[o];
+        if (e.t >= e.k.lrl) acc += kd_m2g_wpass(a, bh, e.k, e.t - e.k.t0) * t2[o];
     }
-    a->g.dB[r * (size_t)a->g.ldb + (size_t)kv * N + n] = acc;
+    out[e.r * (size_t)ld + (size_t)e.kv * W + e.i] = acc;
+}
+// dx[b,t,kv,p]: D_h dy + (M^T dy, in tq1) + wpass U (in tq2), summed over kv's heads.
+KD_HD static inline void kd_m2g_ssd_dxfin(size_t idx, const kd_m2g_ssd *a) {
+    kd_m2g_kv_fin(idx, a, a->d.P, 1, a->tq1, a->tq2, a->g.dx, a->g.ldx);
+}
+// dB[b,t,kv,n]: (dG^T C, in tdb) + wpass V (in tn), summed over kv's heads.
+KD_HD static inline void kd_m2g_ssd_dBfin(size_t idx, const kd_m2g_ssd *a) {
+    kd_m2g_kv_fin(idx, a, a->d.N, 0, a->tdb, a->tn, a->g.dB, a->g.ldb);
 }
 
 // ============================================================================ launch plans
@@ -298,10 +304,13 @@ KD_HD static inline void kd_m2g_ssd_dBfin(size_t idx, const kd_m2g_ssd *a) {
 #define KD_M2G_BHT(a) ((size_t)(a).in.B * (a).d.H * (a).in.T)
 #define KD_M2G_BHQQ(a) ((size_t)(a).in.B * (a).d.H * (a).nc * (a).d.Q * (a).d.Q)
 #define KD_M2G_BHPN(a) ((size_t)(a).in.B * (a).d.H * (a).d.P * (a).d.N)
+// Both directions start with each sequence's document resets (last_reset) and the dt cumsums.
+#define KD_M2G_SSD_PREP_PLAN(STAGE, a)                                                         \
+    STAGE(kd_m2g_ssd_lr, (size_t)(a).in.B, a)                                                  \
+    STAGE(kd_m2g_ssd_dt_cum, (size_t)(a).in.B * (a).d.H * (a).nc, a)
 // Forward: states (sloc GEMM, then the recurrence), y = M x, then the state and D terms.
 #define KD_M2G_SSD_FWD_GEMM_PLAN(STAGE, GEMM, a)                                               \
-    STAGE(kd_m2g_ssd_lr, (size_t)(a).in.B, a)                                                  \
-    STAGE(kd_m2g_ssd_dt_cum, (size_t)(a).in.B * (a).d.H * (a).nc, a)                           \
+    KD_M2G_SSD_PREP_PLAN(STAGE, a)                                                             \
     STAGE(kd_m2g_ssd_xw, KD_M2G_BHT(a) * (a).d.P, a)                                           \
     GEMM(kd_m2g_g_sloc, a)                                                                     \
     STAGE(kd_m2g_ssd_pass, KD_M2G_BHPN(a), a)                                                  \
@@ -313,8 +322,7 @@ KD_HD static inline void kd_m2g_ssd_dBfin(size_t idx, const kd_m2g_ssd *a) {
 // Backward: state gradients (gout GEMM, reverse recurrence), the products the per-token
 // gradient parts need, dt and parameter gradients, then dx, dB, dC.
 #define KD_M2G_SSD_BWD_GEMM_PLAN(STAGE, GEMM, a)                                               \
-    STAGE(kd_m2g_ssd_lr, (size_t)(a).in.B, a)                                                  \
-    STAGE(kd_m2g_ssd_dt_cum, (size_t)(a).in.B * (a).d.H * (a).nc, a)                           \
+    KD_M2G_SSD_PREP_PLAN(STAGE, a)                                                             \
     STAGE(kd_m2g_ssd_edy, KD_M2G_BHT(a) * (a).d.P, a)                                          \
     GEMM(kd_m2g_g_gout, a)                                                                     \
     STAGE(kd_m2g_ssd_dpass, KD_M2G_BHPN(a), a)                                                 \
