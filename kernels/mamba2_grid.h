@@ -47,6 +47,19 @@ KD_HD static inline void kd_m2g_last_reset(size_t b, int *lr, const int32_t *seg
     }
 }
 
+// One entry of a token-major (B,T,G,W) array, G heads or KV groups of W: idx -> (b, t, g, i)
+// and its row r = b*T + t.
+typedef struct { size_t r, b; int t, g, i; } kd_m2g_rowix;
+KD_HD static inline kd_m2g_rowix kd_m2g_rowix_of(size_t idx, int W, int G, int T) {
+    kd_m2g_rowix e;
+    e.i = (int)(idx % (size_t)W);
+    e.g = (int)(idx / (size_t)W % (size_t)G);
+    e.r = idx / ((size_t)W * G);
+    e.b = e.r / (size_t)T;
+    e.t = (int)(e.r % (size_t)T);
+    return e;
+}
+
 // dt (B,H,T) = softplus(dt_raw + dt_bias) and cum (B,H,T) = cumsum of dt*A restarting at
 // every chunk of Q tokens (Q = T: over the whole row), in double. Grid: B*H*nc.
 KD_HD static inline void kd_m2g_dt_cum(size_t idx, float *dt, double *cum, const kd_mamba2_in *in,
@@ -314,10 +327,11 @@ KD_HD static inline float kd_m2g_mat_dK(const kd_m2g_mat *a, size_t bh, int t, i
 }
 // dC[b,t,h,n] = sum_s dK[t,s] B[s,n] (overwritten).
 KD_HD static inline void kd_m2g_mat_dC(size_t idx, const kd_m2g_mat *a) {
-    const int T = a->in.T, H = a->d.H, N = a->d.N, n = (int)(idx % (size_t)N);
-    const int h = (int)(idx / N % H), kv = h / (H / a->d.n_kv);
-    const size_t r = idx / ((size_t)N * H), b = r / T, bh = b * H + h;
-    const int t = (int)(r % (size_t)T), l = a->lr[r], s0 = l > 0 ? l : 0;
+    const int T = a->in.T, H = a->d.H, N = a->d.N;
+    const kd_m2g_rowix e = kd_m2g_rowix_of(idx, N, H, T);
+    const int n = e.i, h = e.g, kv = h / (H / a->d.n_kv), t = e.t;
+    const size_t r = e.r, b = e.b, bh = b * H + h;
+    const int l = a->lr[r], s0 = l > 0 ? l : 0;
     float acc = 0.0f;
     for (int s = s0; s <= t; s++)
         acc += kd_m2g_mat_dK(a, bh, t, s) * a->in.Bm[(b * T + s) * (size_t)a->in.ldb + kv * N + n];
@@ -326,9 +340,9 @@ KD_HD static inline void kd_m2g_mat_dC(size_t idx, const kd_m2g_mat *a) {
 // dB[b,s,kv,n] = sum over the heads of kv and the t >= s that see s of dK[t,s] C[t,h,n].
 KD_HD static inline void kd_m2g_mat_dB(size_t idx, const kd_m2g_mat *a) {
     const int T = a->in.T, H = a->d.H, N = a->d.N, nkv = a->d.n_kv, rep = H / nkv;
-    const int n = (int)(idx % (size_t)N), kv = (int)(idx / N % nkv);
-    const size_t r = idx / ((size_t)N * nkv), b = r / T;
-    const int s = (int)(r % (size_t)T);
+    const kd_m2g_rowix e = kd_m2g_rowix_of(idx, N, nkv, T);
+    const int n = e.i, kv = e.g, s = e.t;
+    const size_t r = e.r, b = e.b;
     float acc = 0.0f;
     for (int h = kv * rep; h < (kv + 1) * rep; h++)
         for (int t = s; t < T && s >= a->lr[b * T + t]; t++)

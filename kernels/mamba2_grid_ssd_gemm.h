@@ -260,34 +260,22 @@ KD_HD static inline void kd_m2g_ssd_mdg(size_t idx, const kd_m2g_ssd *a) {
     a->qa[idx] = vis ? a->qa[idx] * E * dtj : 0.0f;
     a->qb[idx] = vis ? a->qb[idx] * E * dtj : 0.0f;
 }
-// One row entry of a (B,T,n_kv,W) gradient: idx -> (b, t, kv, i) and t's chunk; r = b*T + t.
-typedef struct { size_t r, b; int t, kv, i; kd_m2g_chunk k; } kd_m2g_kvrow;
-KD_HD static inline kd_m2g_kvrow kd_m2g_kvrow_of(const kd_m2g_ssd *a, size_t idx, int W) {
-    const int nkv = a->d.n_kv, T = a->in.T;
-    kd_m2g_kvrow e;
-    e.i = (int)(idx % (size_t)W);
-    e.kv = (int)(idx / W % (size_t)nkv);
-    e.r = idx / ((size_t)W * nkv);
-    e.b = e.r / T;
-    e.t = (int)(e.r % (size_t)T);
-    e.k = kd_m2g_chunk_of(a, e.b, e.t / a->d.Q);
-    return e;
-}
 // Shared body of dx and dB: out[b,t,kv,i] = sum over the heads h of kv, in order, of
 // (with_D ? D_h dy[b,t,h,i] : 0) + t1[b,h,t,i] + (visible ? wpass * t2[b,h,t,i] : 0),
 // where t1 and t2 are (B,H,T,W) and out is rows of ld floats.
 KD_HD static inline void kd_m2g_kv_fin(size_t idx, const kd_m2g_ssd *a, int W, int with_D,
                                        const float *t1, const float *t2, float *out, int ld) {
     const int H = a->d.H, T = a->in.T, rep = kd_m2g_rep(a);
-    const kd_m2g_kvrow e = kd_m2g_kvrow_of(a, idx, W);
+    const kd_m2g_rowix e = kd_m2g_rowix_of(idx, W, a->d.n_kv, T);
+    const kd_m2g_chunk k = kd_m2g_chunk_of(a, e.b, e.t / a->d.Q);
     float acc = 0.0f;
-    for (int h = e.kv * rep; h < (e.kv + 1) * rep; h++) {
+    for (int h = e.g * rep; h < (e.g + 1) * rep; h++) {
         const size_t bh = e.b * H + h, o = (bh * T + e.t) * W + e.i;
         if (with_D) acc += a->in.D[h] * kd_m2g_dy(a, e.b, e.t, h)[e.i];
         acc += t1[o];
-        if (e.t >= e.k.lrl) acc += kd_m2g_wpass(a, bh, e.k, e.t - e.k.t0) * t2[o];
+        if (e.t >= k.lrl) acc += kd_m2g_wpass(a, bh, k, e.t - k.t0) * t2[o];
     }
-    out[e.r * (size_t)ld + (size_t)e.kv * W + e.i] = acc;
+    out[e.r * (size_t)ld + (size_t)e.g * W + e.i] = acc;
 }
 // dx[b,t,kv,p]: D_h dy + (M^T dy, in tq1) + wpass U (in tq2), summed over kv's heads.
 KD_HD static inline void kd_m2g_ssd_dxfin(size_t idx, const kd_m2g_ssd *a) {
